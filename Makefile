@@ -1,0 +1,67 @@
+# Herald's build, verification, tests and demo. Every target installs what it needs
+# (test/tools/install.sh, cached under $(HERALD_CACHE)), so each works on a fresh machine.
+SHELL := /usr/bin/env bash
+HERALD_CACHE ?= $(HOME)/.cache/herald
+export HERALD_CACHE
+TOOLS_BIN := $(HERALD_CACHE)/bin
+export PATH := $(TOOLS_BIN):$(PATH)
+GO ?= go
+GOFLAGS_TEST ?= -count=1
+BIN_DIR := $(CURDIR)/bin
+export HERALD_BIN_DIR := $(BIN_DIR)
+INTEGRATION_TIMEOUT ?= 30m
+E2E_TIMEOUT ?= 40m
+
+.PHONY: all build deps tools generate verify test test-unit test-integration test-e2e bench demo apiserver apiserver-stop clean
+
+all: build
+
+## deps: Debian packages, the Go tools and the real kube-apiserver (cached).
+deps:
+	@bash test/tools/install.sh all
+
+tools:
+	@bash test/tools/install.sh tools
+
+## build: every binary into ./bin.
+build:
+	@mkdir -p $(BIN_DIR)
+	CGO_ENABLED=0 $(GO) build -o $(BIN_DIR)/ ./cmd/...
+
+## generate: deepcopy, clientset, listers, informers, CRDs and protobuf code.
+generate: tools
+	@bash hack/generate.sh
+
+## verify: gofmt, go vet, staticcheck, and generated files up to date.
+verify: tools
+	@bash hack/verify.sh
+
+## test: everything CI runs.
+test: verify test-unit test-integration test-e2e
+
+test-unit:
+	$(GO) test $(GOFLAGS_TEST) ./...
+
+test-integration: deps
+	$(GO) test $(GOFLAGS_TEST) -tags integration -run 'Integration' -timeout $(INTEGRATION_TIMEOUT) ./...
+
+test-e2e: deps build
+	$(GO) test $(GOFLAGS_TEST) -p 1 -tags e2e -run 'E2E' -timeout $(E2E_TIMEOUT) ./...
+
+## bench: every benchmark that reports a figure named in the issues.
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem -tags 'integration e2e' ./...
+
+## demo: the whole system in network namespaces, no cluster needed.
+demo: deps build
+	@bash test/demo/demo.sh
+
+## apiserver: a real etcd + kube-apiserver on loopback for manual use.
+apiserver: deps
+	@$(GO) run ./test/kubeapi/cmd/kubeapi start
+
+apiserver-stop:
+	@$(GO) run ./test/kubeapi/cmd/kubeapi stop
+
+clean:
+	rm -rf $(BIN_DIR)
