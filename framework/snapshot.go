@@ -1,0 +1,162 @@
+package framework
+
+import (
+	"net/netip"
+	"sort"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Mode is how a unit is announced.
+type Mode string
+
+// The announcement modes. L2 selects the single best node; BGP selects every feasible node.
+const (
+	ModeL2  Mode = "L2"
+	ModeBGP Mode = "BGP"
+)
+
+// ConditionStatus mirrors a Node condition's status ("True", "False", "Unknown"); empty means
+// the condition is absent.
+type ConditionStatus string
+
+// Condition statuses.
+const (
+	ConditionTrue    ConditionStatus = "True"
+	ConditionFalse   ConditionStatus = "False"
+	ConditionUnknown ConditionStatus = "Unknown"
+)
+
+// Interface is a network interface a speaker published in its heartbeat.
+type Interface struct {
+	Name string
+	Up   bool
+	// MAC is the hardware address in its usual text form; empty for interfaces without one.
+	MAC string
+	// Prefixes are the interface's addresses with their prefix lengths (its on-link subnets).
+	Prefixes []netip.Prefix
+}
+
+// SpeakerInfo is what a node's speaker publishes in its heartbeat Lease.
+type SpeakerInfo struct {
+	// RenewTime is when the speaker last renewed its heartbeat.
+	RenewTime time.Time
+	// LeaseDuration is how long a renewal stays valid.
+	LeaseDuration time.Duration
+	// Draining is set by a speaker that is shutting down and hands its IPs over.
+	Draining bool
+	// Interfaces are the node's usable interfaces.
+	Interfaces []Interface
+}
+
+// AliveAt reports whether the heartbeat is still valid at t.
+func (s *SpeakerInfo) AliveAt(t time.Time) bool {
+	return s != nil && t.Before(s.RenewTime.Add(s.LeaseDuration))
+}
+
+// NodeInfo is everything the framework knows about one node. Plugins read it and never mutate it.
+type NodeInfo struct {
+	Name          string
+	Labels        map[string]string
+	Unschedulable bool
+	// Ready is the node's Ready condition; NetworkUnavailable is true when that condition is True.
+	Ready              ConditionStatus
+	NetworkUnavailable bool
+	// Speaker is nil when no heartbeat was ever seen for the node.
+	Speaker *SpeakerInfo
+}
+
+// ServiceKey names a Service as namespace/name.
+type ServiceKey struct {
+	Namespace string
+	Name      string
+}
+
+func (k ServiceKey) String() string { return k.Namespace + "/" + k.Name }
+
+// ServiceInfo is one Service of an announcement unit.
+type ServiceInfo struct {
+	Key    ServiceKey
+	Labels map[string]string
+	// TrafficPolicyLocal is externalTrafficPolicy: Local.
+	TrafficPolicyLocal bool
+	// ServingEndpoints counts, per node name, the endpoints of the Service that can take
+	// traffic: ready, or serving and not terminating, as EndpointSlice conditions define it.
+	ServingEndpoints map[string]int
+}
+
+// BGPRouteAttributes are the route attributes a BGPAdvertisement gives its prefixes.
+type BGPRouteAttributes struct {
+	AggregationLength   int32
+	AggregationLengthV6 int32
+	LocalPref           uint32
+	// Communities are resolved values (aliases from Community resources already expanded).
+	Communities []string
+	// Peers restricts the advertisement to the named BGPPeers; empty means every peer.
+	Peers []string
+}
+
+// Advertisement is an L2Advertisement or BGPAdvertisement in the form plugins read.
+type Advertisement struct {
+	Name string
+	Mode Mode
+	// IPAddressPools and IPAddressPoolSelectors say which pools it covers; both empty means all.
+	IPAddressPools         []string
+	IPAddressPoolSelectors []labels.Selector
+	// ServiceSelectors restrict it to matching Services; empty means every Service.
+	ServiceSelectors []labels.Selector
+	// NodeSelectors restrict the nodes that may announce; empty means every node.
+	NodeSelectors []labels.Selector
+	// Interfaces restrict L2 announcements to the named interfaces; empty means any.
+	Interfaces []string
+	// BGP is set for BGP advertisements.
+	BGP *BGPRouteAttributes
+}
+
+// Unit is one announcement unit: a load-balancer IP with every Service that shares it, in one
+// mode. Scheduling per unit rather than per Service is what keeps one IP on one node in L2.
+type Unit struct {
+	IP   netip.Addr
+	Mode Mode
+	// Pool is the IPAddressPool the IP was allocated from, with that pool's labels.
+	Pool       string
+	PoolLabels map[string]string
+	// Services share the IP; sorted by key.
+	Services []*ServiceInfo
+	// Advertisements are all the advertisements of the unit's mode in the snapshot; plugins
+	// decide which of them cover the unit.
+	Advertisements []*Advertisement
+	// Announcers are the nodes that announce the IP now, as published in the status objects.
+	Announcers []string
+	// Class is the Services' spec.loadBalancerClass ("" when unset); it picks the profile.
+	Class string
+}
+
+// Key identifies the unit in queues and logs ("192.0.2.10/L2").
+func (u *Unit) Key() string { return u.IP.String() + "/" + string(u.Mode) }
+
+// Snapshot is an immutable view of the cluster for one or more cycles.
+type Snapshot struct {
+	// Time is when the snapshot was taken; plugins compare heartbeats with it, never with the clock.
+	Time   time.Time
+	nodes  []*NodeInfo
+	byName map[string]*NodeInfo
+}
+
+// NewSnapshot returns a snapshot of the nodes, ordered by name so every speaker iterates alike.
+func NewSnapshot(at time.Time, nodes []*NodeInfo) *Snapshot {
+	sorted := append([]*NodeInfo(nil), nodes...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	byName := make(map[string]*NodeInfo, len(sorted))
+	for _, n := range sorted {
+		byName[n.Name] = n
+	}
+	return &Snapshot{Time: at, nodes: sorted, byName: byName}
+}
+
+// Nodes returns the nodes ordered by name. Callers must not modify the slice.
+func (s *Snapshot) Nodes() []*NodeInfo { return s.nodes }
+
+// Node returns the named node, or nil.
+func (s *Snapshot) Node(name string) *NodeInfo { return s.byName[name] }
