@@ -274,7 +274,7 @@ func (a *Announcer) Answered() uint64 {
 
 // reconcileLocked makes the links answer for exactly the desired addresses.
 func (a *Announcer) reconcileLocked() {
-	want, problems := a.wantedLocked()
+	want, ifaces, problems := a.wantedLocked()
 	a.problems = problems
 	for name, l := range a.links {
 		if _, ok := want[name]; !ok {
@@ -286,7 +286,7 @@ func (a *Announcer) reconcileLocked() {
 		l, ok := a.links[name]
 		if !ok {
 			var err error
-			if l, err = a.openLocked(name); err != nil {
+			if l, err = a.openLocked(ifaces[name]); err != nil {
 				a.problems["link/"+name] = err.Error()
 				a.log.Error("cannot open link", "interface", name, "error", err)
 				continue
@@ -298,12 +298,16 @@ func (a *Announcer) reconcileLocked() {
 
 // wantedLocked maps each interface to the addresses it should answer for, and reports
 // announcements that have nowhere to go.
-func (a *Announcer) wantedLocked() (map[string]map[netip.Addr]struct{}, map[string]string) {
+func (a *Announcer) wantedLocked() (map[string]map[netip.Addr]struct{}, map[string]net.Interface, map[string]string) {
 	problems := map[string]string{}
 	ifaces, err := a.interfaces()
 	if err != nil {
 		problems["interfaces"] = err.Error()
-		return map[string]map[netip.Addr]struct{}{}, problems
+		return map[string]map[netip.Addr]struct{}{}, nil, problems
+	}
+	byName := map[string]net.Interface{}
+	for _, it := range ifaces {
+		byName[it.Name] = it.Interface
 	}
 	want := map[string]map[netip.Addr]struct{}{}
 	for _, an := range a.table.Announcements() {
@@ -322,7 +326,7 @@ func (a *Announcer) wantedLocked() (map[string]map[netip.Addr]struct{}, map[stri
 			want[n][addr] = struct{}{}
 		}
 	}
-	return want, problems
+	return want, byName, problems
 }
 
 // linksFor picks the interfaces for addr (see the package comment) and names the requested
@@ -361,15 +365,13 @@ func (a *Announcer) linksFor(addr netip.Addr, requested []string, ifaces []Inter
 	return names, nil
 }
 
-func (a *Announcer) openLocked(name string) (*link, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", name, err)
-	}
+func (a *Announcer) openLocked(ifi net.Interface) (*link, error) {
+	name := ifi.Name
+	var err error
 	l := &link{name: name, mac: ifi.HardwareAddr, announcer: a, bursts: map[netip.Addr]context.CancelFunc{}}
 	empty := map[netip.Addr]struct{}{}
 	l.owned.Store(&empty)
-	if l.proto, err = a.driver.Open(ifi, l); err != nil {
+	if l.proto, err = a.driver.Open(&ifi, l); err != nil {
 		return nil, fmt.Errorf("interface %s: %w", name, err)
 	}
 	a.links[name] = l
