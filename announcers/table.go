@@ -58,11 +58,15 @@ func (t *Table) Clear() int {
 
 // Announcements returns the set sorted by key.
 func (t *Table) Announcements() []Announcement {
-	out := make([]Announcement, 0, len(t.entries))
-	for _, a := range t.entries {
-		out = append(out, a)
+	keys := make([]string, 0, len(t.entries))
+	for k := range t.entries {
+		keys = append(keys, k)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	sort.Strings(keys)
+	out := make([]Announcement, len(keys))
+	for i, k := range keys {
+		out[i] = t.entries[k]
+	}
 	return out
 }
 

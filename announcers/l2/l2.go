@@ -293,6 +293,9 @@ func (a *Announcer) reconcileLocked() {
 			}
 		}
 		l.set(addrs, a.cfg)
+		for addr, err := range l.unwatched {
+			a.problems["watch/"+name+"/"+addr.String()] = fmt.Sprintf("interface %s: address %s: %v", name, addr, err)
+		}
 	}
 }
 
@@ -368,7 +371,7 @@ func (a *Announcer) linksFor(addr netip.Addr, requested []string, ifaces []Inter
 func (a *Announcer) openLocked(ifi net.Interface) (*link, error) {
 	name := ifi.Name
 	var err error
-	l := &link{name: name, mac: ifi.HardwareAddr, announcer: a, bursts: map[netip.Addr]context.CancelFunc{}}
+	l := &link{name: name, mac: ifi.HardwareAddr, announcer: a, bursts: map[netip.Addr]context.CancelFunc{}, unwatched: map[netip.Addr]error{}}
 	empty := map[netip.Addr]struct{}{}
 	l.owned.Store(&empty)
 	if l.proto, err = a.driver.Open(&ifi, l); err != nil {
@@ -459,6 +462,9 @@ type link struct {
 	answered  atomic.Uint64
 	closed    atomic.Bool
 	bursts    map[netip.Addr]context.CancelFunc // guarded by the engine lock
+	// unwatched holds addresses whose Watch failed (e.g. too many multicast groups on the
+	// socket); they are retried on every change and reported in status. Engine lock.
+	unwatched map[netip.Addr]error
 }
 
 // Owns implements Handler.
@@ -488,6 +494,16 @@ func (l *link) set(addrs map[netip.Addr]struct{}, cfg announcers.L2Config) {
 		next[addr] = struct{}{}
 	}
 	l.owned.Store(&next)
+	for addr := range l.unwatched {
+		if _, ok := next[addr]; !ok {
+			continue // withdrawn below
+		}
+		if err := l.proto.Watch(addr); err == nil {
+			delete(l.unwatched, addr)
+		} else {
+			l.unwatched[addr] = err
+		}
+	}
 	for addr := range old {
 		if _, ok := next[addr]; ok {
 			continue
@@ -495,6 +511,10 @@ func (l *link) set(addrs map[netip.Addr]struct{}, cfg announcers.L2Config) {
 		if cancel, ok := l.bursts[addr]; ok {
 			cancel()
 			delete(l.bursts, addr)
+		}
+		if _, failed := l.unwatched[addr]; failed {
+			delete(l.unwatched, addr)
+			continue
 		}
 		if err := l.proto.Unwatch(addr); err != nil {
 			l.announcer.log.Warn("unwatch failed", "interface", l.name, "address", addr, "error", err)
@@ -505,6 +525,7 @@ func (l *link) set(addrs map[netip.Addr]struct{}, cfg announcers.L2Config) {
 			continue
 		}
 		if err := l.proto.Watch(addr); err != nil {
+			l.unwatched[addr] = err
 			l.announcer.log.Warn("watch failed", "interface", l.name, "address", addr, "error", err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())

@@ -21,6 +21,8 @@ import (
 type fakeDriver struct {
 	mu    sync.Mutex
 	links map[string]*fakeLink
+	// failWatch makes Watch fail for this address.
+	failWatch netip.Addr
 }
 
 func (d *fakeDriver) Kind() string { return announcers.KindARP }
@@ -34,7 +36,7 @@ func (d *fakeDriver) Suitable(a netip.Addr) bool { return a.Is4() }
 func (d *fakeDriver) Open(ifi *net.Interface, h Handler) (Link, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	l := &fakeLink{name: ifi.Name, h: h, announced: map[netip.Addr]int{}, watched: map[netip.Addr]bool{}, closed: make(chan struct{})}
+	l := &fakeLink{name: ifi.Name, h: h, driver: d, announced: map[netip.Addr]int{}, watched: map[netip.Addr]bool{}, closed: make(chan struct{})}
 	d.links[ifi.Name] = l
 	return l, nil
 }
@@ -45,6 +47,7 @@ func (d *fakeDriver) link(name string) *fakeLink {
 }
 
 type fakeLink struct {
+	driver    *fakeDriver
 	name      string
 	h         Handler
 	mu        sync.Mutex
@@ -61,6 +64,12 @@ func (l *fakeLink) Announce(a netip.Addr) error {
 	return nil
 }
 func (l *fakeLink) Watch(a netip.Addr) error {
+	l.driver.mu.Lock()
+	fail := l.driver.failWatch == a
+	l.driver.mu.Unlock()
+	if fail {
+		return errors.New("no buffer space available")
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.watched[a] = true
@@ -279,5 +288,31 @@ func TestConflictsAreRateLimitedAndOwnMACIgnored(t *testing.T) {
 	time.Sleep(700 * time.Millisecond)
 	if n := eth0.count(vip); n != announcers.DefaultGratuitousCount {
 		t.Errorf("%d announcements after conflicts, want only the burst of %d", n, announcers.DefaultGratuitousCount)
+	}
+}
+
+func TestWatchFailureIsReportedAndRetried(t *testing.T) {
+	a, d := newTestAnnouncer(t, hostInterfaces)
+	bad := netip.MustParseAddr("192.0.2.66")
+	d.failWatch = bad
+	announce(t, a, 1, ip("192.0.2.66/32"), ip("192.0.2.67/32"))
+	st, _ := a.Status(context.Background())
+	if st.Health != announcers.HealthDegraded || !strings.Contains(st.Message, "address 192.0.2.66: no buffer space available") {
+		t.Errorf("status %s %q, want degraded naming 192.0.2.66", st.Health, st.Message)
+	}
+	d.mu.Lock()
+	d.failWatch = netip.Addr{}
+	d.mu.Unlock()
+	announce(t, a, 2, ip("192.0.2.66/32"), ip("192.0.2.67/32"), ip("192.0.2.68/32"))
+	st, _ = a.Status(context.Background())
+	if st.Health != announcers.HealthHealthy {
+		t.Errorf("after the retry: %s %q, want healthy", st.Health, st.Message)
+	}
+	l := d.link("eth0")
+	l.mu.Lock()
+	watched := l.watched[bad]
+	l.mu.Unlock()
+	if !watched {
+		t.Error("the failed watch was not retried")
 	}
 }

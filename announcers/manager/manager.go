@@ -687,10 +687,14 @@ func (s *supervised) logRejected(res announcers.ApplyResult) {
 }
 
 func (s *supervised) list() []announcers.Announcement {
-	out := make([]announcers.Announcement, 0, len(s.desired))
-	for _, a := range s.desired {
-		out = append(out, a)
+	keys := make([]string, 0, len(s.desired))
+	for k := range s.desired {
+		keys = append(keys, k)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	sort.Strings(keys)
+	out := make([]announcers.Announcement, len(keys))
+	for i, k := range keys {
+		out[i] = s.desired[k]
+	}
 	return out
 }
