@@ -1,0 +1,134 @@
+package framework_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/herald-lb/herald/framework"
+)
+
+// Test plugins: each is configured with functions so a table can describe behaviour.
+
+type preFilterPlugin struct {
+	name string
+	fn   func(unit *framework.Unit) *framework.Status
+}
+
+func (p *preFilterPlugin) Name() string { return p.name }
+func (p *preFilterPlugin) PreFilter(_ context.Context, _ *framework.CycleState, u *framework.Unit) *framework.Status {
+	return p.fn(u)
+}
+
+type filterPlugin struct {
+	name  string
+	fn    func(node *framework.NodeInfo) *framework.Status
+	calls atomic.Int64
+}
+
+func (p *filterPlugin) Name() string { return p.name }
+func (p *filterPlugin) Filter(_ context.Context, _ *framework.CycleState, _ *framework.Unit, n *framework.NodeInfo) *framework.Status {
+	p.calls.Add(1)
+	return p.fn(n)
+}
+
+// skippingFilter is a PreFilter that returns Skip and a Filter and Score that count calls.
+type skippingPlugin struct {
+	filterPlugin
+}
+
+func (p *skippingPlugin) PreFilter(context.Context, *framework.CycleState, *framework.Unit) *framework.Status {
+	return framework.NewStatus(framework.Skip)
+}
+func (p *skippingPlugin) Score(context.Context, *framework.CycleState, *framework.Unit, *framework.NodeInfo) (int64, *framework.Status) {
+	p.calls.Add(1)
+	return 100, nil
+}
+func (p *skippingPlugin) ScoreExtensions() framework.ScoreExtensions { return nil }
+
+type scorePlugin struct {
+	name      string
+	fn        func(node *framework.NodeInfo) (int64, *framework.Status)
+	normalize func(scores framework.NodeScoreList) *framework.Status
+}
+
+func (p *scorePlugin) Name() string { return p.name }
+func (p *scorePlugin) Score(_ context.Context, _ *framework.CycleState, _ *framework.Unit, n *framework.NodeInfo) (int64, *framework.Status) {
+	return p.fn(n)
+}
+func (p *scorePlugin) ScoreExtensions() framework.ScoreExtensions {
+	if p.normalize == nil {
+		return nil
+	}
+	return p
+}
+func (p *scorePlugin) NormalizeScore(_ context.Context, _ *framework.CycleState, _ *framework.Unit, s framework.NodeScoreList) *framework.Status {
+	return p.normalize(s)
+}
+
+type bindPlugin struct {
+	name string
+	fn   func(selected []string) *framework.Status
+	got  []string
+}
+
+func (p *bindPlugin) Name() string { return p.name }
+func (p *bindPlugin) Bind(_ context.Context, _ *framework.CycleState, _ *framework.Unit, selected []string) *framework.Status {
+	p.got = append([]string(nil), selected...)
+	return p.fn(selected)
+}
+
+// registryOf registers each plugin instance under its name.
+func registryOf(plugins ...framework.Plugin) framework.Registry {
+	r := framework.Registry{}
+	for _, p := range plugins {
+		p := p
+		if err := r.Register(p.Name(), framework.Registration{Factory: func(framework.PluginArgs, framework.Handle) (framework.Plugin, error) { return p, nil }}); err != nil {
+			panic(err)
+		}
+	}
+	return r
+}
+
+var testTime = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+// nodes returns n ready nodes named node-00.. with a "score" label equal to their index.
+func nodes(n int) []*framework.NodeInfo {
+	out := make([]*framework.NodeInfo, n)
+	for i := range out {
+		out[i] = &framework.NodeInfo{
+			Name:   fmt.Sprintf("node-%02d", i),
+			Labels: map[string]string{"score": strconv.Itoa(i)},
+			Ready:  framework.ConditionTrue,
+		}
+	}
+	return out
+}
+
+func unit(ip string, mode framework.Mode) *framework.Unit {
+	return &framework.Unit{IP: netip.MustParseAddr(ip), Mode: mode}
+}
+
+func rejectNamed(code framework.Code, reason string, names ...string) func(*framework.NodeInfo) *framework.Status {
+	set := map[string]bool{}
+	for _, n := range names {
+		set[n] = true
+	}
+	return func(n *framework.NodeInfo) *framework.Status {
+		if set[n.Name] {
+			return framework.NewStatus(code, reason).WithDetail("detail for %s", n.Name)
+		}
+		return nil
+	}
+}
+
+func constScore(v int64) func(*framework.NodeInfo) (int64, *framework.Status) {
+	return func(*framework.NodeInfo) (int64, *framework.Status) { return v, nil }
+}
+
+func scoreByName(m map[string]int64) func(*framework.NodeInfo) (int64, *framework.Status) {
+	return func(n *framework.NodeInfo) (int64, *framework.Status) { return m[n.Name], nil }
+}

@@ -1,0 +1,51 @@
+package framework
+
+import (
+	"github.com/go-logr/logr"
+)
+
+// WeightedPlugin is a score plugin with the weight its normalized score is multiplied by.
+type WeightedPlugin struct {
+	Name   string
+	Weight int64
+}
+
+// ProfileSpec is a profile as the runtime needs it: which plugins run at which extension
+// point, in order, and their decoded args. The configuration package converts its
+// (defaulted, validated) profiles into this type, which keeps framework free of config.
+type ProfileSpec struct {
+	Name      string
+	PreFilter []string
+	Filter    []string
+	Score     []WeightedPlugin
+	Bind      []string
+	// Args holds each plugin's args by plugin name; plugins without an entry get nil.
+	Args map[string]PluginArgs
+}
+
+// NewHandle returns a Handle for a speaker on nodeName (empty outside a speaker).
+func NewHandle(nodeName string, logger logr.Logger) Handle {
+	return handle{nodeName: nodeName, logger: logger}
+}
+
+type handle struct {
+	nodeName string
+	logger   logr.Logger
+}
+
+func (h handle) NodeName() string    { return h.nodeName }
+func (h handle) Logger() logr.Logger { return h.logger }
+
+// contextDone reports without blocking whether ctx is done. Checking the Done channel is
+// cheaper than ctx.Err(), which takes a lock, and runs once per node.
+func contextDone(done <-chan struct{}) bool {
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}

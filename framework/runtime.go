@@ -1,0 +1,595 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// Extension point names, as they appear in metrics, errors and the diagnosis.
+const (
+	PointPreFilter      = "PreFilter"
+	PointFilter         = "Filter"
+	PointScore          = "Score"
+	PointNormalizeScore = "NormalizeScore"
+	PointBind           = "Bind"
+)
+
+// chunkSize is how many nodes a worker claims at a time: large enough that claiming costs
+// nothing next to the plugin calls, small enough to balance uneven plugins across workers.
+const chunkSize = 64
+
+// Framework is one profile's plugins, instantiated and ready to run cycles. It is safe for
+// concurrent use: each cycle has its own CycleState and buffers.
+type Framework struct {
+	profile     string
+	preFilters  []PreFilterPlugin
+	filters     []FilterPlugin
+	scores      []weightedScore
+	binds       []BindPlugin
+	parallelism int
+	metrics     *recorder
+}
+
+type weightedScore struct {
+	plugin ScorePlugin
+	ext    ScoreExtensions
+	weight int64
+}
+
+// Option changes how NewFramework builds a Framework.
+type Option func(*Framework)
+
+// WithParallelism sets how many goroutines evaluate nodes in one cycle (default GOMAXPROCS).
+// The result does not depend on it.
+func WithParallelism(n int) Option {
+	return func(f *Framework) {
+		if n > 0 {
+			f.parallelism = n
+		}
+	}
+}
+
+// NewFramework instantiates the profile's plugins from the registry. A plugin listed at
+// several extension points (a filter that also scores) is instantiated once. It fails when a
+// plugin is unknown, does not implement an extension point it is listed at, has a weight out
+// of 1..100, or its factory fails.
+func NewFramework(registry Registry, spec ProfileSpec, h Handle, opts ...Option) (*Framework, error) {
+	if h == nil {
+		h = NewHandle("", logr.Discard())
+	}
+	f := &Framework{profile: spec.Name, parallelism: runtime.GOMAXPROCS(0)}
+	for _, o := range opts {
+		o(f)
+	}
+	instances := map[string]Plugin{}
+	get := func(name string) (Plugin, error) {
+		if p, ok := instances[name]; ok {
+			return p, nil
+		}
+		reg, ok := registry[name]
+		if !ok {
+			return nil, fmt.Errorf("profile %q: plugin %q is not registered (known: %v)", spec.Name, name, registry.Names())
+		}
+		p, err := reg.Factory(spec.Args[name], h)
+		if err != nil {
+			return nil, fmt.Errorf("profile %q: plugin %q: %w", spec.Name, name, err)
+		}
+		if p == nil {
+			return nil, fmt.Errorf("profile %q: plugin %q: factory returned nil", spec.Name, name)
+		}
+		instances[name] = p
+		return p, nil
+	}
+	notAt := func(name, point string) error {
+		return fmt.Errorf("profile %q: plugin %q does not implement %s", spec.Name, name, point)
+	}
+	for _, name := range spec.PreFilter {
+		p, err := get(name)
+		if err != nil {
+			return nil, err
+		}
+		pf, ok := p.(PreFilterPlugin)
+		if !ok {
+			return nil, notAt(name, PointPreFilter)
+		}
+		f.preFilters = append(f.preFilters, pf)
+	}
+	for _, name := range spec.Filter {
+		p, err := get(name)
+		if err != nil {
+			return nil, err
+		}
+		fp, ok := p.(FilterPlugin)
+		if !ok {
+			return nil, notAt(name, PointFilter)
+		}
+		f.filters = append(f.filters, fp)
+	}
+	for _, wp := range spec.Score {
+		p, err := get(wp.Name)
+		if err != nil {
+			return nil, err
+		}
+		sp, ok := p.(ScorePlugin)
+		if !ok {
+			return nil, notAt(wp.Name, PointScore)
+		}
+		if wp.Weight < 1 || wp.Weight > 100 {
+			return nil, fmt.Errorf("profile %q: score plugin %q: weight %d is not in 1..100", spec.Name, wp.Name, wp.Weight)
+		}
+		f.scores = append(f.scores, weightedScore{plugin: sp, ext: sp.ScoreExtensions(), weight: wp.Weight})
+	}
+	for _, name := range spec.Bind {
+		p, err := get(name)
+		if err != nil {
+			return nil, err
+		}
+		bp, ok := p.(BindPlugin)
+		if !ok {
+			return nil, notAt(name, PointBind)
+		}
+		f.binds = append(f.binds, bp)
+	}
+	f.metrics = newRecorder(f)
+	return f, nil
+}
+
+// ProfileName is the name of the profile the framework runs.
+func (f *Framework) ProfileName() string { return f.profile }
+
+// Result is the outcome of one cycle.
+type Result struct {
+	// Selected are the nodes that announce the unit, in name order: at most one in L2, every
+	// feasible node in BGP. Empty when no node qualifies or the cycle failed.
+	Selected []string
+	// Err is set when the cycle was aborted (an Error status, a panic, an out-of-range score,
+	// a cancelled context) or binding failed. A speaker keeps its last decision then.
+	Err error
+	// BindStatus is what the bind plugin that handled the unit returned; nil before Bind.
+	BindStatus *Status
+
+	state *CycleState
+	rec   *cycleRecord
+}
+
+// CycleState is the cycle's state, for Bind.
+func (r *Result) CycleState() *CycleState { return r.state }
+
+// cycleRecord keeps what the cycle saw in compact form; Diagnosis expands it on demand, so a
+// speaker that only needs the selection pays for no per-node objects.
+type cycleRecord struct {
+	profile string
+	unit    *Unit
+	nodes   []*NodeInfo
+	// preFilter holds the non-Success PreFilter verdicts (Skip or rejection), in order.
+	preFilter []pluginStatus
+	// rejected is set when a PreFilter rejected the unit for every node.
+	rejected *pluginStatus
+	// rejectBy is, per node, the index of the filter that rejected it, or -1.
+	rejectBy     []int16
+	rejectStatus []*Status
+	// filterRan reports whether the Filter stage ran at all.
+	filterRan bool
+	feasible  []int32
+	// scoreNames, weights and skipped describe f.scores for the diagnosis.
+	scoreNames []string
+	weights    []int64
+	skipScore  []bool
+	filterName []string
+	// raw is [score plugin][feasible node] raw scores; lists holds the normalized ones.
+	raw    []int64
+	lists  []NodeScoreList
+	totals []int64
+	scored bool
+	// selected holds indices into feasible.
+	selected []int32
+	err      error
+	bind     *pluginStatus
+}
+
+type pluginStatus struct {
+	plugin string
+	status *Status
+}
+
+// Schedule runs PreFilter, Filter, Score, NormalizeScore and selection for the unit over the
+// snapshot, without binding; herald explain uses it directly. It never returns nil.
+func (f *Framework) Schedule(ctx context.Context, snapshot *Snapshot, unit *Unit) *Result {
+	start := time.Now()
+	res := f.schedule(ctx, snapshot, unit)
+	f.metrics.observeCycle(unit.Mode, res, time.Since(start))
+	return res
+}
+
+// RunCycle schedules the unit and, when the cycle succeeds, binds the selection.
+func (f *Framework) RunCycle(ctx context.Context, snapshot *Snapshot, unit *Unit) *Result {
+	start := time.Now()
+	res := f.schedule(ctx, snapshot, unit)
+	if res.Err == nil {
+		st := f.Bind(ctx, res.state, unit, res.Selected)
+		res.BindStatus = st
+		res.rec.bind = &pluginStatus{plugin: st.Plugin(), status: st}
+		if st.Code() == Error || st.IsRejected() {
+			res.Err = fmt.Errorf("unit %s: bind: %w", unit.Key(), st.AsError())
+			res.rec.err = res.Err
+		}
+	}
+	f.metrics.observeCycle(unit.Mode, res, time.Since(start))
+	return res
+}
+
+// Bind runs the bind plugins in order; the first that does not return Skip handles the unit
+// and its status (with the plugin's name) is returned. When none handles it the result is a
+// Skip status.
+func (f *Framework) Bind(ctx context.Context, state *CycleState, unit *Unit, selected []string) *Status {
+	for i, p := range f.binds {
+		st := f.callBind(ctx, i, p, state, unit, selected)
+		if st.IsSkip() {
+			continue
+		}
+		if st == nil {
+			return NewStatus(Success).WithPlugin(p.Name())
+		}
+		return st.WithPlugin(p.Name())
+	}
+	return NewStatus(Skip, "no bind plugin handled the unit")
+}
+
+func (f *Framework) schedule(ctx context.Context, snapshot *Snapshot, unit *Unit) *Result {
+	nodes := snapshot.Nodes()
+	state := NewCycleState(snapshot)
+	rec := &cycleRecord{profile: f.profile, unit: unit, nodes: nodes}
+	res := &Result{state: state, rec: rec}
+	abort := func(err error) *Result {
+		rec.err = fmt.Errorf("unit %s: %w", unit.Key(), err)
+		res.Err = rec.err
+		return res
+	}
+	sample := f.metrics.sampleCycle()
+
+	skipFilter := make([]bool, len(f.filters))
+	rec.skipScore = make([]bool, len(f.scores))
+	for i, p := range f.preFilters {
+		st := f.callPreFilter(ctx, i, p, state, unit, sample)
+		switch code := st.Code(); {
+		case code == Success:
+		case code == Skip:
+			rec.preFilter = append(rec.preFilter, pluginStatus{p.Name(), st})
+			f.markSkipped(p.Name(), skipFilter, rec.skipScore)
+		case st.IsRejected():
+			ps := pluginStatus{p.Name(), st}
+			rec.preFilter = append(rec.preFilter, ps)
+			rec.rejected = &ps
+			return res
+		default:
+			return abort(pluginError(p.Name(), PointPreFilter, "", st))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return abort(fmt.Errorf("cycle cancelled: %w", err))
+	}
+
+	if err := f.runFilters(ctx, state, unit, rec, skipFilter, sample); err != nil {
+		return abort(err)
+	}
+	if err := f.runScores(ctx, state, unit, rec, sample); err != nil {
+		return abort(err)
+	}
+	rec.selected = selectNodes(unit, nodes, rec.feasible, rec.totals)
+	if len(rec.selected) > 0 {
+		res.Selected = make([]string, len(rec.selected))
+		for i, j := range rec.selected {
+			res.Selected[i] = nodes[rec.feasible[j]].Name
+		}
+	}
+	return res
+}
+
+// markSkipped turns a PreFilter's Skip into skipping the same plugin's Filter and Score.
+func (f *Framework) markSkipped(name string, skipFilter, skipScore []bool) {
+	for i, p := range f.filters {
+		if p.Name() == name {
+			skipFilter[i] = true
+		}
+	}
+	for i, s := range f.scores {
+		if s.plugin.Name() == name {
+			skipScore[i] = true
+		}
+	}
+}
+
+// worker is one goroutine's share of a stage: its verdict counts, sampled durations, and the
+// first error it met (by node index, so the cycle's error does not depend on scheduling).
+type worker struct {
+	counts  []int32
+	samples []durationSample
+	errIdx  int
+	err     error
+}
+
+func (w *worker) fail(i int, err error) {
+	if w.err == nil || i < w.errIdx {
+		w.err, w.errIdx = err, i
+	}
+}
+
+func (f *Framework) newWorkers(n, plugins int) []worker {
+	p := f.workerCount(n)
+	ws := make([]worker, p)
+	counts := make([]int32, p*plugins*numCodes)
+	for i := range ws {
+		ws[i].counts = counts[i*plugins*numCodes : (i+1)*plugins*numCodes]
+	}
+	return ws
+}
+
+func (f *Framework) workerCount(n int) int {
+	p := min(f.parallelism, (n+chunkSize-1)/chunkSize)
+	return max(p, 1)
+}
+
+// firstError returns the error of the lowest node index among the workers.
+func firstError(ws []worker) error {
+	var err error
+	idx := 0
+	for i := range ws {
+		if ws[i].err != nil && (err == nil || ws[i].errIdx < idx) {
+			err, idx = ws[i].err, ws[i].errIdx
+		}
+	}
+	return err
+}
+
+// forEach calls fn for every index in [0, n) on a bounded number of goroutines. Workers claim
+// chunks of indices; results are written by index, so the outcome is independent of timing.
+func forEach(ws []worker, n int, fn func(w *worker, i int)) {
+	if len(ws) == 1 {
+		for i := 0; i < n; i++ {
+			fn(&ws[0], i)
+		}
+		return
+	}
+	var next atomic.Int64
+	run := func(w *worker) {
+		for {
+			start := int(next.Add(chunkSize)) - chunkSize
+			if start >= n {
+				return
+			}
+			end := min(start+chunkSize, n)
+			for i := start; i < end; i++ {
+				fn(w, i)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for k := 1; k < len(ws); k++ {
+		wg.Add(1)
+		go func(w *worker) {
+			defer wg.Done()
+			run(w)
+		}(&ws[k])
+	}
+	run(&ws[0])
+	wg.Wait()
+}
+
+var errCancelled = errors.New("cycle cancelled")
+
+func (f *Framework) runFilters(ctx context.Context, state *CycleState, unit *Unit, rec *cycleRecord, skip []bool, sample bool) error {
+	nodes := rec.nodes
+	n := len(nodes)
+	rec.filterRan = true
+	rec.filterName = make([]string, len(f.filters))
+	for i, p := range f.filters {
+		rec.filterName[i] = p.Name()
+	}
+	rec.rejectBy = make([]int16, n)
+	rec.rejectStatus = make([]*Status, n)
+	ws := f.newWorkers(n, len(f.filters))
+	done := ctx.Done()
+	forEach(ws, n, func(w *worker, i int) {
+		rec.rejectBy[i] = -1
+		if contextDone(done) {
+			w.fail(i, fmt.Errorf("%w: %w", errCancelled, ctx.Err()))
+			return
+		}
+		node := nodes[i]
+		for k, p := range f.filters {
+			if skip[k] {
+				continue
+			}
+			st := f.callFilter(ctx, w, k, p, state, unit, node, sample)
+			switch code := st.Code(); code {
+			case Success:
+				continue
+			case Unschedulable, UnschedulableAndUnresolvable:
+				rec.rejectBy[i] = int16(k)
+				rec.rejectStatus[i] = st
+			default:
+				w.fail(i, pluginError(p.Name(), PointFilter, node.Name, st))
+			}
+			return
+		}
+	})
+	f.metrics.addVerdicts(f.metrics.filterBase, ws)
+	if err := firstError(ws); err != nil {
+		return err
+	}
+	rec.feasible = make([]int32, 0, n)
+	for i, by := range rec.rejectBy {
+		if by < 0 {
+			rec.feasible = append(rec.feasible, int32(i))
+		}
+	}
+	return nil
+}
+
+func (f *Framework) runScores(ctx context.Context, state *CycleState, unit *Unit, rec *cycleRecord, sample bool) error {
+	nf := len(rec.feasible)
+	ns := len(f.scores)
+	rec.scoreNames = make([]string, ns)
+	rec.weights = make([]int64, ns)
+	for k, s := range f.scores {
+		rec.scoreNames[k] = s.plugin.Name()
+		rec.weights[k] = s.weight
+	}
+	rec.totals = make([]int64, nf)
+	if nf == 0 {
+		return nil
+	}
+	rec.scored = true
+	rec.raw = make([]int64, ns*nf)
+	rec.lists = make([]NodeScoreList, ns)
+	flat := make([]NodeScore, ns*nf)
+	for k := range f.scores {
+		if !rec.skipScore[k] {
+			rec.lists[k] = flat[k*nf : (k+1)*nf : (k+1)*nf]
+		}
+	}
+	nodes := rec.nodes
+	ws := f.newWorkers(nf, ns)
+	done := ctx.Done()
+	forEach(ws, nf, func(w *worker, j int) {
+		if contextDone(done) {
+			w.fail(j, fmt.Errorf("%w: %w", errCancelled, ctx.Err()))
+			return
+		}
+		node := nodes[rec.feasible[j]]
+		for k := range f.scores {
+			if rec.skipScore[k] {
+				continue
+			}
+			s, st := f.callScore(ctx, w, k, state, unit, node, sample)
+			if !st.IsSuccess() {
+				w.fail(j, pluginError(f.scores[k].plugin.Name(), PointScore, node.Name, st))
+				return
+			}
+			rec.lists[k][j] = NodeScore{Name: node.Name, Score: s}
+			rec.raw[k*nf+j] = s
+		}
+	})
+	f.metrics.addVerdicts(f.metrics.scoreBase, ws)
+	if err := firstError(ws); err != nil {
+		return err
+	}
+	for k, s := range f.scores {
+		if rec.skipScore[k] {
+			continue
+		}
+		name := s.plugin.Name()
+		list := rec.lists[k]
+		if s.ext != nil {
+			st := f.callNormalize(ctx, k, state, unit, list, sample)
+			if !st.IsSuccess() {
+				return pluginError(name, PointNormalizeScore, "", st)
+			}
+		}
+		for j := range list {
+			node := nodes[rec.feasible[j]].Name
+			if list[j].Name != node {
+				return fmt.Errorf("plugin %q: %s reordered the scores (position %d is %q, want %q)", name, PointNormalizeScore, j, list[j].Name, node)
+			}
+			if sc := list[j].Score; sc < MinNodeScore || sc > MaxNodeScore {
+				return fmt.Errorf("plugin %q: score %d for node %q is outside %d..%d", name, sc, node, MinNodeScore, MaxNodeScore)
+			}
+			rec.totals[j] += list[j].Score * s.weight
+		}
+	}
+	return nil
+}
+
+// pluginError turns a plugin's non-success status into the cycle's error.
+func pluginError(plugin, point, node string, st *Status) error {
+	where := fmt.Sprintf("plugin %q at %s", plugin, point)
+	if node != "" {
+		where += fmt.Sprintf(" for node %q", node)
+	}
+	switch st.Code() {
+	case Error:
+		if err := st.Err(); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		return fmt.Errorf("%s: %s", where, st.Message())
+	default:
+		return fmt.Errorf("%s: status %s is not allowed here: %s", where, st.Code(), st.Message())
+	}
+}
+
+// selectNodes picks the selection among feasible nodes (indices into feasible). BGP selects
+// every feasible node. L2 selects the node with the highest total score; among equal totals
+// the node with the highest TieBreakHash wins, so every speaker picks the same node and
+// different IPs spread over different nodes.
+func selectNodes(unit *Unit, nodes []*NodeInfo, feasible []int32, totals []int64) []int32 {
+	if len(feasible) == 0 {
+		return nil
+	}
+	if unit.Mode == ModeBGP {
+		sel := make([]int32, len(feasible))
+		for j := range feasible {
+			sel[j] = int32(j)
+		}
+		return sel
+	}
+	ip := unit.IP.String()
+	best, bestHash := 0, uint64(0)
+	hashed := false
+	for j := 1; j < len(feasible); j++ {
+		switch {
+		case totals[j] > totals[best]:
+			best, hashed = j, false
+		case totals[j] == totals[best]:
+			if !hashed {
+				bestHash, hashed = TieBreakHash(nodes[feasible[best]].Name, ip), true
+			}
+			if h := TieBreakHash(nodes[feasible[j]].Name, ip); h > bestHash {
+				best, bestHash = j, h
+			}
+		}
+	}
+	return []int32{int32(best)}
+}
+
+// TieBreakHash is the FNV-64a hash of node + "/" + ip passed through MurmurHash3's 64-bit
+// finalizer. Among nodes with equal total scores the one with the highest hash wins; the hash
+// depends on nothing but the names, so every speaker agrees, and varies with the IP, so tied
+// IPs spread over the nodes. The finalizer matters: FNV alone barely moves its high bits when
+// only the last bytes differ, and comparing hashes looks at the high bits first, so without it
+// most IPs of a /24 tie-break to the same node. Equal hashes keep the node that sorts first.
+func TieBreakHash(node, ip string) uint64 {
+	// FNV-64a written out so the hot path does not allocate a hash.Hash per call.
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	h := uint64(offset64)
+	for i := 0; i < len(node); i++ {
+		h ^= uint64(node[i])
+		h *= prime64
+	}
+	h ^= '/'
+	h *= prime64
+	for i := 0; i < len(ip); i++ {
+		h ^= uint64(ip[i])
+		h *= prime64
+	}
+	return fmix64(h)
+}
+
+// fmix64 is MurmurHash3's finalizer: every input bit affects every output bit.
+func fmix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
