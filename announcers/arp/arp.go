@@ -5,6 +5,7 @@
 package arp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -77,6 +78,10 @@ func (l *link) Serve() error {
 }
 
 func (l *link) handle(p *arp.Packet) {
+	// The packet socket also sees our own replies and announcements going out.
+	if bytes.Equal(p.SenderHardwareAddr, l.mac) {
+		return
+	}
 	// Any packet whose sender is one of our addresses but not our MAC (reply, gratuitous
 	// request, or a request from a host using the address) is a foreign claim.
 	if l.h.Owns(p.SenderIP) {
