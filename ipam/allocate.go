@@ -1,0 +1,193 @@
+package ipam
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+)
+
+// allocateFromPools picks new addresses for svc from the requested pool or, without one, from
+// the pools that auto-assign and allow svc, in priority order.
+func (a *Allocator) allocateFromPools(svc Service) (Assignment, error) {
+	candidates, err := a.candidatePools(svc)
+	if err != nil {
+		return Assignment{}, err
+	}
+	want := wantedFamilies(svc)
+	withFamilies, err := poolsWithFamilies(candidates, want)
+	if err != nil && len(want) == 2 && svc.FamilyPolicy == PreferDualStack {
+		// PreferDualStack settles for the primary family when no pool has both.
+		want = want[:1]
+		withFamilies, err = poolsWithFamilies(candidates, want)
+	}
+	if err != nil {
+		return Assignment{}, err
+	}
+	for _, p := range withFamilies {
+		if ips, ok := a.pick(p, svc, want); ok {
+			return a.commit(svc, ips, p), nil
+		}
+	}
+	return Assignment{}, exhausted(withFamilies, want)
+}
+
+// candidatePools returns the pools svc may get addresses from, best first, or why there is none.
+func (a *Allocator) candidatePools(svc Service) ([]*pool, *Error) {
+	if svc.RequestedPool != "" {
+		if err := a.checkRequestedPool(svc); err != nil {
+			return nil, err
+		}
+		p := a.pools[svc.RequestedPool]
+		if err := checkAllowed(p, svc); err != nil {
+			return nil, err
+		}
+		return []*pool{p}, nil
+	}
+	if len(a.pools) == 0 {
+		return nil, refuse(ReasonNoPools, "no usable address pool is configured")
+	}
+	var auto, inNamespace, allowed []*pool
+	for _, p := range a.pools {
+		if !p.spec.AutoAssign {
+			continue
+		}
+		auto = append(auto, p)
+		if !p.allowsNamespace(svc.Key.Namespace, svc.NamespaceLabels) {
+			continue
+		}
+		inNamespace = append(inNamespace, p)
+		if p.allowsServiceLabels(svc.Labels) {
+			allowed = append(allowed, p)
+		}
+	}
+	switch {
+	case len(auto) == 0:
+		return nil, refuse(ReasonNoAutoAssignPool, "no pool has autoAssign enabled; request one with the metallb.io/address-pool annotation")
+	case len(inNamespace) == 0:
+		return nil, refuse(ReasonNamespaceNotAllowed, "no pool allows namespace %q", svc.Key.Namespace)
+	case len(allowed) == 0:
+		return nil, refuse(ReasonServiceNotAllowed, "no pool allows Service %s: its labels {%s} match no pool's serviceSelectors", svc.Key, formatLabels(svc.Labels))
+	}
+	sortForAutoAssign(allowed)
+	return allowed, nil
+}
+
+func formatLabels(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + l[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// poolsWithFamilies keeps the pools that have addresses of every wanted family, in order.
+func poolsWithFamilies(pools []*pool, want []Family) ([]*pool, *Error) {
+	var out []*pool
+	for _, p := range pools {
+		ok := true
+		for _, f := range want {
+			ok = ok && p.hasFamily(f.index())
+		}
+		if ok {
+			out = append(out, p)
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	what := string(want[0]) + " addresses"
+	if len(want) == 2 {
+		what = "both IPv4 and IPv6 addresses"
+	}
+	if len(pools) == 1 {
+		e := refuse(ReasonNoPoolForFamily, "pool %q has no %s", pools[0].spec.Name, what)
+		e.Pool = pools[0].spec.Name
+		return nil, e
+	}
+	return nil, refuse(ReasonNoPoolForFamily, "no pool allowed for this Service has %s", what)
+}
+
+// pick chooses one address per wanted family in p: first an address already shared under
+// svc's sharing key that accepts svc, as MetalLB does, else a free one.
+func (a *Allocator) pick(p *pool, svc Service, want []Family) ([]netip.Addr, bool) {
+	ips := make([]netip.Addr, 0, len(want))
+	for _, f := range want {
+		ip, ok := a.pickShared(p, svc, f)
+		if !ok {
+			ip, ok = p.nextFree(f.index(), func(ip netip.Addr) bool { return a.ips[ip] != nil })
+		}
+		if !ok {
+			return nil, false
+		}
+		ips = append(ips, ip)
+	}
+	return ips, true
+}
+
+func (a *Allocator) pickShared(p *pool, svc Service, f Family) (netip.Addr, bool) {
+	if svc.SharingKey == "" {
+		return netip.Addr{}, false
+	}
+	var shared []netip.Addr
+	for ip := range a.byKey[svc.SharingKey] {
+		if familyOf(ip) == f && a.ips[ip].pool == p.spec.Name {
+			shared = append(shared, ip)
+		}
+	}
+	sort.Slice(shared, func(i, j int) bool { return shared[i].Less(shared[j]) })
+	for _, ip := range shared {
+		if a.checkSharing(svc, ip) == nil {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// exhausted explains that no pool had room, with each pool's usage.
+func exhausted(pools []*pool, want []Family) *Error {
+	var parts []string
+	var full []string
+	for _, p := range pools {
+		for _, f := range want {
+			i := f.index()
+			if p.used[i] < p.size[i] {
+				continue
+			}
+			what := "addresses"
+			if p.hasFamily(0) && p.hasFamily(1) {
+				what = string(f) + " addresses"
+			}
+			parts = append(parts, fmt.Sprintf("%d of %d %s in use", p.used[i], p.size[i], what))
+			full = append(full, p.spec.Name)
+			break
+		}
+	}
+	if len(parts) == 0 {
+		// Not reachable while the usage counters are right; still never a bare refusal.
+		return refuse(ReasonPoolExhausted, "no free address found in pools %s", poolNames(pools))
+	}
+	if len(pools) == 1 {
+		e := refuse(ReasonPoolExhausted, "pool %q is exhausted: %s", pools[0].spec.Name, parts[0])
+		e.Pool = pools[0].spec.Name
+		return e
+	}
+	msgs := make([]string, len(full))
+	for i := range full {
+		msgs[i] = fmt.Sprintf("pool %q: %s", full[i], parts[i])
+	}
+	return refuse(ReasonPoolExhausted, "every pool allowed for this Service is exhausted: %s", strings.Join(msgs, "; "))
+}
+
+func poolNames(pools []*pool) string {
+	names := make([]string, len(pools))
+	for i, p := range pools {
+		names[i] = fmt.Sprintf("%q", p.spec.Name)
+	}
+	return strings.Join(names, ", ")
+}
