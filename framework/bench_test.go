@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/herald-lb/herald/framework"
@@ -66,7 +68,7 @@ const (
 	benchNodes = 1000
 )
 
-func benchFramework(b *testing.B) *framework.Framework {
+func benchFramework(b *testing.B, parallelism int) *framework.Framework {
 	reg := registryOf(readyFilter{}, zoneFilter{}, spreadScore{}, stickyScore{})
 	if err := reg.Register(nodename.Name, nodename.Registration()); err != nil {
 		b.Fatal(err)
@@ -82,7 +84,7 @@ func benchFramework(b *testing.B) *framework.Framework {
 		},
 		Args: map[string]framework.PluginArgs{nodename.Name: &nodename.NodeNameArgs{Excluded: []string{"node-0007", "node-0500"}}},
 	}
-	f, err := framework.NewFramework(reg, spec, nil)
+	f, err := framework.NewFramework(reg, spec, nil, framework.WithParallelism(parallelism))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -121,24 +123,48 @@ func benchCluster() (*framework.Snapshot, []*framework.Unit) {
 
 // BenchmarkFullPass runs one scheduling cycle for each of 10,000 units over 1,000 nodes with
 // three filters and three scores: one op is a full pass (10 million node evaluations).
+//
+//   - nodes-parallel: units one after another, each cycle spreading its nodes over GOMAXPROCS
+//     workers (a speaker reacting to one change).
+//   - units-parallel: GOMAXPROCS queue workers each running whole cycles with parallelism 1
+//     (a speaker's resync of every unit).
 func BenchmarkFullPass(b *testing.B) {
 	framework.RegisterMetrics()
-	f := benchFramework(b)
 	snap, units := benchCluster()
 	ctx := context.Background()
-	var before, after runtime.MemStats
-	b.ReportAllocs()
-	b.ResetTimer()
-	runtime.ReadMemStats(&before)
-	for b.Loop() {
-		for _, u := range units {
-			if res := f.Schedule(ctx, snap, u); res.Err != nil || len(res.Selected) == 0 {
-				b.Fatalf("unit %s: %v %v", u.Key(), res.Err, res.Selected)
+	procs := runtime.GOMAXPROCS(0)
+	run := func(b *testing.B, f *framework.Framework, queueWorkers int) {
+		var before, after runtime.MemStats
+		b.ReportAllocs()
+		runtime.ReadMemStats(&before)
+		for b.Loop() {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			var failed atomic.Pointer[string]
+			for w := 0; w < queueWorkers; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := int(next.Add(1)) - 1; i < len(units); i = int(next.Add(1)) - 1 {
+						res := f.Schedule(ctx, snap, units[i])
+						if res.Err != nil || len(res.Selected) == 0 {
+							msg := fmt.Sprintf("unit %s: %v %v", units[i].Key(), res.Err, res.Selected)
+							failed.Store(&msg)
+						}
+						res.Release()
+					}
+				}()
+			}
+			wg.Wait()
+			if msg := failed.Load(); msg != nil {
+				b.Fatal(*msg)
 			}
 		}
+		runtime.ReadMemStats(&after)
+		evals := float64(b.N) * benchUnits * benchNodes
+		b.ReportMetric(float64(after.Mallocs-before.Mallocs)/evals, "allocs/node-eval")
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/evals, "ns/node-eval")
 	}
-	runtime.ReadMemStats(&after)
-	evals := float64(b.N) * benchUnits * benchNodes
-	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/evals, "allocs/node-eval")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/evals, "ns/node-eval")
+	b.Run("nodes-parallel", func(b *testing.B) { run(b, benchFramework(b, procs), 1) })
+	b.Run("units-parallel", func(b *testing.B) { run(b, benchFramework(b, 1), procs) })
 }

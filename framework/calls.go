@@ -30,38 +30,47 @@ func (f *Framework) callPreFilter(ctx context.Context, k int, p PreFilterPlugin,
 	return p.PreFilter(ctx, state, unit)
 }
 
-func (f *Framework) callFilter(ctx context.Context, w *worker, k int, p FilterPlugin, state *CycleState, unit *Unit, node *NodeInfo, sample bool) (st *Status) {
-	var start time.Time
-	if sample {
-		start = time.Now()
+func (f *Framework) callFilter(ctx context.Context, w *worker, k int, p FilterPlugin, state *CycleState, unit *Unit, node *NodeInfo, sample bool) *Status {
+	if !sample {
+		st := safeFilter(ctx, p, state, unit, node)
+		w.counts[k*numCodes+int(st.Code())]++
+		return st
 	}
+	start := time.Now()
+	st := safeFilter(ctx, p, state, unit, node)
+	w.counts[k*numCodes+int(st.Code())]++
+	w.samples = append(w.samples, durationSample{slot: f.metrics.filterSlot(k), code: st.Code(), d: time.Since(start)})
+	return st
+}
+
+func safeFilter(ctx context.Context, p FilterPlugin, state *CycleState, unit *Unit, node *NodeInfo) (st *Status) {
 	defer func() {
 		if r := recover(); r != nil {
 			st = panicStatus(p.Name(), PointFilter, r)
-		}
-		code := st.Code()
-		w.counts[k*numCodes+int(code)]++
-		if sample {
-			w.samples = append(w.samples, durationSample{slot: f.metrics.filterSlot(k), code: code, d: time.Since(start)})
 		}
 	}()
 	return p.Filter(ctx, state, unit, node)
 }
 
-func (f *Framework) callScore(ctx context.Context, w *worker, k int, state *CycleState, unit *Unit, node *NodeInfo, sample bool) (score int64, st *Status) {
+// callScore runs score plugin k; slot is its verdict counter in the worker.
+func (f *Framework) callScore(ctx context.Context, w *worker, slot, k int, state *CycleState, unit *Unit, node *NodeInfo, sample bool) (int64, *Status) {
 	p := f.scores[k].plugin
-	var start time.Time
-	if sample {
-		start = time.Now()
+	if !sample {
+		s, st := safeScore(ctx, p, state, unit, node)
+		w.counts[slot*numCodes+int(st.Code())]++
+		return s, st
 	}
+	start := time.Now()
+	s, st := safeScore(ctx, p, state, unit, node)
+	w.counts[slot*numCodes+int(st.Code())]++
+	w.samples = append(w.samples, durationSample{slot: f.metrics.scoreSlot(k), code: st.Code(), d: time.Since(start)})
+	return s, st
+}
+
+func safeScore(ctx context.Context, p ScorePlugin, state *CycleState, unit *Unit, node *NodeInfo) (score int64, st *Status) {
 	defer func() {
 		if r := recover(); r != nil {
-			st = panicStatus(p.Name(), PointScore, r)
-		}
-		code := st.Code()
-		w.counts[k*numCodes+int(code)]++
-		if sample {
-			w.samples = append(w.samples, durationSample{slot: f.metrics.scoreSlot(k), code: code, d: time.Since(start)})
+			score, st = 0, panicStatus(p.Name(), PointScore, r)
 		}
 	}()
 	return p.Score(ctx, state, unit, node)

@@ -69,6 +69,9 @@ type PluginScore struct {
 // the selection does not pay for one object per node per cycle.
 func (r *Result) Diagnosis() *Diagnosis {
 	rec := r.rec
+	if rec == nil {
+		return nil
+	}
 	u := rec.unit
 	d := &Diagnosis{
 		Profile:   rec.profile,
@@ -109,7 +112,7 @@ func (r *Result) Diagnosis() *Diagnosis {
 				if rec.skipScore[k] {
 					continue
 				}
-				norm := rec.lists[k][j].Score
+				norm := rec.norm[k*nf+j]
 				nd.Scores = append(nd.Scores, PluginScore{
 					Plugin:     name,
 					Raw:        rec.raw[k*nf+j],

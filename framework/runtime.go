@@ -35,6 +35,10 @@ type Framework struct {
 	binds       []BindPlugin
 	parallelism int
 	metrics     *recorder
+	// Names and weights in profile order, shared read-only by every cycle's record.
+	filterNames []string
+	scoreNames  []string
+	weights     []int64
 }
 
 type weightedScore struct {
@@ -137,6 +141,13 @@ func NewFramework(registry Registry, spec ProfileSpec, h Handle, opts ...Option)
 		}
 		f.binds = append(f.binds, bp)
 	}
+	for _, p := range f.filters {
+		f.filterNames = append(f.filterNames, p.Name())
+	}
+	for _, s := range f.scores {
+		f.scoreNames = append(f.scoreNames, s.plugin.Name())
+		f.weights = append(f.weights, s.weight)
+	}
 	f.metrics = newRecorder(f)
 	return f, nil
 }
@@ -162,6 +173,53 @@ type Result struct {
 // CycleState is the cycle's state, for Bind.
 func (r *Result) CycleState() *CycleState { return r.state }
 
+// Release hands the result's buffers back for reuse by later cycles. It is optional (without
+// it the garbage collector reclaims them) and pays off for callers running many cycles, such
+// as a speaker's resync. After Release the CycleState and Diagnosis must not be used
+// (Diagnosis returns nil); Selected, Err and BindStatus stay valid.
+func (r *Result) Release() {
+	rec := r.rec
+	if rec == nil {
+		return
+	}
+	r.rec, r.state = nil, nil
+	clear(rec.rejectStatus) // drop references to statuses and nodes
+	for i := range rec.ws {
+		rec.ws[i].err = nil
+	}
+	clear(rec.state.storage)
+	rec.state.snapshot = nil
+	rec.unit, rec.nodes, rec.preFilter, rec.rejected, rec.err, rec.bind = nil, nil, rec.preFilter[:0], nil, nil, nil
+	recordPool.Put(rec)
+}
+
+var recordPool = sync.Pool{New: func() any { return &cycleRecord{state: NewCycleState(nil)} }}
+
+// newRecord returns a record (from the pool when one is free) set up for a cycle.
+func (f *Framework) newRecord(snapshot *Snapshot, unit *Unit) *cycleRecord {
+	rec := recordPool.Get().(*cycleRecord)
+	nodes := snapshot.Nodes()
+	rec.profile, rec.unit, rec.nodes = f.profile, unit, nodes
+	rec.state.snapshot = snapshot
+	rec.filterName, rec.scoreNames, rec.weights = f.filterNames, f.scoreNames, f.weights
+	rec.skipFilter = resize(rec.skipFilter, len(f.filters))
+	clear(rec.skipFilter)
+	rec.skipScore = resize(rec.skipScore, len(f.scores))
+	clear(rec.skipScore)
+	rec.filterRan, rec.scored = false, false
+	rec.feasible, rec.selected = rec.feasible[:0], rec.selected[:0]
+	return rec
+}
+
+// resize returns s with length n, reallocating only when its capacity is too small. The
+// contents are not cleared.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
 // cycleRecord keeps what the cycle saw in compact form; Diagnosis expands it on demand, so a
 // speaker that only needs the selection pays for no per-node objects.
 type cycleRecord struct {
@@ -178,20 +236,28 @@ type cycleRecord struct {
 	// filterRan reports whether the Filter stage ran at all.
 	filterRan bool
 	feasible  []int32
-	// scoreNames, weights and skipped describe f.scores for the diagnosis.
+	// scoreNames, weights and filterName are the framework's, shared by every cycle;
+	// skipScore marks score plugins a PreFilter skipped.
 	scoreNames []string
 	weights    []int64
 	skipScore  []bool
 	filterName []string
-	// raw is [score plugin][feasible node] raw scores; lists holds the normalized ones.
+	// raw and norm are [score plugin][feasible node] raw and normalized scores.
 	raw    []int64
-	lists  []NodeScoreList
+	norm   []int64
 	totals []int64
 	scored bool
 	// selected holds indices into feasible.
 	selected []int32
-	err      error
-	bind     *pluginStatus
+
+	// Buffers reused across cycles through recordPool (see Result.Release).
+	state      *CycleState
+	skipFilter []bool
+	nodeRaw    []int64
+	ws         []worker
+	counts     []int32
+	err        error
+	bind       *pluginStatus
 }
 
 type pluginStatus struct {
@@ -244,8 +310,8 @@ func (f *Framework) Bind(ctx context.Context, state *CycleState, unit *Unit, sel
 
 func (f *Framework) schedule(ctx context.Context, snapshot *Snapshot, unit *Unit) *Result {
 	nodes := snapshot.Nodes()
-	state := NewCycleState(snapshot)
-	rec := &cycleRecord{profile: f.profile, unit: unit, nodes: nodes}
+	rec := f.newRecord(snapshot, unit)
+	state := rec.state
 	res := &Result{state: state, rec: rec}
 	abort := func(err error) *Result {
 		rec.err = fmt.Errorf("unit %s: %w", unit.Key(), err)
@@ -254,8 +320,7 @@ func (f *Framework) schedule(ctx context.Context, snapshot *Snapshot, unit *Unit
 	}
 	sample := f.metrics.sampleCycle()
 
-	skipFilter := make([]bool, len(f.filters))
-	rec.skipScore = make([]bool, len(f.scores))
+	skipFilter := rec.skipFilter
 	for i, p := range f.preFilters {
 		st := f.callPreFilter(ctx, i, p, state, unit, sample)
 		switch code := st.Code(); {
@@ -276,13 +341,10 @@ func (f *Framework) schedule(ctx context.Context, snapshot *Snapshot, unit *Unit
 		return abort(fmt.Errorf("cycle cancelled: %w", err))
 	}
 
-	if err := f.runFilters(ctx, state, unit, rec, skipFilter, sample); err != nil {
+	if err := f.runNodes(ctx, state, unit, rec, skipFilter, sample); err != nil {
 		return abort(err)
 	}
-	if err := f.runScores(ctx, state, unit, rec, sample); err != nil {
-		return abort(err)
-	}
-	rec.selected = selectNodes(unit, nodes, rec.feasible, rec.totals)
+	rec.selected = selectNodes(rec.selected[:0], unit, nodes, rec.feasible, rec.totals)
 	if len(rec.selected) > 0 {
 		res.Selected = make([]string, len(rec.selected))
 		for i, j := range rec.selected {
@@ -321,14 +383,23 @@ func (w *worker) fail(i int, err error) {
 	}
 }
 
-func (f *Framework) newWorkers(n, plugins int) []worker {
-	p := f.workerCount(n)
-	ws := make([]worker, p)
-	counts := make([]int32, p*plugins*numCodes)
-	for i := range ws {
-		ws[i].counts = counts[i*plugins*numCodes : (i+1)*plugins*numCodes]
+// workers returns p workers with zeroed counters for the given number of plugin slots,
+// reusing the record's buffers.
+func (rec *cycleRecord) workers(p, plugins int) []worker {
+	rec.ws = resize(rec.ws, p)
+	// Each worker's counters get their own cache lines: they change on every plugin call,
+	// and sharing a line between cores would serialize the workers.
+	const pad = 16
+	stride := plugins*numCodes + pad
+	rec.counts = resize(rec.counts, p*stride)
+	clear(rec.counts)
+	for i := range rec.ws {
+		w := &rec.ws[i]
+		w.counts = rec.counts[i*stride : i*stride+plugins*numCodes]
+		w.samples = w.samples[:0]
+		w.err, w.errIdx = nil, 0
 	}
-	return ws
+	return rec.ws
 }
 
 func (f *Framework) workerCount(n int) int {
@@ -384,17 +455,24 @@ func forEach(ws []worker, n int, fn func(w *worker, i int)) {
 
 var errCancelled = errors.New("cycle cancelled")
 
-func (f *Framework) runFilters(ctx context.Context, state *CycleState, unit *Unit, rec *cycleRecord, skip []bool, sample bool) error {
+// scoreListPool recycles the NodeScoreList buffers handed to NormalizeScore; the normalized
+// values are copied out, so the buffers never escape a cycle.
+var scoreListPool = sync.Pool{New: func() any { return new([]NodeScore) }}
+
+// runNodes evaluates every node: its filters in order until one rejects it, then, when it is
+// feasible, every score plugin. Filtering and scoring in one pass over a node is equivalent to
+// two stages because filters and scores of one node depend on nothing about other nodes (only
+// NormalizeScore sees all nodes, and it runs after), and it halves the goroutine handoffs.
+func (f *Framework) runNodes(ctx context.Context, state *CycleState, unit *Unit, rec *cycleRecord, skip []bool, sample bool) error {
 	nodes := rec.nodes
-	n := len(nodes)
+	n, ns := len(nodes), len(f.scores)
 	rec.filterRan = true
-	rec.filterName = make([]string, len(f.filters))
-	for i, p := range f.filters {
-		rec.filterName[i] = p.Name()
-	}
-	rec.rejectBy = make([]int16, n)
-	rec.rejectStatus = make([]*Status, n)
-	ws := f.newWorkers(n, len(f.filters))
+	rec.rejectBy = resize(rec.rejectBy, n)
+	rec.rejectStatus = resize(rec.rejectStatus, n)
+	rec.nodeRaw = resize(rec.nodeRaw, n*ns)
+	raw := rec.nodeRaw
+	nf := len(f.filters)
+	ws := rec.workers(f.workerCount(n), nf+ns)
 	done := ctx.Done()
 	forEach(ws, n, func(w *worker, i int) {
 		rec.rejectBy[i] = -1
@@ -408,7 +486,7 @@ func (f *Framework) runFilters(ctx context.Context, state *CycleState, unit *Uni
 				continue
 			}
 			st := f.callFilter(ctx, w, k, p, state, unit, node, sample)
-			switch code := st.Code(); code {
+			switch st.Code() {
 			case Success:
 				continue
 			case Unschedulable, UnschedulableAndUnresolvable:
@@ -419,74 +497,60 @@ func (f *Framework) runFilters(ctx context.Context, state *CycleState, unit *Uni
 			}
 			return
 		}
+		for k := range f.scores {
+			if rec.skipScore[k] {
+				continue
+			}
+			s, st := f.callScore(ctx, w, nf+k, k, state, unit, node, sample)
+			if !st.IsSuccess() {
+				w.fail(i, pluginError(f.scores[k].plugin.Name(), PointScore, node.Name, st))
+				return
+			}
+			raw[i*ns+k] = s
+		}
 	})
 	f.metrics.addVerdicts(f.metrics.filterBase, ws)
 	if err := firstError(ws); err != nil {
 		return err
 	}
-	rec.feasible = make([]int32, 0, n)
+	rec.feasible = rec.feasible[:0]
 	for i, by := range rec.rejectBy {
 		if by < 0 {
 			rec.feasible = append(rec.feasible, int32(i))
 		}
 	}
-	return nil
+	return f.normalize(ctx, state, unit, rec, raw, sample)
 }
 
-func (f *Framework) runScores(ctx context.Context, state *CycleState, unit *Unit, rec *cycleRecord, sample bool) error {
-	nf := len(rec.feasible)
-	ns := len(f.scores)
-	rec.scoreNames = make([]string, ns)
-	rec.weights = make([]int64, ns)
-	for k, s := range f.scores {
-		rec.scoreNames[k] = s.plugin.Name()
-		rec.weights[k] = s.weight
-	}
-	rec.totals = make([]int64, nf)
-	if nf == 0 {
+// normalize runs NormalizeScore per plugin over the feasible nodes' raw scores, checks the
+// range, and sums the weighted scores.
+func (f *Framework) normalize(ctx context.Context, state *CycleState, unit *Unit, rec *cycleRecord, raw []int64, sample bool) error {
+	ns, nf := len(f.scores), len(rec.feasible)
+	rec.totals = resize(rec.totals, nf)
+	clear(rec.totals)
+	if nf == 0 || ns == 0 {
 		return nil
 	}
 	rec.scored = true
-	rec.raw = make([]int64, ns*nf)
-	rec.lists = make([]NodeScoreList, ns)
-	flat := make([]NodeScore, ns*nf)
-	for k := range f.scores {
-		if !rec.skipScore[k] {
-			rec.lists[k] = flat[k*nf : (k+1)*nf : (k+1)*nf]
-		}
+	rec.raw = resize(rec.raw, ns*nf)
+	rec.norm = resize(rec.norm, ns*nf)
+	buf := scoreListPool.Get().(*[]NodeScore)
+	defer scoreListPool.Put(buf)
+	if cap(*buf) < nf {
+		*buf = make([]NodeScore, nf)
 	}
+	list := NodeScoreList((*buf)[:nf])
 	nodes := rec.nodes
-	ws := f.newWorkers(nf, ns)
-	done := ctx.Done()
-	forEach(ws, nf, func(w *worker, j int) {
-		if contextDone(done) {
-			w.fail(j, fmt.Errorf("%w: %w", errCancelled, ctx.Err()))
-			return
-		}
-		node := nodes[rec.feasible[j]]
-		for k := range f.scores {
-			if rec.skipScore[k] {
-				continue
-			}
-			s, st := f.callScore(ctx, w, k, state, unit, node, sample)
-			if !st.IsSuccess() {
-				w.fail(j, pluginError(f.scores[k].plugin.Name(), PointScore, node.Name, st))
-				return
-			}
-			rec.lists[k][j] = NodeScore{Name: node.Name, Score: s}
-			rec.raw[k*nf+j] = s
-		}
-	})
-	f.metrics.addVerdicts(f.metrics.scoreBase, ws)
-	if err := firstError(ws); err != nil {
-		return err
-	}
 	for k, s := range f.scores {
 		if rec.skipScore[k] {
 			continue
 		}
 		name := s.plugin.Name()
-		list := rec.lists[k]
+		for j, i := range rec.feasible {
+			v := raw[int(i)*ns+k]
+			list[j] = NodeScore{Name: nodes[i].Name, Score: v}
+			rec.raw[k*nf+j] = v
+		}
 		if s.ext != nil {
 			st := f.callNormalize(ctx, k, state, unit, list, sample)
 			if !st.IsSuccess() {
@@ -498,10 +562,12 @@ func (f *Framework) runScores(ctx context.Context, state *CycleState, unit *Unit
 			if list[j].Name != node {
 				return fmt.Errorf("plugin %q: %s reordered the scores (position %d is %q, want %q)", name, PointNormalizeScore, j, list[j].Name, node)
 			}
-			if sc := list[j].Score; sc < MinNodeScore || sc > MaxNodeScore {
+			sc := list[j].Score
+			if sc < MinNodeScore || sc > MaxNodeScore {
 				return fmt.Errorf("plugin %q: score %d for node %q is outside %d..%d", name, sc, node, MinNodeScore, MaxNodeScore)
 			}
-			rec.totals[j] += list[j].Score * s.weight
+			rec.norm[k*nf+j] = sc
+			rec.totals[j] += sc * s.weight
 		}
 	}
 	return nil
@@ -528,18 +594,17 @@ func pluginError(plugin, point, node string, st *Status) error {
 // every feasible node. L2 selects the node with the highest total score; among equal totals
 // the node with the highest TieBreakHash wins, so every speaker picks the same node and
 // different IPs spread over different nodes.
-func selectNodes(unit *Unit, nodes []*NodeInfo, feasible []int32, totals []int64) []int32 {
+func selectNodes(dst []int32, unit *Unit, nodes []*NodeInfo, feasible []int32, totals []int64) []int32 {
 	if len(feasible) == 0 {
-		return nil
+		return dst
 	}
 	if unit.Mode == ModeBGP {
-		sel := make([]int32, len(feasible))
 		for j := range feasible {
-			sel[j] = int32(j)
+			dst = append(dst, int32(j))
 		}
-		return sel
+		return dst
 	}
-	ip := unit.IP.String()
+	ip := ""
 	best, bestHash := 0, uint64(0)
 	hashed := false
 	for j := 1; j < len(feasible); j++ {
@@ -547,6 +612,9 @@ func selectNodes(unit *Unit, nodes []*NodeInfo, feasible []int32, totals []int64
 		case totals[j] > totals[best]:
 			best, hashed = j, false
 		case totals[j] == totals[best]:
+			if ip == "" {
+				ip = unit.IP.String()
+			}
 			if !hashed {
 				bestHash, hashed = TieBreakHash(nodes[feasible[best]].Name, ip), true
 			}
@@ -555,7 +623,7 @@ func selectNodes(unit *Unit, nodes []*NodeInfo, feasible []int32, totals []int64
 			}
 		}
 	}
-	return []int32{int32(best)}
+	return append(dst, int32(best))
 }
 
 // TieBreakHash is the FNV-64a hash of node + "/" + ip passed through MurmurHash3's 64-bit
