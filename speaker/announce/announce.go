@@ -1,0 +1,343 @@
+// Package announce is the speaker's in-tree Bind plugin, Announce: when the cycle selects this
+// node it announces the unit's IP through the announcer manager on the interfaces the
+// Interfaces plugin allows, publishes one ServiceL2Status per Service of the unit, and records
+// an Event on each Service when the announcing node changes; when the cycle does not select
+// this node it withdraws the IP and deletes the status objects this node wrote.
+//
+// The plugin holds the speaker's side effects, so unlike the other plugins it is built with
+// dependencies (see Registration) rather than from args alone. It never withdraws while the
+// speaker cannot vouch for its view of the cluster (its heartbeat cannot be renewed, or it is
+// draining and waiting for another node to take over): a stale view must not take the data
+// plane down.
+package announce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/herald-lb/herald/announcers"
+	"github.com/herald-lb/herald/announcers/manager"
+	"github.com/herald-lb/herald/framework"
+)
+
+// Name is the plugin's registry name.
+const Name = "Announce"
+
+// Event reasons recorded on Services.
+const (
+	// ReasonNodeChanged is recorded by the node that takes an IP over.
+	ReasonNodeChanged = "AnnouncingNodeChanged"
+	// ReasonNoNode is recorded by the node that withdraws an IP no node can announce.
+	ReasonNoNode = "NoAnnouncingNode"
+	// ReasonAnnounceFailed is recorded when the announcer rejects an announcement.
+	ReasonAnnounceFailed = "AnnounceFailed"
+)
+
+// Announcer is the part of the announcer manager the plugin drives.
+type Announcer interface {
+	Apply(ctx context.Context, name string, upserts []announcers.Announcement, removes []string) (announcers.ApplyResult, error)
+}
+
+// StatusWriter publishes the ServiceL2Status objects of this node.
+type StatusWriter interface {
+	// Publish makes the Service's status object name this node and the interfaces, replacing an
+	// object that names another node.
+	Publish(ctx context.Context, svc framework.ServiceKey, ip netip.Addr, interfaces []string) error
+	// Retract deletes the Service's status object if it names this node.
+	Retract(ctx context.Context, svc framework.ServiceKey, ip netip.Addr) error
+}
+
+// Deps are the plugin's dependencies, given by the speaker.
+type Deps struct {
+	Announcers Announcer
+	// AnnouncerFor names the announcer of an address family ("arp" for IPv4, "ndp" for IPv6);
+	// "" means the family has no announcer configured.
+	AnnouncerFor func(netip.Addr) string
+	Status       StatusWriter
+	Recorder     record.EventRecorder
+	// InterfacesFor returns the interfaces this node announces the unit on (the Interfaces
+	// plugin's rule, with the profile's args).
+	InterfacesFor func(unit *framework.Unit, node *framework.NodeInfo) []string
+	// MayClaim reports whether this node may start announcing an IP it does not announce yet:
+	// false while its own heartbeat cannot be renewed, since the others may not see it alive.
+	MayClaim func() bool
+	// MayWithdraw reports whether this node may withdraw: false while its heartbeat cannot be
+	// renewed (its view may be stale) and while it drains (the drain withdraws at the end).
+	MayWithdraw func() bool
+}
+
+// Current is one unit this node announces.
+type Current struct {
+	Key        string
+	IP         netip.Addr
+	Announcer  string
+	Interfaces []string
+	Services   []framework.ServiceKey
+}
+
+// Plugin is the Announce bind plugin. One instance may serve several profiles' frameworks
+// (see Registration): it owns this node's announcements.
+type Plugin struct {
+	node string
+	deps Deps
+
+	mu        sync.Mutex
+	announced map[string]Current
+}
+
+var _ framework.BindPlugin = (*Plugin)(nil)
+
+// New returns the plugin for node.
+func New(node string, deps Deps) *Plugin {
+	return &Plugin{node: node, deps: deps, announced: map[string]Current{}}
+}
+
+// Registration returns a registry entry whose factory always returns p, so every profile
+// shares one record of what this node announces.
+func (p *Plugin) Registration() framework.Registration {
+	return framework.Registration{Factory: func(framework.PluginArgs, framework.Handle) (framework.Plugin, error) { return p, nil }}
+}
+
+// Name implements framework.Plugin.
+func (p *Plugin) Name() string { return Name }
+
+// summaryKey stores, in the CycleState, how to explain the cycle in an Event.
+const summaryKey framework.StateKey = "herald.dev/announce-summary"
+
+type summaryData struct{ summary func() string }
+
+func (s summaryData) Clone() framework.StateData { return s }
+
+// WithSummary lets the caller of Bind give the cycle's Diagnosis summary lazily: it is computed
+// only when an Event is recorded.
+func WithSummary(state *framework.CycleState, summary func() string) {
+	state.Write(summaryKey, summaryData{summary: summary})
+}
+
+func summaryOf(state *framework.CycleState) string {
+	if d, err := state.Read(summaryKey); err == nil {
+		if s, ok := d.(summaryData); ok && s.summary != nil {
+			return s.summary()
+		}
+	}
+	return ""
+}
+
+// Bind announces the unit when this node is selected and withdraws it otherwise. BGP units are
+// left to other bind plugins (Skip).
+func (p *Plugin) Bind(ctx context.Context, state *framework.CycleState, unit *framework.Unit, selected []string) *framework.Status {
+	if unit.Mode != framework.ModeL2 {
+		return framework.NewStatus(framework.Skip)
+	}
+	if slices.Contains(selected, p.node) {
+		return p.announce(ctx, state, unit)
+	}
+	return p.withdraw(ctx, state, unit, selected)
+}
+
+func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit *framework.Unit) *framework.Status {
+	key := unit.Key()
+	p.mu.Lock()
+	prev, already := p.announced[key]
+	p.mu.Unlock()
+	if !already && p.deps.MayClaim != nil && !p.deps.MayClaim() {
+		return framework.NewStatus(framework.Success).WithDetail("not claiming %s: this node's heartbeat is not current", unit.IP)
+	}
+	name := p.deps.AnnouncerFor(unit.IP)
+	if name == "" {
+		return framework.AsStatus(fmt.Errorf("no announcer is configured for %s", unit.IP))
+	}
+	var itfs []string
+	if node := state.Snapshot().Node(p.node); node != nil {
+		itfs = p.deps.InterfacesFor(unit, node)
+	}
+	if len(itfs) == 0 {
+		return framework.AsStatus(fmt.Errorf("selected for %s but no interface of node %q qualifies", unit.IP, p.node))
+	}
+	cur := Current{Key: key, IP: unit.IP, Announcer: name, Interfaces: itfs, Services: serviceKeys(unit)}
+	if !already || !slices.Equal(prev.Interfaces, itfs) || prev.Announcer != name {
+		if err := p.apply(ctx, name, cur); err != nil {
+			p.recordAll(unit, corev1.EventTypeWarning, ReasonAnnounceFailed, err.Error())
+			return framework.AsStatus(err)
+		}
+	}
+	p.mu.Lock()
+	p.announced[key] = cur
+	p.mu.Unlock()
+	var errs []error
+	for _, svc := range cur.Services {
+		if err := p.deps.Status.Publish(ctx, svc, unit.IP, itfs); err != nil {
+			errs = append(errs, fmt.Errorf("service %s: status: %w", svc, err))
+		}
+	}
+	for _, svc := range removedServices(prev.Services, cur.Services) {
+		if err := p.deps.Status.Retract(ctx, svc, unit.IP); err != nil {
+			errs = append(errs, fmt.Errorf("service %s: status: %w", svc, err))
+		}
+	}
+	if !slices.Equal(unit.Announcers, []string{p.node}) && !already {
+		was := "none"
+		if len(unit.Announcers) > 0 {
+			was = strings.Join(unit.Announcers, ",")
+		}
+		p.recordAll(unit, corev1.EventTypeNormal, ReasonNodeChanged,
+			fmt.Sprintf("%s is announced by node %s (was %s): %s", unit.IP, p.node, was, summaryOf(state)))
+	}
+	return framework.AsStatus(errors.Join(errs...))
+}
+
+func (p *Plugin) apply(ctx context.Context, name string, cur Current) error {
+	ann := announcers.Announcement{ID: cur.Key, Prefix: netip.PrefixFrom(cur.IP, cur.IP.BitLen()), Interfaces: cur.Interfaces}
+	res, err := p.deps.Announcers.Apply(ctx, name, []announcers.Announcement{ann}, nil)
+	if errors.Is(err, manager.ErrUnavailable) {
+		// The manager keeps the change and replays it when the announcer is back.
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("announce %s through %q: %w", cur.IP, name, err)
+	}
+	for _, r := range res.Rejected {
+		if r.ID == cur.Key {
+			return fmt.Errorf("announcer %q rejected %s: %s", name, cur.IP, r.Reason)
+		}
+	}
+	return nil
+}
+
+func (p *Plugin) withdraw(ctx context.Context, state *framework.CycleState, unit *framework.Unit, selected []string) *framework.Status {
+	key := unit.Key()
+	p.mu.Lock()
+	prev, announced := p.announced[key]
+	p.mu.Unlock()
+	if !announced {
+		// Status objects this node wrote before a restart are cleaned up here too.
+		return p.retractAll(ctx, unit)
+	}
+	if p.deps.MayWithdraw != nil && !p.deps.MayWithdraw() {
+		return framework.NewStatus(framework.Success).WithDetail("keeping %s: this node cannot withdraw now", unit.IP)
+	}
+	if err := p.remove(ctx, prev); err != nil {
+		return framework.AsStatus(err)
+	}
+	if st := p.retractAll(ctx, unit); st != nil {
+		return st
+	}
+	if len(selected) == 0 {
+		p.recordAll(unit, corev1.EventTypeWarning, ReasonNoNode,
+			fmt.Sprintf("%s is no longer announced by node %s and no node can announce it: %s", unit.IP, p.node, summaryOf(state)))
+	}
+	return nil
+}
+
+func (p *Plugin) remove(ctx context.Context, cur Current) error {
+	_, err := p.deps.Announcers.Apply(ctx, cur.Announcer, nil, []string{cur.Key})
+	if err != nil && !errors.Is(err, manager.ErrUnavailable) {
+		return fmt.Errorf("withdraw %s through %q: %w", cur.IP, cur.Announcer, err)
+	}
+	p.mu.Lock()
+	delete(p.announced, cur.Key)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Plugin) retractAll(ctx context.Context, unit *framework.Unit) *framework.Status {
+	if !slices.Contains(unit.Announcers, p.node) {
+		return nil
+	}
+	var errs []error
+	for _, svc := range unit.Services {
+		if err := p.deps.Status.Retract(ctx, svc.Key, unit.IP); err != nil {
+			errs = append(errs, fmt.Errorf("service %s: status: %w", svc.Key, err))
+		}
+	}
+	return framework.AsStatus(errors.Join(errs...))
+}
+
+// Forget withdraws a unit that no longer exists (its Services were deleted or lost the IP):
+// no cycle runs for it any more.
+func (p *Plugin) Forget(ctx context.Context, key string) error {
+	p.mu.Lock()
+	cur, ok := p.announced[key]
+	p.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if p.deps.MayWithdraw != nil && !p.deps.MayWithdraw() {
+		return nil
+	}
+	if err := p.remove(ctx, cur); err != nil {
+		return err
+	}
+	var errs []error
+	for _, svc := range cur.Services {
+		if err := p.deps.Status.Retract(ctx, svc, cur.IP); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Announced returns what this node announces now, sorted by key.
+func (p *Plugin) Announced() []Current {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Current, 0, len(p.announced))
+	for _, c := range p.announced {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// ServicesOf returns the Services of the unit this node announces for ip, if any.
+func (p *Plugin) ServicesOf(ip netip.Addr) []framework.ServiceKey {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.announced {
+		if c.IP == ip {
+			return c.Services
+		}
+	}
+	return nil
+}
+
+func (p *Plugin) recordAll(unit *framework.Unit, eventType, reason, message string) {
+	if p.deps.Recorder == nil {
+		return
+	}
+	for _, svc := range unit.Services {
+		p.deps.Recorder.Event(ServiceRef(svc.Key), eventType, reason, message)
+	}
+}
+
+// ServiceRef is the object reference Events about a Service are recorded on.
+func ServiceRef(svc framework.ServiceKey) *corev1.ObjectReference {
+	return &corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: svc.Namespace, Name: svc.Name}
+}
+
+func serviceKeys(unit *framework.Unit) []framework.ServiceKey {
+	out := make([]framework.ServiceKey, len(unit.Services))
+	for i, s := range unit.Services {
+		out[i] = s.Key
+	}
+	return out
+}
+
+func removedServices(before, after []framework.ServiceKey) []framework.ServiceKey {
+	var out []framework.ServiceKey
+	for _, s := range before {
+		if !slices.Contains(after, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

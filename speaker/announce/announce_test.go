@@ -1,0 +1,177 @@
+package announce
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/tools/record"
+
+	"github.com/herald-lb/herald/announcers"
+	"github.com/herald-lb/herald/framework"
+)
+
+type fakeAnnouncer struct {
+	upserts []announcers.Announcement
+	removes []string
+}
+
+func (f *fakeAnnouncer) Apply(_ context.Context, _ string, up []announcers.Announcement, rm []string) (announcers.ApplyResult, error) {
+	f.upserts = append(f.upserts, up...)
+	f.removes = append(f.removes, rm...)
+	return announcers.ApplyResult{}, nil
+}
+
+type fakeStatus struct{ published, retracted []string }
+
+func (f *fakeStatus) Publish(_ context.Context, svc framework.ServiceKey, ip netip.Addr, itfs []string) error {
+	f.published = append(f.published, svc.String()+"@"+ip.String()+"="+strings.Join(itfs, ","))
+	return nil
+}
+
+func (f *fakeStatus) Retract(_ context.Context, svc framework.ServiceKey, ip netip.Addr) error {
+	f.retracted = append(f.retracted, svc.String()+"@"+ip.String())
+	return nil
+}
+
+func testUnit(announcers ...string) *framework.Unit {
+	return &framework.Unit{
+		IP:         netip.MustParseAddr("192.0.2.10"),
+		Mode:       framework.ModeL2,
+		Services:   []*framework.ServiceInfo{{Key: framework.ServiceKey{Namespace: "default", Name: "web"}}, {Key: framework.ServiceKey{Namespace: "default", Name: "web-udp"}}},
+		Announcers: announcers,
+	}
+}
+
+func testState() *framework.CycleState {
+	node := &framework.NodeInfo{Name: "node-a", Speaker: &framework.SpeakerInfo{RenewTime: time.Unix(0, 0), LeaseDuration: time.Minute,
+		Interfaces: []framework.Interface{{Name: "eth0", Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}}}}
+	st := framework.NewCycleState(framework.NewSnapshot(time.Unix(1, 0), []*framework.NodeInfo{node, {Name: "node-b"}}))
+	WithSummary(st, func() string { return "2/2 nodes can announce 192.0.2.10; selected node-a" })
+	return st
+}
+
+type env struct {
+	p      *Plugin
+	ann    *fakeAnnouncer
+	status *fakeStatus
+	rec    *record.FakeRecorder
+	claim  bool
+	leave  bool
+}
+
+func newEnv() *env {
+	e := &env{ann: &fakeAnnouncer{}, status: &fakeStatus{}, rec: record.NewFakeRecorder(10), claim: true, leave: true}
+	e.p = New("node-a", Deps{
+		Announcers:    e.ann,
+		AnnouncerFor:  func(a netip.Addr) string { return map[bool]string{true: "arp", false: "ndp"}[a.Is4()] },
+		Status:        e.status,
+		Recorder:      e.rec,
+		InterfacesFor: func(*framework.Unit, *framework.NodeInfo) []string { return []string{"eth0"} },
+		MayClaim:      func() bool { return e.claim },
+		MayWithdraw:   func() bool { return e.leave },
+	})
+	return e
+}
+
+func (e *env) events() []string {
+	var out []string
+	for {
+		select {
+		case ev := <-e.rec.Events:
+			out = append(out, ev)
+		default:
+			return out
+		}
+	}
+}
+
+func TestBindAnnouncesWhenSelected(t *testing.T) {
+	e := newEnv()
+	st := e.p.Bind(context.Background(), testState(), testUnit("node-b"), []string{"node-a"})
+	if !st.IsSuccess() {
+		t.Fatalf("Bind: %v", st.AsError())
+	}
+	if len(e.ann.upserts) != 1 || e.ann.upserts[0].Prefix.String() != "192.0.2.10/32" || !slices.Equal(e.ann.upserts[0].Interfaces, []string{"eth0"}) {
+		t.Fatalf("upserts = %+v", e.ann.upserts)
+	}
+	want := []string{"default/web@192.0.2.10=eth0", "default/web-udp@192.0.2.10=eth0"}
+	if !slices.Equal(e.status.published, want) {
+		t.Fatalf("published = %v, want %v", e.status.published, want)
+	}
+	evs := e.events()
+	if len(evs) != 2 || !strings.Contains(evs[0], ReasonNodeChanged) || !strings.Contains(evs[0], "(was node-b)") || !strings.Contains(evs[0], "selected node-a") {
+		t.Fatalf("events = %v", evs)
+	}
+	// A second cycle with the same answer sends nothing to the announcer and records no Event.
+	e.p.Bind(context.Background(), testState(), testUnit("node-a"), []string{"node-a"})
+	if len(e.ann.upserts) != 1 || len(e.events()) != 0 {
+		t.Fatalf("repeat cycle changed something: upserts %d", len(e.ann.upserts))
+	}
+	if got := e.p.ServicesOf(netip.MustParseAddr("192.0.2.10")); len(got) != 2 {
+		t.Fatalf("ServicesOf = %v", got)
+	}
+}
+
+func TestBindWithdrawsWhenNotSelected(t *testing.T) {
+	e := newEnv()
+	e.p.Bind(context.Background(), testState(), testUnit(), []string{"node-a"})
+	e.events()
+	st := e.p.Bind(context.Background(), testState(), testUnit("node-a"), []string{"node-b"})
+	if !st.IsSuccess() {
+		t.Fatalf("Bind: %v", st.AsError())
+	}
+	if !slices.Equal(e.ann.removes, []string{"192.0.2.10/L2"}) {
+		t.Fatalf("removes = %v", e.ann.removes)
+	}
+	if len(e.status.retracted) != 2 || len(e.p.Announced()) != 0 {
+		t.Fatalf("retracted = %v, announced = %v", e.status.retracted, e.p.Announced())
+	}
+	if evs := e.events(); len(evs) != 0 {
+		t.Fatalf("a handover to another node is that node's event, got %v", evs)
+	}
+}
+
+func TestBindWithdrawsWithNoNodeRecordsWarning(t *testing.T) {
+	e := newEnv()
+	e.p.Bind(context.Background(), testState(), testUnit(), []string{"node-a"})
+	e.events()
+	e.p.Bind(context.Background(), testState(), testUnit("node-a"), nil)
+	evs := e.events()
+	if len(evs) != 2 || !strings.HasPrefix(evs[0], "Warning "+ReasonNoNode) {
+		t.Fatalf("events = %v", evs)
+	}
+}
+
+func TestBindKeepsAndDoesNotClaimWhenToldSo(t *testing.T) {
+	e := newEnv()
+	e.p.Bind(context.Background(), testState(), testUnit(), []string{"node-a"})
+	e.leave = false
+	e.p.Bind(context.Background(), testState(), testUnit("node-a"), nil)
+	if len(e.ann.removes) != 0 || len(e.p.Announced()) != 1 {
+		t.Fatalf("withdrew while MayWithdraw is false: removes %v", e.ann.removes)
+	}
+	e2 := newEnv()
+	e2.claim = false
+	e2.p.Bind(context.Background(), testState(), testUnit(), []string{"node-a"})
+	if len(e2.ann.upserts) != 0 || len(e2.status.published) != 0 {
+		t.Fatalf("claimed while MayClaim is false: %v", e2.ann.upserts)
+	}
+}
+
+func TestBindSkipsBGPAndRetractsStaleStatus(t *testing.T) {
+	e := newEnv()
+	u := testUnit()
+	u.Mode = framework.ModeBGP
+	if st := e.p.Bind(context.Background(), testState(), u, []string{"node-a"}); !st.IsSkip() {
+		t.Fatalf("BGP unit: got %v, want Skip", st.Code())
+	}
+	// Not announcing, but the status objects still name this node (written before a restart).
+	e.p.Bind(context.Background(), testState(), testUnit("node-a"), []string{"node-b"})
+	if len(e.status.retracted) != 2 || len(e.ann.removes) != 0 {
+		t.Fatalf("retracted = %v removes = %v", e.status.retracted, e.ann.removes)
+	}
+}
