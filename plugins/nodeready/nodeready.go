@@ -1,0 +1,118 @@
+// Package nodeready is the NodeReady filter plugin: only healthy nodes may announce. A node
+// qualifies when its Ready condition is True, its NetworkUnavailable condition is not True,
+// its speaker's heartbeat is fresh at the snapshot's time and not draining, and (by default)
+// it is not cordoned.
+//
+// Cordoned nodes are excluded by default: field reports (seed 001) show nodes that are
+// "NotReady,SchedulingDisabled" keep being picked by other implementations, and cordoning is
+// the operator's usual way of taking a node out before maintenance, so the IP should move
+// before the node goes away rather than after. Set excludeCordoned: false to keep announcing
+// from cordoned nodes.
+package nodeready
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/herald-lb/herald/framework"
+)
+
+// Name is the plugin's registry name.
+const Name = "NodeReady"
+
+// Stable rejection reasons, checked in this order; a node gets the first that applies (its
+// Detail lists every problem).
+const (
+	ReasonNotReady           = "node(s) not ready"
+	ReasonNetworkUnavailable = "node(s) network unavailable"
+	ReasonNoHeartbeat        = "node(s) have no speaker heartbeat"
+	ReasonDraining           = "node(s) speaker draining"
+	ReasonCordoned           = "node(s) cordoned"
+)
+
+// NodeReadyArgs are the plugin's args.
+type NodeReadyArgs struct {
+	// ExcludeCordoned keeps cordoned (spec.unschedulable) nodes from announcing. Default true.
+	ExcludeCordoned *bool `json:"excludeCordoned,omitempty"`
+}
+
+// Default implements framework.PluginArgs.
+func (a *NodeReadyArgs) Default() {
+	if a.ExcludeCordoned == nil {
+		t := true
+		a.ExcludeCordoned = &t
+	}
+}
+
+// Validate implements framework.PluginArgs; every value is valid.
+func (a *NodeReadyArgs) Validate(*field.Path) field.ErrorList { return nil }
+
+// Plugin is the NodeReady filter.
+type Plugin struct {
+	excludeCordoned bool
+}
+
+var _ framework.FilterPlugin = (*Plugin)(nil)
+
+// New is the plugin's framework.Factory.
+func New(args framework.PluginArgs, _ framework.Handle) (framework.Plugin, error) {
+	a := &NodeReadyArgs{}
+	if args != nil {
+		var ok bool
+		if a, ok = args.(*NodeReadyArgs); !ok {
+			return nil, fmt.Errorf("want *NodeReadyArgs, got %T", args)
+		}
+	}
+	a.Default()
+	return &Plugin{excludeCordoned: *a.ExcludeCordoned}, nil
+}
+
+// Registration is the plugin's registry entry.
+func Registration() framework.Registration {
+	return framework.Registration{Factory: New, NewArgs: func() framework.PluginArgs { return &NodeReadyArgs{} }}
+}
+
+// Name implements framework.Plugin.
+func (p *Plugin) Name() string { return Name }
+
+// Filter rejects unhealthy nodes with Unschedulable: every problem here can go away.
+func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, _ *framework.Unit, node *framework.NodeInfo) *framework.Status {
+	at := state.Snapshot().Time
+	var reason string
+	var problems []string
+	note := func(r, detail string) {
+		if reason == "" {
+			reason = r
+		}
+		problems = append(problems, detail)
+	}
+	if node.Ready != framework.ConditionTrue {
+		ready := string(node.Ready)
+		if ready == "" {
+			ready = "absent"
+		}
+		note(ReasonNotReady, "Ready="+ready)
+	}
+	if node.NetworkUnavailable {
+		note(ReasonNetworkUnavailable, "NetworkUnavailable=True")
+	}
+	switch s := node.Speaker; {
+	case s == nil:
+		note(ReasonNoHeartbeat, "no speaker heartbeat seen")
+	case !s.AliveAt(at):
+		note(ReasonNoHeartbeat, fmt.Sprintf("speaker heartbeat expired at %s (renewed %s, valid %s)",
+			s.RenewTime.Add(s.LeaseDuration).UTC().Format("15:04:05"), s.RenewTime.UTC().Format("15:04:05"), s.LeaseDuration))
+	case s.Draining:
+		note(ReasonDraining, "speaker draining")
+	}
+	if p.excludeCordoned && node.Unschedulable {
+		note(ReasonCordoned, "cordoned (spec.unschedulable)")
+	}
+	if reason == "" {
+		return nil
+	}
+	return framework.NewStatus(framework.Unschedulable, reason).WithDetail("%s", strings.Join(problems, "; "))
+}

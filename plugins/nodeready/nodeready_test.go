@@ -1,0 +1,88 @@
+package nodeready
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-lb/herald/framework"
+)
+
+func boolPtr(b bool) *bool { return &b }
+
+func TestFilter(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	alive := &framework.SpeakerInfo{RenewTime: now.Add(-5 * time.Second), LeaseDuration: 15 * time.Second}
+	stale := &framework.SpeakerInfo{RenewTime: now.Add(-20 * time.Second), LeaseDuration: 15 * time.Second}
+	draining := &framework.SpeakerInfo{RenewTime: now.Add(-time.Second), LeaseDuration: 15 * time.Second, Draining: true}
+	healthy := framework.NodeInfo{Name: "n", Ready: framework.ConditionTrue, Speaker: alive}
+
+	tests := []struct {
+		name       string
+		args       *NodeReadyArgs
+		mutate     func(n *framework.NodeInfo)
+		wantReason string
+		wantDetail string
+	}{
+		{name: "healthy node passes"},
+		{name: "ready false", mutate: func(n *framework.NodeInfo) { n.Ready = framework.ConditionFalse }, wantReason: ReasonNotReady, wantDetail: "Ready=False"},
+		{name: "ready unknown", mutate: func(n *framework.NodeInfo) { n.Ready = framework.ConditionUnknown }, wantReason: ReasonNotReady, wantDetail: "Ready=Unknown"},
+		{name: "ready absent", mutate: func(n *framework.NodeInfo) { n.Ready = "" }, wantReason: ReasonNotReady, wantDetail: "Ready=absent"},
+		{name: "network unavailable", mutate: func(n *framework.NodeInfo) { n.NetworkUnavailable = true }, wantReason: ReasonNetworkUnavailable},
+		{name: "no heartbeat", mutate: func(n *framework.NodeInfo) { n.Speaker = nil }, wantReason: ReasonNoHeartbeat, wantDetail: "no speaker heartbeat"},
+		{name: "stale heartbeat", mutate: func(n *framework.NodeInfo) { n.Speaker = stale }, wantReason: ReasonNoHeartbeat, wantDetail: "expired at 11:59:55"},
+		{name: "heartbeat expiring exactly now is stale", mutate: func(n *framework.NodeInfo) {
+			n.Speaker = &framework.SpeakerInfo{RenewTime: now.Add(-15 * time.Second), LeaseDuration: 15 * time.Second}
+		}, wantReason: ReasonNoHeartbeat},
+		{name: "draining", mutate: func(n *framework.NodeInfo) { n.Speaker = draining }, wantReason: ReasonDraining},
+		{name: "cordoned excluded by default", mutate: func(n *framework.NodeInfo) { n.Unschedulable = true }, wantReason: ReasonCordoned},
+		{name: "cordoned allowed by args", args: &NodeReadyArgs{ExcludeCordoned: boolPtr(false)}, mutate: func(n *framework.NodeInfo) { n.Unschedulable = true }},
+		{name: "not ready and cordoned reports not ready first, detail lists both", mutate: func(n *framework.NodeInfo) {
+			n.Ready = framework.ConditionFalse
+			n.Unschedulable = true
+			n.Speaker = nil
+		}, wantReason: ReasonNotReady, wantDetail: "Ready=False; no speaker heartbeat seen; cordoned"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var args framework.PluginArgs
+			if tt.args != nil {
+				args = tt.args
+			}
+			p, err := New(args, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			node := healthy
+			if tt.mutate != nil {
+				tt.mutate(&node)
+			}
+			state := framework.NewCycleState(framework.NewSnapshot(now, []*framework.NodeInfo{&node}))
+			st := p.(framework.FilterPlugin).Filter(context.Background(), state, &framework.Unit{}, &node)
+			if tt.wantReason == "" {
+				if !st.IsSuccess() {
+					t.Fatalf("got %v %q, want success", st.Code(), st.Message())
+				}
+				return
+			}
+			if st.Code() != framework.Unschedulable {
+				t.Fatalf("code %v, want Unschedulable", st.Code())
+			}
+			if r := st.Reasons(); len(r) != 1 || r[0] != tt.wantReason {
+				t.Fatalf("reasons %q, want [%q]", r, tt.wantReason)
+			}
+			if !strings.Contains(st.Detail(), tt.wantDetail) {
+				t.Fatalf("detail %q does not contain %q", st.Detail(), tt.wantDetail)
+			}
+		})
+	}
+}
+
+func TestNewRejectsForeignArgs(t *testing.T) {
+	if _, err := New(&wrongArgs{}, nil); err == nil {
+		t.Fatal("New accepted args of another type")
+	}
+}
+
+type wrongArgs struct{ NodeReadyArgs }
