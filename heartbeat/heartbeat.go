@@ -1,0 +1,229 @@
+// Package heartbeat encodes a speaker's heartbeat in a coordination.k8s.io/v1 Lease, one per
+// node in the speaker namespace. The Lease says the speaker is alive (renewTime plus
+// leaseDurationSeconds) and carries, in annotations, the facts only that node can see and
+// every other speaker needs to reach the same decision: its usable interfaces with their
+// prefixes, and whether it is draining before a stop.
+//
+// The renewing loop lives in the speaker; this package only converts between a Heartbeat and
+// a Lease, so the speaker and the snapshot builder agree on the encoding.
+package heartbeat
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/herald-lb/herald/framework"
+)
+
+// Names on the Lease.
+const (
+	// LabelHeartbeat marks speaker heartbeat Leases (value LabelValueSpeaker), so informers
+	// can select them among the namespace's other Leases (leader election).
+	LabelHeartbeat    = "herald.dev/heartbeat"
+	LabelValueSpeaker = "speaker"
+	// AnnotationNode is the node the heartbeat is for (Lease names are derived from it, but
+	// long node names are shortened).
+	AnnotationNode = "herald.dev/node"
+	// AnnotationInterfaces holds the node's usable interfaces as JSON (see wireInterface).
+	AnnotationInterfaces = "herald.dev/interfaces"
+	// AnnotationDraining is "true" while the speaker hands its IPs over before stopping.
+	AnnotationDraining = "herald.dev/draining"
+)
+
+// leasePrefix starts every heartbeat Lease name.
+const leasePrefix = "herald-speaker-"
+
+// Heartbeat is one speaker's heartbeat.
+type Heartbeat struct {
+	NodeName string
+	// Holder is the speaker's identity (its pod name); empty means NodeName.
+	Holder        string
+	RenewTime     time.Time
+	LeaseDuration time.Duration
+	Draining      bool
+	Interfaces    []framework.Interface
+}
+
+// wireInterface is an interface as encoded in AnnotationInterfaces.
+type wireInterface struct {
+	Name     string   `json:"name"`
+	Up       bool     `json:"up"`
+	MAC      string   `json:"mac,omitempty"`
+	Prefixes []string `json:"prefixes,omitempty"`
+}
+
+// LeaseName is the name of the node's heartbeat Lease: leasePrefix + node, or, when that is
+// longer than a Lease name may be, a shortened form made unique by a hash of the node name.
+func LeaseName(node string) string {
+	const maxLen = 253
+	name := leasePrefix + node
+	if len(name) <= maxLen {
+		return name
+	}
+	h := fnv.New64a()
+	h.Write([]byte(node))
+	suffix := fmt.Sprintf("-%016x", h.Sum64())
+	return strings.TrimRight(name[:maxLen-len(suffix)], ".-") + suffix
+}
+
+// Encode returns the heartbeat as a new Lease in the namespace.
+func Encode(hb Heartbeat, namespace string) (*coordinationv1.Lease, error) {
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: LeaseName(hb.NodeName)}}
+	if err := EncodeInto(l, hb); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// EncodeInto writes the heartbeat into an existing Lease (keeping its name and resource
+// version, for an update) and leaves unrelated labels and annotations alone.
+func EncodeInto(l *coordinationv1.Lease, hb Heartbeat) error {
+	if hb.NodeName == "" {
+		return errors.New("heartbeat: empty node name")
+	}
+	if hb.LeaseDuration < time.Second {
+		return fmt.Errorf("heartbeat of node %q: lease duration %s is under one second", hb.NodeName, hb.LeaseDuration)
+	}
+	itfs, err := encodeInterfaces(hb.Interfaces)
+	if err != nil {
+		return fmt.Errorf("heartbeat of node %q: %w", hb.NodeName, err)
+	}
+	if l.Labels == nil {
+		l.Labels = map[string]string{}
+	}
+	l.Labels[LabelHeartbeat] = LabelValueSpeaker
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[AnnotationNode] = hb.NodeName
+	l.Annotations[AnnotationInterfaces] = itfs
+	if hb.Draining {
+		l.Annotations[AnnotationDraining] = "true"
+	} else {
+		delete(l.Annotations, AnnotationDraining)
+	}
+	holder := hb.Holder
+	if holder == "" {
+		holder = hb.NodeName
+	}
+	secs := int32((hb.LeaseDuration + time.Second - 1) / time.Second)
+	renew := metav1.NewMicroTime(hb.RenewTime)
+	l.Spec.HolderIdentity = &holder
+	l.Spec.LeaseDurationSeconds = &secs
+	l.Spec.RenewTime = &renew
+	return nil
+}
+
+// encodeInterfaces renders the interfaces sorted by name, so an unchanged set gives an
+// unchanged annotation and renewals do not look like changes.
+func encodeInterfaces(itfs []framework.Interface) (string, error) {
+	wire := make([]wireInterface, 0, len(itfs))
+	for _, itf := range itfs {
+		if itf.Name == "" {
+			return "", errors.New("interface with an empty name")
+		}
+		w := wireInterface{Name: itf.Name, Up: itf.Up, MAC: itf.MAC}
+		for _, p := range itf.Prefixes {
+			w.Prefixes = append(w.Prefixes, p.String())
+		}
+		wire = append(wire, w)
+	}
+	slices.SortFunc(wire, func(a, b wireInterface) int { return strings.Compare(a.Name, b.Name) })
+	b, err := json.Marshal(wire)
+	return string(b), err
+}
+
+// IsHeartbeat reports whether the Lease is a speaker heartbeat.
+func IsHeartbeat(l *coordinationv1.Lease) bool {
+	return l.Labels[LabelHeartbeat] == LabelValueSpeaker
+}
+
+// Decode reads a heartbeat Lease. A Lease that is not a heartbeat, or names no node, is an
+// error. Malformed interfaces are an error too, but the rest of the heartbeat is still
+// returned (alive, draining, with the interfaces that decoded), so one bad annotation only
+// costs the node its interfaces, not its liveness. Errors name the Lease and the field.
+func Decode(l *coordinationv1.Lease) (*Heartbeat, error) {
+	where := fmt.Sprintf("lease %s/%s", l.Namespace, l.Name)
+	meta := field.NewPath("metadata")
+	if !IsHeartbeat(l) {
+		return nil, fmt.Errorf("%s: %s: not %q", where, meta.Child("labels").Key(LabelHeartbeat), LabelValueSpeaker)
+	}
+	hb := &Heartbeat{NodeName: l.Annotations[AnnotationNode]}
+	if hb.NodeName == "" {
+		return nil, fmt.Errorf("%s: %s: missing", where, meta.Child("annotations").Key(AnnotationNode))
+	}
+	if l.Spec.HolderIdentity != nil {
+		hb.Holder = *l.Spec.HolderIdentity
+	}
+	if l.Spec.RenewTime != nil {
+		hb.RenewTime = l.Spec.RenewTime.Time
+	}
+	if l.Spec.LeaseDurationSeconds != nil {
+		hb.LeaseDuration = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
+	}
+	var errs []error
+	switch v := l.Annotations[AnnotationDraining]; v {
+	case "", "false":
+	case "true":
+		hb.Draining = true
+	default:
+		// A value we do not understand: draining is the safe reading, it only hands IPs over.
+		hb.Draining = true
+		errs = append(errs, fmt.Errorf("%s: %s: %q is not \"true\" or \"false\"", where, meta.Child("annotations").Key(AnnotationDraining), v))
+	}
+	itfs, err := decodeInterfaces(l.Annotations[AnnotationInterfaces], meta.Child("annotations").Key(AnnotationInterfaces))
+	hb.Interfaces = itfs
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", where, err))
+	}
+	return hb, errors.Join(errs...)
+}
+
+func decodeInterfaces(s string, path *field.Path) ([]framework.Interface, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var wire []wireInterface
+	if err := json.Unmarshal([]byte(s), &wire); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var errs []error
+	out := make([]framework.Interface, 0, len(wire))
+	for i, w := range wire {
+		if w.Name == "" {
+			errs = append(errs, fmt.Errorf("%s: name: empty", path.Index(i)))
+			continue
+		}
+		itf := framework.Interface{Name: w.Name, Up: w.Up, MAC: w.MAC}
+		for j, ps := range w.Prefixes {
+			p, err := netip.ParsePrefix(ps)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", path.Index(i).Child("prefixes").Index(j), err))
+				continue
+			}
+			itf.Prefixes = append(itf.Prefixes, p)
+		}
+		out = append(out, itf)
+	}
+	return out, errors.Join(errs...)
+}
+
+// SpeakerInfo converts the heartbeat into what the framework's NodeInfo carries.
+func (hb *Heartbeat) SpeakerInfo() *framework.SpeakerInfo {
+	return &framework.SpeakerInfo{
+		RenewTime:     hb.RenewTime,
+		LeaseDuration: hb.LeaseDuration,
+		Draining:      hb.Draining,
+		Interfaces:    hb.Interfaces,
+	}
+}

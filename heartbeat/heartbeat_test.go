@@ -1,0 +1,138 @@
+package heartbeat
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+
+	"github.com/herald-lb/herald/framework"
+)
+
+func TestRoundTrip(t *testing.T) {
+	renew := time.Date(2026, 11, 22, 12, 0, 0, 123456000, time.UTC)
+	hb := Heartbeat{
+		NodeName: "node-1", Holder: "speaker-abcde", RenewTime: renew, LeaseDuration: 15 * time.Second, Draining: true,
+		Interfaces: []framework.Interface{
+			{Name: "eth1", Up: false, Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8::5/64")}},
+			{Name: "eth0", Up: true, MAC: "02:00:00:00:00:01", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.5/24")}},
+		},
+	}
+	l, err := Encode(hb, "herald-system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Name != "herald-speaker-node-1" || l.Namespace != "herald-system" || !IsHeartbeat(l) {
+		t.Fatalf("lease %s/%s labels %v", l.Namespace, l.Name, l.Labels)
+	}
+	if *l.Spec.HolderIdentity != "speaker-abcde" || *l.Spec.LeaseDurationSeconds != 15 {
+		t.Fatalf("spec %+v", l.Spec)
+	}
+	got, err := Decode(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := hb
+	want.Interfaces = []framework.Interface{hb.Interfaces[1], hb.Interfaces[0]} // sorted by name
+	if !reflect.DeepEqual(*got, want) {
+		t.Fatalf("decoded %+v\nwant    %+v", *got, want)
+	}
+
+	// Renewing into the same Lease clears draining and keeps foreign annotations.
+	l.Annotations["other"] = "kept"
+	hb.Draining = false
+	if err := EncodeInto(l, hb); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.Annotations[AnnotationDraining]; ok || l.Annotations["other"] != "kept" {
+		t.Fatalf("annotations %v", l.Annotations)
+	}
+	si := mustDecode(t, l).SpeakerInfo()
+	if si.Draining || !si.AliveAt(renew.Add(14*time.Second)) || si.AliveAt(renew.Add(15*time.Second)) {
+		t.Fatalf("speaker info %+v", si)
+	}
+}
+
+func mustDecode(t *testing.T, l *coordinationv1.Lease) *Heartbeat {
+	t.Helper()
+	hb, err := Decode(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hb
+}
+
+func TestEncodeRejects(t *testing.T) {
+	for _, hb := range []Heartbeat{
+		{LeaseDuration: time.Second},
+		{NodeName: "n", LeaseDuration: 0},
+		{NodeName: "n", LeaseDuration: time.Second, Interfaces: []framework.Interface{{Up: true}}},
+	} {
+		if _, err := Encode(hb, "ns"); err == nil {
+			t.Errorf("Encode(%+v) succeeded", hb)
+		}
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	base := func() *coordinationv1.Lease {
+		l, err := Encode(Heartbeat{NodeName: "n1", RenewTime: time.Now(), LeaseDuration: 10 * time.Second}, "ns")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	tests := []struct {
+		name        string
+		mutate      func(l *coordinationv1.Lease)
+		wantErr     string
+		wantNil     bool
+		wantItfs    int
+		wantDrained bool
+	}{
+		{name: "not a heartbeat", mutate: func(l *coordinationv1.Lease) { delete(l.Labels, LabelHeartbeat) }, wantErr: "metadata.labels[herald.dev/heartbeat]", wantNil: true},
+		{name: "no node", mutate: func(l *coordinationv1.Lease) { delete(l.Annotations, AnnotationNode) }, wantErr: "metadata.annotations[herald.dev/node]: missing", wantNil: true},
+		{name: "interfaces not JSON", mutate: func(l *coordinationv1.Lease) { l.Annotations[AnnotationInterfaces] = "eth0" }, wantErr: "metadata.annotations[herald.dev/interfaces]"},
+		{name: "bad prefix keeps the other interfaces", mutate: func(l *coordinationv1.Lease) {
+			l.Annotations[AnnotationInterfaces] = `[{"name":"eth0","up":true,"prefixes":["192.0.2.300/24"]},{"name":"eth1","up":true,"prefixes":["192.0.2.1/24"]}]`
+		}, wantErr: "metadata.annotations[herald.dev/interfaces][0].prefixes[0]", wantItfs: 2},
+		{name: "bad draining value reads as draining", mutate: func(l *coordinationv1.Lease) { l.Annotations[AnnotationDraining] = "yes" }, wantErr: "herald.dev/draining", wantDrained: true},
+		{name: "missing spec reads as dead", mutate: func(l *coordinationv1.Lease) { l.Spec = coordinationv1.LeaseSpec{} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := base()
+			tt.mutate(l)
+			hb, err := Decode(l)
+			if tt.wantErr == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "lease ns/herald-speaker-n1")) {
+				t.Fatalf("error %v, want one naming the lease and %q", err, tt.wantErr)
+			}
+			if tt.wantNil {
+				if hb != nil {
+					t.Fatalf("got a heartbeat %+v", hb)
+				}
+				return
+			}
+			if hb == nil || hb.NodeName != "n1" || len(hb.Interfaces) != tt.wantItfs || hb.Draining != tt.wantDrained {
+				t.Fatalf("heartbeat %+v", hb)
+			}
+			if tt.name == "missing spec reads as dead" && hb.SpeakerInfo().AliveAt(time.Now()) {
+				t.Fatal("a lease without renewTime reads as alive")
+			}
+		})
+	}
+}
+
+func TestLeaseNameOfLongNodes(t *testing.T) {
+	long := strings.Repeat("a", 250)
+	a, b := LeaseName(long+"x"), LeaseName(long+"y")
+	if len(a) > 253 || a == b || !strings.HasPrefix(a, leasePrefix) {
+		t.Fatalf("names %q (%d) and %q", a, len(a), b)
+	}
+}
