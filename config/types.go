@@ -1,0 +1,110 @@
+// Package config is the speaker's configuration file API (herald.dev/v1alpha1,
+// SpeakerConfiguration): its types, strict decoding, defaults and validation with field paths,
+// and the conversion of profiles into the framework's ProfileSpec. The metallb.io resource
+// types live in config/metallb.
+package config
+
+import (
+	"encoding/json"
+
+	logsapi "k8s.io/component-base/logs/api/v1"
+)
+
+// The file's type identity.
+const (
+	APIVersion = "herald.dev/v1alpha1"
+	Kind       = "SpeakerConfiguration"
+)
+
+// SpeakerConfiguration is the speaker's configuration file.
+type SpeakerConfiguration struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// Profiles are scheduling profiles; a Service picks one by spec.loadBalancerClass.
+	Profiles []Profile `json:"profiles,omitempty"`
+	// Announcers are the announcer plugin executables the speaker runs.
+	Announcers []Announcer `json:"announcers,omitempty"`
+	Heartbeat  Heartbeat   `json:"heartbeat"`
+	// HandleNoClass makes the profile without a loadBalancerClass serve Services that set no
+	// class. Default true.
+	HandleNoClass *bool `json:"handleNoClass,omitempty"`
+	// MetricsBindAddress and HealthBindAddress are host:port to serve /metrics and /healthz on.
+	MetricsBindAddress string                       `json:"metricsBindAddress,omitempty"`
+	HealthBindAddress  string                       `json:"healthBindAddress,omitempty"`
+	Logging            logsapi.LoggingConfiguration `json:"logging"`
+	Draining           Draining                     `json:"draining"`
+}
+
+// Profile is a scheduling profile: which plugins run at which extension point, with which
+// weights and args.
+type Profile struct {
+	Name string `json:"name"`
+	// LoadBalancerClass selects the Services the profile schedules; empty makes it the
+	// profile for Services without a class (when handleNoClass is true).
+	LoadBalancerClass string `json:"loadBalancerClass,omitempty"`
+	// Plugins are merged with the default plugin set: defaults not disabled keep their place,
+	// enabled plugins are added after them (an enabled default keeps its place and takes the
+	// new weight). After defaulting every stage lists its full set with disabled: ["*"].
+	Plugins      Plugins        `json:"plugins"`
+	PluginConfig []PluginConfig `json:"pluginConfig,omitempty"`
+}
+
+// Plugins lists the plugins per extension point.
+type Plugins struct {
+	PreFilter PluginSet `json:"preFilter"`
+	Filter    PluginSet `json:"filter"`
+	Score     PluginSet `json:"score"`
+	Bind      PluginSet `json:"bind"`
+}
+
+// PluginSet enables and disables plugins at one extension point.
+type PluginSet struct {
+	Enabled []Plugin `json:"enabled,omitempty"`
+	// Disabled removes default plugins; the name "*" removes all of them.
+	Disabled []Plugin `json:"disabled,omitempty"`
+}
+
+// Plugin names a plugin; Weight is for score plugins only (1..100, default 1 or the default
+// set's weight).
+type Plugin struct {
+	Name   string `json:"name"`
+	Weight *int64 `json:"weight,omitempty"`
+}
+
+// PluginConfig holds one plugin's args, decoded strictly into the plugin's <Name>Args type.
+type PluginConfig struct {
+	Name string          `json:"name"`
+	Args json.RawMessage `json:"args,omitempty"`
+}
+
+// Announcer is an announcer plugin executable.
+type Announcer struct {
+	// Name is arp, ndp, bgp or a custom announcer's name.
+	Name string `json:"name"`
+	// Path is the executable; empty for the built-in names means herald-announcer-<name>
+	// next to the herald binary.
+	Path string `json:"path,omitempty"`
+	// SHA256 is the expected hex checksum of the executable; empty skips the check.
+	SHA256 string `json:"sha256,omitempty"`
+	// Args are passed to the executable.
+	Args []string `json:"args,omitempty"`
+}
+
+// Heartbeat configures the speaker's node heartbeat Lease.
+type Heartbeat struct {
+	// LeaseDuration is how long a renewal stays valid (default 15s).
+	LeaseDuration Duration `json:"leaseDuration"`
+	// RenewInterval is how often the speaker renews (default 5s); less than LeaseDuration.
+	RenewInterval Duration `json:"renewInterval"`
+	// Namespace holds the Leases (default herald-system).
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// Draining configures the hand-over on shutdown.
+type Draining struct {
+	// Timeout bounds how long a stopping speaker waits for others to take over (default 10s).
+	Timeout Duration `json:"timeout"`
+}
+
+// BuiltinAnnouncers are the announcer names Herald ships executables for.
+var BuiltinAnnouncers = []string{"arp", "bgp", "ndp"}
