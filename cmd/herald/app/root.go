@@ -6,12 +6,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Option changes how the herald command is built, for example to register out-of-tree plugins.
-type Option func(*options)
-
-// options collects what Options configure; subcommands read it.
-type options struct{}
-
 // NewHeraldCommand returns the root command with every subcommand registered.
 func NewHeraldCommand(opts ...Option) *cobra.Command {
 	o := &options{}
@@ -25,5 +19,6 @@ func NewHeraldCommand(opts ...Option) *cobra.Command {
 		SilenceErrors: false,
 	}
 	cmd.AddCommand(newVersionCommand())
+	cmd.AddCommand(newConfigCommand(o))
 	return cmd
 }
