@@ -1,0 +1,559 @@
+package bgp
+
+// This file is the only one that imports GoBGP: everything the announcer needs from it goes
+// through Speaker, so GoBGP's API churn stays here.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	gobgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+)
+
+// GlobalConfig is what a Speaker needs to start: GoBGP has one router id and one default ASN
+// per server; each peer may override the local ASN.
+type GlobalConfig struct {
+	ASN      uint32
+	RouterID netip.Addr
+}
+
+// PeerConfig is one BGP neighbor as the Speaker configures it.
+type PeerConfig struct {
+	Address netip.Addr
+	// Port is the peer's TCP port; 0 means 179.
+	Port            uint16
+	LocalASN        uint32
+	PeerASN         uint32 // 0 accepts any ASN (dynamic ASN)
+	SourceAddress   netip.Addr
+	HoldTime        time.Duration
+	Keepalive       time.Duration
+	ConnectRetry    time.Duration
+	EBGPMultihop    bool
+	Password        string
+	GracefulRestart bool
+	// BFD is nil when BFD is off.
+	BFD *BFDConfig
+}
+
+// BFDConfig is what GoBGP's native BFD (RFC 5880/5881, single hop, asynchronous mode) accepts
+// per peer. Echo, passive and demand modes, authentication and a received-TTL check are not
+// implemented by GoBGP, so they have no field here.
+type BFDConfig struct {
+	DesiredMinTx     time.Duration
+	RequiredMinRx    time.Duration
+	DetectMultiplier uint32
+}
+
+// PeerState is a neighbor's session as GoBGP reports it.
+type PeerState struct {
+	Address netip.Addr
+	State   SessionFSM
+	// BFDUp is true when the peer's BFD session is up.
+	BFDUp bool
+	// Reason is why the session last went down, empty when unknown.
+	Reason string
+}
+
+// SessionFSM is a BGP finite-state-machine state.
+type SessionFSM int
+
+// BGP FSM states.
+const (
+	FSMUnknown SessionFSM = iota
+	FSMIdle
+	FSMConnect
+	FSMActive
+	FSMOpenSent
+	FSMOpenConfirm
+	FSMEstablished
+)
+
+// Path is one route the Speaker originates.
+type Path struct {
+	Prefix              netip.Prefix
+	LocalPref           *uint32
+	Communities         []uint32
+	LargeCommunities    [][3]uint32
+	ExtendedCommunities []ExtCommunity
+}
+
+// ExtCommunity is a route-target or route-origin extended community, e.g. "65000:100".
+type ExtCommunity struct {
+	// Origin is true for route-origin (site of origin), false for route-target.
+	Origin bool
+	Value  string
+}
+
+// PathID identifies an originated path for deletion.
+type PathID = uuid.UUID
+
+// Speaker is an embedded GoBGP server that connects out only.
+type Speaker struct {
+	srv *server.BgpServer
+
+	mu      sync.Mutex
+	filters map[netip.Addr]bool // peers with an export filter installed
+}
+
+// StartSpeaker starts GoBGP with ListenPort -1 (connect out only, so no CAP_NET_BIND_SERVICE
+// and no clash with a CNI's BGP on port 179) and calls onPeer on every session state change.
+func StartSpeaker(ctx context.Context, g GlobalConfig, log *slog.Logger, onPeer func(PeerState)) (*Speaker, error) {
+	lvl := &slog.LevelVar{}
+	lvl.Set(slog.LevelWarn)
+	srv := server.NewBgpServer(server.LoggerOption(log, lvl))
+	go srv.Serve()
+	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn:        g.ASN,
+		RouterId:   g.RouterID.String(),
+		ListenPort: -1,
+	}}); err != nil {
+		srv.Stop()
+		return nil, fmt.Errorf("start BGP (asn %d, router id %s): %w", g.ASN, g.RouterID, err)
+	}
+	s := &Speaker{srv: srv, filters: map[netip.Addr]bool{}}
+	if err := srv.WatchEvent(context.Background(), server.WatchEventMessageCallbacks{
+		OnPeerUpdate: func(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+			if ev.Type != apiutil.PEER_EVENT_STATE || onPeer == nil {
+				return
+			}
+			st := ev.Peer.State
+			ps := PeerState{Address: st.NeighborAddress, State: fsmFrom(st.SessionState)}
+			if st.DisconnectMessage != "" || st.DisconnectReason != api.PeerState_DISCONNECT_REASON_UNSPECIFIED {
+				ps.Reason = reasonText(st.DisconnectReason, st.DisconnectMessage)
+			}
+			onPeer(ps)
+		},
+	}, server.WatchPeer()); err != nil {
+		srv.Stop()
+		return nil, fmt.Errorf("watch peer events: %w", err)
+	}
+	return s, nil
+}
+
+// Stop ends every session and the server.
+func (s *Speaker) Stop() {
+	_ = s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+	s.srv.Stop()
+}
+
+func fsmFrom(st gobgp.FSMState) SessionFSM {
+	switch st {
+	case gobgp.BGP_FSM_IDLE:
+		return FSMIdle
+	case gobgp.BGP_FSM_CONNECT:
+		return FSMConnect
+	case gobgp.BGP_FSM_ACTIVE:
+		return FSMActive
+	case gobgp.BGP_FSM_OPENSENT:
+		return FSMOpenSent
+	case gobgp.BGP_FSM_OPENCONFIRM:
+		return FSMOpenConfirm
+	case gobgp.BGP_FSM_ESTABLISHED:
+		return FSMEstablished
+	}
+	return FSMUnknown
+}
+
+func fsmFromAPI(st api.PeerState_SessionState) SessionFSM {
+	switch st {
+	case api.PeerState_SESSION_STATE_IDLE:
+		return FSMIdle
+	case api.PeerState_SESSION_STATE_CONNECT:
+		return FSMConnect
+	case api.PeerState_SESSION_STATE_ACTIVE:
+		return FSMActive
+	case api.PeerState_SESSION_STATE_OPENSENT:
+		return FSMOpenSent
+	case api.PeerState_SESSION_STATE_OPENCONFIRM:
+		return FSMOpenConfirm
+	case api.PeerState_SESSION_STATE_ESTABLISHED:
+		return FSMEstablished
+	}
+	return FSMUnknown
+}
+
+func reasonText(r api.PeerState_DisconnectReason, msg string) string {
+	name := strings.ToLower(strings.TrimPrefix(r.String(), "DISCONNECT_REASON_"))
+	name = strings.ReplaceAll(name, "_", " ")
+	if msg == "" {
+		return name
+	}
+	return name + ": " + msg
+}
+
+func (c PeerConfig) toAPI() *api.Peer {
+	p := &api.Peer{
+		Conf: &api.PeerConf{
+			NeighborAddress: c.Address.String(),
+			PeerAsn:         c.PeerASN,
+			LocalAsn:        c.LocalASN,
+			AuthPassword:    c.Password,
+		},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime:          seconds(c.HoldTime),
+			KeepaliveInterval: seconds(c.Keepalive),
+			ConnectRetry:      seconds(c.ConnectRetry),
+		}},
+		Transport: &api.Transport{RemotePort: uint32(c.Port)},
+		AfiSafis:  []*api.AfiSafi{afiSafi(gobgp.AFI_IP), afiSafi(gobgp.AFI_IP6)},
+	}
+	if c.SourceAddress.IsValid() {
+		p.Transport.LocalAddress = c.SourceAddress.String()
+	}
+	if c.EBGPMultihop {
+		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	}
+	if c.GracefulRestart {
+		p.GracefulRestart = &api.GracefulRestart{Enabled: true}
+	}
+	if c.BFD != nil {
+		p.Bfd = &api.BfdPeerConfig{
+			Enabled:                  true,
+			DesiredMinimumTxInterval: uint32(c.BFD.DesiredMinTx.Microseconds()),
+			RequiredMinimumReceive:   uint32(c.BFD.RequiredMinRx.Microseconds()),
+			DetectionMultiplier:      c.BFD.DetectMultiplier,
+		}
+	}
+	return p
+}
+
+func afiSafi(afi uint16) *api.AfiSafi {
+	return &api.AfiSafi{Config: &api.AfiSafiConfig{
+		Family:  &api.Family{Afi: api.Family_Afi(afi), Safi: api.Family_SAFI_UNICAST},
+		Enabled: true,
+	}}
+}
+
+// seconds rounds up: BGP timers are whole seconds on the wire.
+func seconds(d time.Duration) uint64 {
+	if d <= 0 {
+		return 0
+	}
+	return uint64((d + time.Second - 1) / time.Second)
+}
+
+// AddPeer adds a neighbor; the session starts connecting at once.
+func (s *Speaker) AddPeer(ctx context.Context, c PeerConfig) error {
+	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: c.toAPI()}); err != nil {
+		return fmt.Errorf("add peer %s: %w", c.Address, err)
+	}
+	return nil
+}
+
+// UpdatePeer changes a neighbor's configuration; GoBGP resets the session when needed.
+func (s *Speaker) UpdatePeer(ctx context.Context, c PeerConfig) error {
+	rsp, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: c.toAPI()})
+	if err != nil {
+		return fmt.Errorf("update peer %s: %w", c.Address, err)
+	}
+	if rsp.NeedsSoftResetIn {
+		_ = s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: c.Address.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_IN})
+	}
+	return nil
+}
+
+// DeletePeer removes a neighbor (and its export filter).
+func (s *Speaker) DeletePeer(ctx context.Context, addr netip.Addr) error {
+	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+		return fmt.Errorf("delete peer %s: %w", addr, err)
+	}
+	return s.removeFilter(ctx, addr)
+}
+
+// ResetPeer hard-resets a neighbor's session, e.g. after its password changed.
+func (s *Speaker) ResetPeer(ctx context.Context, addr netip.Addr, why string) error {
+	return s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Communication: why})
+}
+
+// Peers reports every neighbor's session.
+func (s *Speaker) Peers(ctx context.Context) ([]PeerState, error) {
+	var out []PeerState
+	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		if p.State == nil || p.Conf == nil {
+			return
+		}
+		addr, err := netip.ParseAddr(p.Conf.NeighborAddress)
+		if err != nil {
+			return
+		}
+		ps := PeerState{Address: addr, State: fsmFromAPI(p.State.SessionState)}
+		if p.State.DisconnectReason != api.PeerState_DISCONNECT_REASON_UNSPECIFIED || p.State.DisconnectMessage != "" {
+			ps.Reason = reasonText(p.State.DisconnectReason, p.State.DisconnectMessage)
+		}
+		if b := p.State.BfdState; b != nil {
+			ps.BFDUp = b.SessionState == api.BfdSessionState_BFD_SESSION_STATE_UP
+		}
+		out = append(out, ps)
+	})
+	return out, err
+}
+
+func family(p netip.Prefix) gobgp.Family {
+	if p.Addr().Is4() {
+		return gobgp.RF_IPv4_UC
+	}
+	return gobgp.RF_IPv6_UC
+}
+
+func (p Path) toAPI(withdraw bool) (*apiutil.Path, error) {
+	nlri, err := gobgp.NewIPAddrPrefix(p.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("prefix %s: %w", p.Prefix, err)
+	}
+	fam := family(p.Prefix)
+	attrs := []gobgp.PathAttributeInterface{gobgp.NewPathAttributeOrigin(gobgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
+	// An unspecified next hop makes GoBGP put the session's local address in its place.
+	if fam == gobgp.RF_IPv4_UC {
+		nh, err := gobgp.NewPathAttributeNextHop(netip.IPv4Unspecified())
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, nh)
+	} else {
+		mp, err := gobgp.NewPathAttributeMpReachNLRI(fam, []gobgp.PathNLRI{{NLRI: nlri}}, netip.IPv6Unspecified())
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, mp)
+	}
+	if p.LocalPref != nil {
+		attrs = append(attrs, gobgp.NewPathAttributeLocalPref(*p.LocalPref))
+	}
+	if len(p.Communities) > 0 {
+		attrs = append(attrs, gobgp.NewPathAttributeCommunities(p.Communities))
+	}
+	if len(p.LargeCommunities) > 0 {
+		lcs := make([]*gobgp.LargeCommunity, len(p.LargeCommunities))
+		for i, c := range p.LargeCommunities {
+			lcs[i] = gobgp.NewLargeCommunity(c[0], c[1], c[2])
+		}
+		attrs = append(attrs, gobgp.NewPathAttributeLargeCommunities(lcs))
+	}
+	if len(p.ExtendedCommunities) > 0 {
+		ecs := make([]gobgp.ExtendedCommunityInterface, len(p.ExtendedCommunities))
+		for i, c := range p.ExtendedCommunities {
+			ec, err := ParseExtCommunity(c)
+			if err != nil {
+				return nil, err
+			}
+			ecs[i] = ec
+		}
+		attrs = append(attrs, gobgp.NewPathAttributeExtendedCommunities(ecs))
+	}
+	return &apiutil.Path{Family: fam, Nlri: nlri, Attrs: attrs, Withdrawal: withdraw}, nil
+}
+
+// ParseExtCommunity checks an extended community value such as "65000:100" or "192.0.2.1:7".
+func ParseExtCommunity(c ExtCommunity) (gobgp.ExtendedCommunityInterface, error) {
+	sub := gobgp.EC_SUBTYPE_ROUTE_TARGET
+	if c.Origin {
+		sub = gobgp.EC_SUBTYPE_ROUTE_ORIGIN
+	}
+	ec, err := gobgp.ParseExtendedCommunity(sub, c.Value)
+	if err != nil {
+		return nil, fmt.Errorf("extended community %q: %w", c.Value, err)
+	}
+	return ec, nil
+}
+
+// AddPaths originates paths (replacing any earlier path for the same prefix). It returns one
+// ID per path (zero when that path failed) and one error per path.
+func (s *Speaker) AddPaths(paths []Path) ([]PathID, []error) {
+	ids := make([]PathID, len(paths))
+	errs := make([]error, len(paths))
+	req := apiutil.AddPathRequest{}
+	index := make([]int, 0, len(paths))
+	for i, p := range paths {
+		ap, err := p.toAPI(false)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		req.Paths = append(req.Paths, ap)
+		index = append(index, i)
+	}
+	if len(req.Paths) == 0 {
+		return ids, errs
+	}
+	rsp, err := s.srv.AddPath(req)
+	if err != nil && len(rsp) == 0 {
+		for _, i := range index {
+			errs[i] = fmt.Errorf("add path %s: %w", paths[i].Prefix, err)
+		}
+		return ids, errs
+	}
+	for j, r := range rsp {
+		i := index[j]
+		if r.Error != nil {
+			errs[i] = fmt.Errorf("add path %s: %w", paths[i].Prefix, r.Error)
+			continue
+		}
+		ids[i] = r.UUID
+	}
+	return ids, errs
+}
+
+// uuidDeleteLimit bounds deletion by UUID: GoBGP scans its whole RIB once per UUID, so large
+// batches are withdrawn by prefix instead.
+const uuidDeleteLimit = 32
+
+// DeletePaths withdraws originated paths, by the IDs AddPaths returned when the batch is small,
+// by prefix otherwise.
+func (s *Speaker) DeletePaths(ids []PathID, prefixes []netip.Prefix) error {
+	if len(prefixes) == 0 {
+		return nil
+	}
+	if len(ids) == len(prefixes) && len(ids) <= uuidDeleteLimit && !slicesHasZero(ids) {
+		if err := s.srv.DeletePath(apiutil.DeletePathRequest{UUIDs: ids}); err != nil {
+			return fmt.Errorf("withdraw %d paths: %w", len(ids), err)
+		}
+		return nil
+	}
+	req := apiutil.DeletePathRequest{}
+	for _, p := range prefixes {
+		ap, err := Path{Prefix: p}.toAPI(true)
+		if err != nil {
+			return err
+		}
+		req.Paths = append(req.Paths, ap)
+	}
+	if err := s.srv.DeletePath(req); err != nil {
+		return fmt.Errorf("withdraw %d paths: %w", len(prefixes), err)
+	}
+	return nil
+}
+
+func slicesHasZero(ids []PathID) bool {
+	for _, id := range ids {
+		if id == (PathID{}) {
+			return true
+		}
+	}
+	return false
+}
+
+// DeleteAllPaths withdraws every originated path.
+func (s *Speaker) DeleteAllPaths() error {
+	return s.srv.DeletePath(apiutil.DeletePathRequest{DeleteAll: true})
+}
+
+func filterNames(peer netip.Addr) (neighborSet, prefixSet, policy string) {
+	id := strings.NewReplacer(".", "-", ":", "-").Replace(peer.String())
+	return "herald-peer-" + id, "herald-deny-" + id, "herald-restrict-" + id
+}
+
+// SetExportFilter makes the speaker withhold the given prefixes from one peer (routes
+// restricted to other peers). It installs a global export policy statement matching that
+// neighbor and a prefix set; an empty deny list removes it. Paths already sent are
+// re-evaluated only when they are added again, so callers re-add affected paths after this.
+func (s *Speaker) SetExportFilter(ctx context.Context, peer netip.Addr, deny []netip.Prefix) error {
+	if len(deny) == 0 {
+		return s.removeFilter(ctx, peer)
+	}
+	nset, pset, pol := filterNames(peer)
+	prefixes := make([]*api.Prefix, len(deny))
+	for i, p := range deny {
+		prefixes[i] = &api.Prefix{IpPrefix: p.String(), MaskLengthMin: uint32(p.Bits()), MaskLengthMax: uint32(p.Bits())}
+	}
+	if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{Replace: true, DefinedSet: &api.DefinedSet{
+		DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: pset, Prefixes: prefixes,
+	}}); err != nil {
+		return fmt.Errorf("peer %s: export filter prefix set: %w", peer, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.filters[peer] {
+		return nil
+	}
+	if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{Replace: true, DefinedSet: &api.DefinedSet{
+		DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: nset, List: []string{netip.PrefixFrom(peer, peer.BitLen()).String()},
+	}}); err != nil {
+		return fmt.Errorf("peer %s: export filter neighbor set: %w", peer, err)
+	}
+	policy := &api.Policy{Name: pol, Statements: []*api.Statement{{
+		Name: pol,
+		Conditions: &api.Conditions{
+			NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: nset},
+			PrefixSet:   &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: pset},
+		},
+		Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT},
+	}}}
+	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
+		return fmt.Errorf("peer %s: export filter policy: %w", peer, err)
+	}
+	if err := s.srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT,
+		Policies: []*api.Policy{{Name: pol}}, DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
+	}}); err != nil {
+		return fmt.Errorf("peer %s: export filter assignment: %w", peer, err)
+	}
+	s.filters[peer] = true
+	return nil
+}
+
+func (s *Speaker) removeFilter(ctx context.Context, peer netip.Addr) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.filters[peer] {
+		return nil
+	}
+	nset, pset, pol := filterNames(peer)
+	var errs []error
+	errs = append(errs, s.srv.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT, Policies: []*api.Policy{{Name: pol}},
+	}}))
+	errs = append(errs, s.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: pol}}))
+	errs = append(errs, s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{All: true, DefinedSet: &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: pset}}))
+	errs = append(errs, s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{All: true, DefinedSet: &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: nset}}))
+	delete(s.filters, peer)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("peer %s: remove export filter: %w", peer, err)
+	}
+	return nil
+}
+
+// ParseCommunity parses a standard community "65535:65282" (or a decimal uint32).
+func ParseCommunity(s string) (uint32, error) {
+	hi, lo, ok := strings.Cut(s, ":")
+	if !ok {
+		v, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("community %q: want AA:NN", s)
+		}
+		return uint32(v), nil
+	}
+	a, err1 := strconv.ParseUint(hi, 10, 16)
+	b, err2 := strconv.ParseUint(lo, 10, 16)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("community %q: want AA:NN with two 16-bit numbers", s)
+	}
+	return uint32(a)<<16 | uint32(b), nil
+}
+
+// ParseLargeCommunity parses "1:2:3" (optionally prefixed "large:").
+func ParseLargeCommunity(s string) ([3]uint32, error) {
+	parts := strings.Split(strings.TrimPrefix(s, "large:"), ":")
+	if len(parts) != 3 {
+		return [3]uint32{}, fmt.Errorf("large community %q: want ASN:N1:N2", s)
+	}
+	var out [3]uint32
+	for i, p := range parts {
+		v, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return [3]uint32{}, fmt.Errorf("large community %q: part %d is not a 32-bit number", s, i+1)
+		}
+		out[i] = uint32(v)
+	}
+	return out, nil
+}
