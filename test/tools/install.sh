@@ -71,6 +71,10 @@ GO
 go_tools=(
   "staticcheck honnef.co/go/tools/cmd/staticcheck@2026.1"
   "controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen@v0.20.0"
+  "deepcopy-gen k8s.io/code-generator/cmd/deepcopy-gen@v0.37.2"
+  "client-gen k8s.io/code-generator/cmd/client-gen@v0.37.2"
+  "lister-gen k8s.io/code-generator/cmd/lister-gen@v0.37.2"
+  "informer-gen k8s.io/code-generator/cmd/informer-gen@v0.37.2"
   "protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12"
   "protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0"
 )
