@@ -86,7 +86,7 @@ func TestCustomBinaryKnowsThePlugin(t *testing.T) {
 
 	// The plugin's args are decoded strictly and validated with their field paths.
 	for content, want := range map[string]string{
-		strings.Replace(withMaintenance, "{label: example.com/drain}", "{label: 'not a label!'}", 1): `profiles[0].pluginConfig[0].args.label: Invalid value: "not a label!"`,
+		strings.Replace(withMaintenance, "{label: example.com/drain}", "{label: 'not a label!'}", 1):    `profiles[0].pluginConfig[0].args.label: Invalid value: "not a label!"`,
 		strings.Replace(withMaintenance, "{label: example.com/drain}", "{lable: example.com/drain}", 1): `unknown field "lable"`,
 	} {
 		_, errOut, err := run(t, custom, "config", "validate", writeFile(t, content))
