@@ -546,16 +546,25 @@ func (f *Framework) normalize(ctx context.Context, state *CycleState, unit *Unit
 			continue
 		}
 		name := s.plugin.Name()
+		if s.ext == nil {
+			// Without NormalizeScore the raw scores are final: no list to build.
+			for j, i := range rec.feasible {
+				v := raw[int(i)*ns+k]
+				if v < MinNodeScore || v > MaxNodeScore {
+					return fmt.Errorf("plugin %q: score %d for node %q is outside %d..%d", name, v, nodes[i].Name, MinNodeScore, MaxNodeScore)
+				}
+				rec.raw[k*nf+j], rec.norm[k*nf+j] = v, v
+				rec.totals[j] += v * s.weight
+			}
+			continue
+		}
 		for j, i := range rec.feasible {
 			v := raw[int(i)*ns+k]
 			list[j] = NodeScore{Name: nodes[i].Name, Score: v}
 			rec.raw[k*nf+j] = v
 		}
-		if s.ext != nil {
-			st := f.callNormalize(ctx, k, state, unit, list, sample)
-			if !st.IsSuccess() {
-				return pluginError(name, PointNormalizeScore, "", st)
-			}
+		if st := f.callNormalize(ctx, k, state, unit, list, sample); !st.IsSuccess() {
+			return pluginError(name, PointNormalizeScore, "", st)
 		}
 		for j := range list {
 			node := nodes[rec.feasible[j]].Name
