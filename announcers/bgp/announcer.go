@@ -505,6 +505,10 @@ func (a *Announcer) notEstablished(p *peer) string {
 	if d := a.dials.get(p.cfg.Address.String()); d != "" {
 		why = append(why, "last connect attempt: "+d)
 	}
+	if p.cfg.Password != "" && p.reason == "" {
+		// A TCP MD5 mismatch is silent: the peer's kernel drops our SYNs, so connects time out.
+		why = append(why, "if connects time out, check the password: a TCP MD5 mismatch drops the connection silently")
+	}
 	if len(why) > 0 {
 		msg += " (" + strings.Join(why, "; ") + ")"
 	}

@@ -30,6 +30,7 @@ func peerConfig(s announcers.BGPPeer) (PeerConfig, error) {
 		EBGPMultihop:    s.EBGPMultiHop,
 		Password:        s.Password.Reveal(),
 		GracefulRestart: s.EnableGracefulRestart,
+		DualStack:       s.DualStackAddressFamily,
 	}
 	var errs []error
 	if s.Interface != "" {

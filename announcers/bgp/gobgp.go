@@ -42,6 +42,8 @@ type PeerConfig struct {
 	EBGPMultihop    bool
 	Password        string
 	GracefulRestart bool
+	// DualStack negotiates both IPv4 and IPv6 unicast; otherwise only the family of Address.
+	DualStack bool
 	// BFD is nil when BFD is off.
 	BFD *BFDConfig
 }
@@ -206,7 +208,12 @@ func (c PeerConfig) toAPI() *api.Peer {
 			ConnectRetry:      seconds(c.ConnectRetry),
 		}},
 		Transport: &api.Transport{RemotePort: uint32(c.Port)},
-		AfiSafis:  []*api.AfiSafi{afiSafi(gobgp.AFI_IP), afiSafi(gobgp.AFI_IP6)},
+	}
+	if c.DualStack || c.Address.Is4() {
+		p.AfiSafis = append(p.AfiSafis, afiSafi(gobgp.AFI_IP))
+	}
+	if c.DualStack || c.Address.Is6() {
+		p.AfiSafis = append(p.AfiSafis, afiSafi(gobgp.AFI_IP6))
 	}
 	if c.SourceAddress.IsValid() {
 		p.Transport.LocalAddress = c.SourceAddress.String()

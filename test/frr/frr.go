@@ -1,0 +1,473 @@
+// Package frr runs FRRouting (Debian's frr package: zebra, bgpd, bfdd) as the router of a
+// network lab, inside the lab's router namespace, with its own configuration, pid, log and
+// socket directory, and queries it through vtysh's JSON output. Tests use it as the real BGP
+// and BFD peer of Herald's BGP announcer. Everything it starts is stopped at test cleanup.
+package frr
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Dir is where Debian installs the FRR daemons.
+const Dir = "/usr/lib/frr"
+
+// Config is the router's BGP configuration.
+type Config struct {
+	ASN      uint32
+	RouterID netip.Addr
+	// Neighbors are the lab nodes' addresses.
+	Neighbors []Neighbor
+	// MaximumPaths is the ECMP width for eBGP and iBGP; 0 means 16.
+	MaximumPaths int
+}
+
+// Neighbor is one BGP neighbor of the router.
+type Neighbor struct {
+	Address  netip.Addr
+	ASN      uint32
+	Password string
+	// HoldTime and Keepalive set "timers"; zero keeps FRR's defaults.
+	HoldTime  time.Duration
+	Keepalive time.Duration
+	// BFD, when set, turns BFD on for this neighbor with these timers.
+	BFD *BFD
+}
+
+// BFD is a bfdd profile.
+type BFD struct {
+	ReceiveInterval  time.Duration
+	TransmitInterval time.Duration
+	DetectMultiplier int
+}
+
+// Router is a running FRR.
+type Router struct {
+	Netns string
+	// Dir holds the configuration, pid files, logs and vty sockets.
+	Dir  string
+	cfg  Config
+	cmds []*exec.Cmd
+}
+
+// Start writes the configuration and starts zebra, bfdd and bgpd inside netns, as the frr user
+// (zebra and bfdd refuse to run as root without the frrvty group), and waits until vtysh
+// answers. It fails the test if FRR is not installed.
+func Start(t testing.TB, netns string, cfg Config) *Router {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(Dir, "bgpd")); err != nil {
+		t.Fatalf("frr: %v (install Debian's frr package)", err)
+	}
+	dir, err := os.MkdirTemp("", "herald-frr-")
+	if err != nil {
+		t.Fatalf("frr: %v", err)
+	}
+	r := &Router{Netns: netns, Dir: dir, cfg: cfg}
+	t.Cleanup(func() {
+		r.stop()
+		if t.Failed() {
+			for _, d := range []string{"bgpd", "bfdd", "zebra"} {
+				if b, err := os.ReadFile(filepath.Join(dir, d+".log")); err == nil {
+					t.Logf("frr %s.log (last 3000 bytes):\n%s", d, tail(b, 3000))
+				}
+			}
+		}
+		_ = os.RemoveAll(dir)
+	})
+	files := map[string]string{
+		"zebra.conf": "hostname herald-lab-router\n",
+		"bfdd.conf":  cfg.bfddConf(),
+		"bgpd.conf":  cfg.bgpdConf(),
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatalf("frr: %v", err)
+		}
+	}
+	if err := chownFRR(dir); err != nil {
+		t.Fatalf("frr: %v", err)
+	}
+	for _, d := range []string{"zebra", "bfdd", "bgpd"} {
+		args := []string{"netns", "exec", netns, filepath.Join(Dir, d),
+			"-u", "frr", "-g", "frr",
+			"-f", filepath.Join(dir, d+".conf"),
+			"-i", filepath.Join(dir, d+".pid"),
+			"-z", filepath.Join(dir, "zserv.api"),
+			"--vty_socket", dir, "-A", "127.0.0.1", "-P", "0",
+			"--log", "file:" + filepath.Join(dir, d+".log"),
+		}
+		if d == "bfdd" {
+			args = append(args, "--bfdctl", filepath.Join(dir, "bfdd.sock"))
+		}
+		cmd := exec.Command("ip", args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("frr: start %s: %v", d, err)
+		}
+		r.cmds = append(r.cmds, cmd)
+		if err := waitFile(filepath.Join(dir, d+".vty"), 10*time.Second); err != nil {
+			t.Fatalf("frr: %s did not come up: %v", d, err)
+		}
+	}
+	return r
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func chownFRR(dir string) error {
+	u, err := user.Lookup("frr")
+	if err != nil {
+		return fmt.Errorf("user frr: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(path, uid, gid)
+	})
+}
+
+func waitFile(path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s missing after %s", path, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *Router) stop() {
+	for i := len(r.cmds) - 1; i >= 0; i-- {
+		c := r.cmds[i]
+		_ = c.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			_ = c.Process.Kill()
+			<-done
+		}
+	}
+	r.cmds = nil
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+func (c Config) bfddConf() string {
+	var b strings.Builder
+	b.WriteString("bfd\n")
+	for i, n := range c.Neighbors {
+		if n.BFD == nil {
+			continue
+		}
+		fmt.Fprintf(&b, " profile n%d\n", i)
+		if n.BFD.ReceiveInterval > 0 {
+			fmt.Fprintf(&b, "  receive-interval %d\n", ms(n.BFD.ReceiveInterval))
+		}
+		if n.BFD.TransmitInterval > 0 {
+			fmt.Fprintf(&b, "  transmit-interval %d\n", ms(n.BFD.TransmitInterval))
+		}
+		if n.BFD.DetectMultiplier > 0 {
+			fmt.Fprintf(&b, "  detect-multiplier %d\n", n.BFD.DetectMultiplier)
+		}
+		b.WriteString(" exit\n")
+	}
+	b.WriteString("exit\n")
+	return b.String()
+}
+
+func (c Config) bgpdConf() string {
+	paths := c.MaximumPaths
+	if paths == 0 {
+		paths = 16
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "router bgp %d\n", c.ASN)
+	if c.RouterID.IsValid() {
+		fmt.Fprintf(&b, " bgp router-id %s\n", c.RouterID)
+	}
+	b.WriteString(" no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n bgp bestpath as-path multipath-relax\n")
+	for i, n := range c.Neighbors {
+		fmt.Fprintf(&b, " neighbor %s remote-as %d\n", n.Address, n.ASN)
+		if n.Password != "" {
+			fmt.Fprintf(&b, " neighbor %s password %s\n", n.Address, n.Password)
+		}
+		if n.HoldTime > 0 {
+			ka := n.Keepalive
+			if ka == 0 {
+				ka = n.HoldTime / 3
+			}
+			fmt.Fprintf(&b, " neighbor %s timers %d %d\n", n.Address, int(ka.Seconds()), int(n.HoldTime.Seconds()))
+		}
+		if n.BFD != nil {
+			fmt.Fprintf(&b, " neighbor %s bfd\n neighbor %s bfd profile n%d\n", n.Address, n.Address, i)
+		}
+	}
+	for _, af := range []string{"ipv4", "ipv6"} {
+		fmt.Fprintf(&b, " address-family %s unicast\n", af)
+		fmt.Fprintf(&b, "  maximum-paths %d\n  maximum-paths ibgp %d\n", paths, paths)
+		for _, n := range c.Neighbors {
+			if n.Address.Is4() == (af == "ipv4") {
+				fmt.Fprintf(&b, "  neighbor %s activate\n", n.Address)
+			}
+		}
+		b.WriteString(" exit-address-family\n")
+	}
+	b.WriteString("exit\n")
+	return b.String()
+}
+
+// Vtysh runs vtysh commands against this router and returns the output.
+func (r *Router) Vtysh(ctx context.Context, cmds ...string) (string, error) {
+	args := []string{"--vty_socket", r.Dir}
+	for _, c := range cmds {
+		args = append(args, "-c", c)
+	}
+	out, err := exec.CommandContext(ctx, "vtysh", args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("vtysh %q: %w: %s", cmds, err, out)
+	}
+	return string(out), nil
+}
+
+// JSON runs one vtysh "show ... json" command and decodes its output into v.
+func (r *Router) JSON(cmd string, v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := r.Vtysh(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		return fmt.Errorf("vtysh %q: decode: %w: %.300s", cmd, err, out)
+	}
+	return nil
+}
+
+// Route is a route in zebra's RIB.
+type Route struct {
+	Prefix    string
+	Protocol  string
+	Installed bool
+	// Nexthops are the active next hops installed in the FIB.
+	Nexthops []netip.Addr
+}
+
+// Route returns the selected route for prefix, ok false when there is none.
+func (r *Router) Route(prefix netip.Prefix) (Route, bool, error) {
+	family := "ip"
+	if prefix.Addr().Is6() {
+		family = "ipv6"
+	}
+	var raw map[string][]struct {
+		Prefix    string `json:"prefix"`
+		Protocol  string `json:"protocol"`
+		Selected  bool   `json:"selected"`
+		Installed bool   `json:"installed"`
+		Nexthops  []struct {
+			IP     string `json:"ip"`
+			Active bool   `json:"active"`
+			FIB    bool   `json:"fib"`
+		} `json:"nexthops"`
+	}
+	if err := r.JSON(fmt.Sprintf("show %s route %s json", family, prefix), &raw); err != nil {
+		return Route{}, false, err
+	}
+	for _, e := range raw[prefix.String()] {
+		if !e.Selected {
+			continue
+		}
+		rt := Route{Prefix: e.Prefix, Protocol: e.Protocol, Installed: e.Installed}
+		for _, nh := range e.Nexthops {
+			if a, err := netip.ParseAddr(nh.IP); err == nil && nh.Active && nh.FIB {
+				rt.Nexthops = append(rt.Nexthops, a)
+			}
+		}
+		return rt, true, nil
+	}
+	return Route{}, false, nil
+}
+
+// WaitRoute waits until prefix is installed with exactly n next hops (n 0: no route) and
+// returns it, or fails the test after timeout.
+func (r *Router) WaitRoute(t testing.TB, prefix netip.Prefix, n int, timeout time.Duration) Route {
+	t.Helper()
+	rt, err := r.AwaitRoute(prefix, n, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+// AwaitRoute is WaitRoute returning an error, for use outside the test goroutine; it polls
+// every 10ms.
+func (r *Router) AwaitRoute(prefix netip.Prefix, n int, timeout time.Duration) (Route, error) {
+	deadline := time.Now().Add(timeout)
+	var last Route
+	var lastErr error
+	for {
+		rt, ok, err := r.Route(prefix)
+		lastErr = err
+		if err == nil {
+			last = rt
+			if (n == 0 && !ok) || (ok && rt.Installed && len(rt.Nexthops) == n) {
+				return rt, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return last, fmt.Errorf("frr: %s with %d next hops not seen within %s (last: %+v, err %v)", prefix, n, timeout, last, lastErr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Path is one BGP path the router received for a prefix.
+type Path struct {
+	Peer                string
+	Nexthop             string
+	LocalPref           *uint32
+	Communities         []string
+	LargeCommunities    []string
+	ExtendedCommunities []string
+	Valid, Best         bool
+	Multipath           bool
+}
+
+// Paths returns the BGP paths the router holds for prefix.
+func (r *Router) Paths(prefix netip.Prefix) ([]Path, error) {
+	family := "ipv4"
+	if prefix.Addr().Is6() {
+		family = "ipv6"
+	}
+	var raw struct {
+		Paths []struct {
+			LocPrf    *uint32 `json:"locPrf"`
+			Valid     bool    `json:"valid"`
+			Multipath bool    `json:"multipath"`
+			Bestpath  *struct {
+				Overall bool `json:"overall"`
+			} `json:"bestpath"`
+			Community *struct {
+				String string `json:"string"`
+			} `json:"community"`
+			LargeCommunity *struct {
+				String string `json:"string"`
+			} `json:"largeCommunity"`
+			ExtendedCommunity *struct {
+				String string `json:"string"`
+			} `json:"extendedCommunity"`
+			Nexthops []struct {
+				IP string `json:"ip"`
+			} `json:"nexthops"`
+			Peer struct {
+				PeerID string `json:"peerId"`
+			} `json:"peer"`
+		} `json:"paths"`
+	}
+	if err := r.JSON(fmt.Sprintf("show bgp %s unicast %s json", family, prefix), &raw); err != nil {
+		return nil, err
+	}
+	out := make([]Path, 0, len(raw.Paths))
+	for _, p := range raw.Paths {
+		q := Path{Peer: p.Peer.PeerID, LocalPref: p.LocPrf, Valid: p.Valid, Multipath: p.Multipath, Best: p.Bestpath != nil && p.Bestpath.Overall}
+		if len(p.Nexthops) > 0 {
+			q.Nexthop = p.Nexthops[0].IP
+		}
+		if p.Community != nil {
+			q.Communities = strings.Fields(p.Community.String)
+		}
+		if p.LargeCommunity != nil {
+			q.LargeCommunities = strings.Fields(p.LargeCommunity.String)
+		}
+		if p.ExtendedCommunity != nil {
+			q.ExtendedCommunities = strings.Fields(p.ExtendedCommunity.String)
+		}
+		out = append(out, q)
+	}
+	return out, nil
+}
+
+// ReceivedPrefixes returns how many prefixes of a family ("ipv4" or "ipv6") the router has
+// accepted from the neighbor at addr.
+func (r *Router) ReceivedPrefixes(family string, addr netip.Addr) (int, error) {
+	var raw struct {
+		Peers map[string]struct {
+			PfxRcd int `json:"pfxRcd"`
+		} `json:"peers"`
+	}
+	if err := r.JSON(fmt.Sprintf("show bgp %s unicast summary json", family), &raw); err != nil {
+		return 0, err
+	}
+	return raw.Peers[addr.String()].PfxRcd, nil
+}
+
+// NeighborState is a BGP neighbor's state as the router sees it.
+type NeighborState struct {
+	State string `json:"bgpState"`
+	// LastReset is why the session last went down, e.g. a hold timer expiry.
+	LastReset string `json:"lastResetDueTo"`
+	// Established counts the sessions that reached Established.
+	Established int `json:"connectionsEstablished"`
+}
+
+// Neighbor returns one neighbor's session state.
+func (r *Router) Neighbor(addr netip.Addr) (NeighborState, error) {
+	var raw map[string]NeighborState
+	if err := r.JSON(fmt.Sprintf("show bgp neighbors %s json", addr), &raw); err != nil {
+		return NeighborState{}, err
+	}
+	st, ok := raw[addr.String()]
+	if !ok {
+		return NeighborState{}, fmt.Errorf("frr: no neighbor %s", addr)
+	}
+	return st, nil
+}
+
+// BFDPeer is one BFD session of bfdd.
+type BFDPeer struct {
+	Peer   string `json:"peer"`
+	Status string `json:"status"`
+}
+
+// BFDPeers returns bfdd's sessions.
+func (r *Router) BFDPeers() ([]BFDPeer, error) {
+	var out []BFDPeer
+	err := r.JSON("show bfd peers json", &out)
+	return out, err
+}
+
+// BFDStatus returns the status ("up", "down", ...) of the BFD session with addr.
+func (r *Router) BFDStatus(addr netip.Addr) (string, error) {
+	peers, err := r.BFDPeers()
+	if err != nil {
+		return "", err
+	}
+	for _, p := range peers {
+		if p.Peer == addr.String() {
+			return p.Status, nil
+		}
+	}
+	return "", errors.New("frr: no BFD session with " + addr.String())
+}
