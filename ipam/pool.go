@@ -287,6 +287,8 @@ type PoolStats struct {
 	// Size, Used and Free count addresses of both families; Size saturates at MaxUint64 for
 	// huge IPv6 pools.
 	Size, Used, Free uint64
+	// SizeIPv4, UsedIPv4, SizeIPv6 and UsedIPv6 split Size and Used by family.
+	SizeIPv4, UsedIPv4, SizeIPv6, UsedIPv6 uint64
 	// Usable is false when the pool is not used (invalid, or overlapping an earlier pool).
 	Usable bool
 	// Problem explains why the pool is not usable.
@@ -296,7 +298,10 @@ type PoolStats struct {
 func (p *pool) stats() PoolStats {
 	size := addSat(p.size[0], p.size[1])
 	used := p.used[0] + p.used[1]
-	return PoolStats{Name: p.spec.Name, Size: size, Used: used, Free: size - used, Usable: true}
+	return PoolStats{
+		Name: p.spec.Name, Size: size, Used: used, Free: size - used, Usable: true,
+		SizeIPv4: p.size[0], UsedIPv4: p.used[0], SizeIPv6: p.size[1], UsedIPv6: p.used[1],
+	}
 }
 
 // sortForAutoAssign orders pools as MetalLB does: priority ascending with 0 (unset) last, then
