@@ -20,7 +20,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="has(self.peerASN) != has(self.dynamicASN)",message="exactly one of peerASN or dynamicASN must be set",fieldPath=".peerASN",reason="FieldValueRequired"
 // +kubebuilder:validation:XValidation:rule="has(self.peerAddress) != has(self.interface)",message="exactly one of peerAddress or interface must be set",fieldPath=".peerAddress",reason="FieldValueRequired"
 // +kubebuilder:validation:XValidation:rule="!has(self.holdTime) || !has(self.keepaliveTime) || duration(self.keepaliveTime) < duration(self.holdTime) || (duration(self.holdTime) == duration('0s') && duration(self.keepaliveTime) == duration('0s'))",message="keepaliveTime must be lower than holdTime",fieldPath=".keepaliveTime",reason="FieldValueInvalid"
-// +kubebuilder:validation:XValidation:rule="!has(self.password) || self.password == '' || !has(self.passwordSecret) || !has(self.passwordSecret.name)",message="password and passwordSecret are mutually exclusive",fieldPath=".password",reason="FieldValueForbidden"
+// +kubebuilder:validation:XValidation:rule="!has(self.password) || size(self.password) == 0 || !has(self.passwordSecret) || !has(self.passwordSecret.name)",message="password and passwordSecret are mutually exclusive",fieldPath=".password",reason="FieldValueForbidden"
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || ((!has(self.peerASN) || self.peerASN != self.myASN) && (!has(self.dynamicASN) || self.dynamicASN != 'internal'))",message="ebgpMultiHop is only valid for eBGP peers (peerASN different from myASN)",fieldPath=".ebgpMultiHop",reason="FieldValueForbidden"
 type BGPPeerSpec struct {
 	// MyASN is the AS number of the local end of the session.
