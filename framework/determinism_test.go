@@ -110,3 +110,40 @@ func TestEqualSnapshotsGiveEqualResults(t *testing.T) {
 		})
 	}
 }
+
+// Cycles of one framework may run concurrently (a speaker's queue workers) and reuse each
+// other's released buffers; neither may change any answer.
+func TestConcurrentCyclesWithRelease(t *testing.T) {
+	snap, units := buildCluster(300)
+	f := deterministicFramework(t, 2)
+	want := make([]*framework.Diagnosis, len(units))
+	for i, u := range units {
+		res := f.Schedule(context.Background(), snap, u)
+		want[i] = res.Diagnosis()
+		res.Release()
+		if res.Diagnosis() != nil {
+			t.Fatal("Diagnosis after Release is not nil")
+		}
+	}
+	errs := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		go func() {
+			for round := 0; round < 5; round++ {
+				for i, u := range units {
+					res := f.Schedule(context.Background(), snap, u)
+					if d := res.Diagnosis(); !reflect.DeepEqual(d, want[i]) {
+						errs <- fmt.Errorf("unit %s: %s, want %s", u.Key(), d.Summary, want[i].Summary)
+						return
+					}
+					res.Release()
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < 4; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
