@@ -1,0 +1,593 @@
+// Package snapshot builds the framework's inputs from API objects: one NodeInfo per Node (with
+// its speaker's heartbeat from the speaker namespace's Leases) and one announcement Unit per
+// load-balancer IP and mode (the Services sharing the IP, their serving endpoints per node,
+// the IP's pool, the advertisements, the nodes announcing it now).
+//
+// The Builder is fed object by object (from informer events, see Watch) and keeps derived
+// state so that a change costs in proportion to what it touches: a Node or Lease event rebuilds
+// that node's NodeInfo only; a Service, EndpointSlice or status event invalidates the units of
+// that Service's IPs only; only pool, advertisement and community changes (rare) invalidate
+// every unit. Snapshot and Units return immutable values that cycles may share.
+package snapshot
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
+	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/heartbeat"
+	"github.com/herald-lb/herald/plugins/advertisement"
+)
+
+// Change tells the consumer (the speaker's work queue) which units to reconsider: every unit
+// (All: nodes, heartbeats, pools or advertisements changed) or the units of IPs.
+type Change struct {
+	All bool
+	IPs []netip.Addr
+}
+
+// Builder keeps the cluster state the snapshot is built from. It is safe for concurrent use.
+type Builder struct {
+	mu sync.Mutex
+
+	nodes     map[string]*framework.NodeInfo // without Speaker
+	speakers  map[string]*framework.SpeakerInfo
+	leaseNode map[string]string // lease namespace/name → node
+	nodeList  []*framework.NodeInfo
+
+	services     map[framework.ServiceKey]*service
+	endpoints    map[framework.ServiceKey]map[string]map[string]int // slice name → node → count
+	serviceInfos map[framework.ServiceKey]*framework.ServiceInfo
+	byIP         map[netip.Addr][]framework.ServiceKey
+
+	pools       map[string]map[string]string // pool name → labels
+	l2          map[string]*framework.Advertisement
+	bgpRaw      map[string]*metallbv1beta1.BGPAdvertisement
+	bgp         map[string]*framework.Advertisement
+	communities map[string]map[string]string // Community namespace/name → alias → value
+	advLists    map[framework.Mode][]*framework.Advertisement
+
+	l2Status  map[framework.ServiceKey]map[string]string // status namespace/name → node
+	bgpStatus map[framework.ServiceKey]map[string]string
+	statusSvc map[string]framework.ServiceKey // "L2|BGP " + status namespace/name → Service
+
+	units map[netip.Addr][]*framework.Unit
+
+	errs   map[string]error
+	notify func(Change)
+}
+
+// NewBuilder returns an empty builder. notify, when not nil, is called after every change
+// (outside the builder's lock) with what it affects.
+func NewBuilder(notify func(Change)) *Builder {
+	return &Builder{
+		nodes: map[string]*framework.NodeInfo{}, speakers: map[string]*framework.SpeakerInfo{}, leaseNode: map[string]string{},
+		services: map[framework.ServiceKey]*service{}, endpoints: map[framework.ServiceKey]map[string]map[string]int{},
+		serviceInfos: map[framework.ServiceKey]*framework.ServiceInfo{}, byIP: map[netip.Addr][]framework.ServiceKey{},
+		pools: map[string]map[string]string{}, l2: map[string]*framework.Advertisement{},
+		bgpRaw: map[string]*metallbv1beta1.BGPAdvertisement{}, bgp: map[string]*framework.Advertisement{},
+		communities: map[string]map[string]string{},
+		l2Status:    map[framework.ServiceKey]map[string]string{}, bgpStatus: map[framework.ServiceKey]map[string]string{},
+		statusSvc: map[string]framework.ServiceKey{},
+		units:     map[netip.Addr][]*framework.Unit{},
+		errs:      map[string]error{},
+		notify:    notify,
+	}
+}
+
+func (b *Builder) done(c Change) {
+	b.mu.Unlock()
+	if b.notify != nil && (c.All || len(c.IPs) > 0) {
+		b.notify(c)
+	}
+}
+
+func (b *Builder) setErr(key string, err error) {
+	if err != nil {
+		b.errs[key] = err
+	} else {
+		delete(b.errs, key)
+	}
+}
+
+// Errors returns the current conversion problems (bad selectors, bad heartbeats, bad ingress
+// IPs), one per object, sorted. Each affected only its own object.
+func (b *Builder) Errors() []error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	keys := make([]string, 0, len(b.errs))
+	for k := range b.errs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]error, len(keys))
+	for i, k := range keys {
+		out[i] = b.errs[k]
+	}
+	return out
+}
+
+// --- nodes and heartbeats ---
+
+// SetNode adds or updates a Node.
+func (b *Builder) SetNode(n *corev1.Node) {
+	b.mu.Lock()
+	b.nodes[n.Name] = NodeInfo(n)
+	b.nodeList = nil
+	b.done(Change{All: true})
+}
+
+// DeleteNode removes a Node.
+func (b *Builder) DeleteNode(name string) {
+	b.mu.Lock()
+	delete(b.nodes, name)
+	b.nodeList = nil
+	b.done(Change{All: true})
+}
+
+// SetLease adds or updates a Lease; Leases that are not speaker heartbeats are ignored. A
+// heartbeat with malformed interfaces keeps its liveness (see heartbeat.Decode); the problem
+// is reported by Errors.
+func (b *Builder) SetLease(l *coordinationv1.Lease) {
+	if !heartbeat.IsHeartbeat(l) {
+		return
+	}
+	key := "Lease " + l.Namespace + "/" + l.Name
+	hb, err := heartbeat.Decode(l)
+	b.mu.Lock()
+	b.setErr(key, err)
+	if old, ok := b.leaseNode[l.Namespace+"/"+l.Name]; ok && (hb == nil || old != hb.NodeName) {
+		delete(b.speakers, old)
+		delete(b.leaseNode, l.Namespace+"/"+l.Name)
+	}
+	if hb != nil {
+		b.speakers[hb.NodeName] = hb.SpeakerInfo()
+		b.leaseNode[l.Namespace+"/"+l.Name] = hb.NodeName
+	}
+	b.nodeList = nil
+	b.done(Change{All: true})
+}
+
+// DeleteLease removes a Lease.
+func (b *Builder) DeleteLease(namespace, name string) {
+	b.mu.Lock()
+	delete(b.errs, "Lease "+namespace+"/"+name)
+	if node, ok := b.leaseNode[namespace+"/"+name]; ok {
+		delete(b.speakers, node)
+		delete(b.leaseNode, namespace+"/"+name)
+		b.nodeList = nil
+	}
+	b.done(Change{All: true})
+}
+
+// Snapshot returns an immutable snapshot of the nodes taken at `at` (the time plugins compare
+// heartbeats with).
+func (b *Builder) Snapshot(at time.Time) *framework.Snapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.nodeList == nil {
+		b.nodeList = make([]*framework.NodeInfo, 0, len(b.nodes))
+		for name, n := range b.nodes {
+			info := *n
+			info.Speaker = b.speakers[name]
+			b.nodeList = append(b.nodeList, &info)
+		}
+	}
+	return framework.NewSnapshot(at, b.nodeList)
+}
+
+// --- Services, endpoints, statuses ---
+
+// SetService adds or updates a Service. Services that are not LoadBalancers with an ingress
+// IP are dropped.
+func (b *Builder) SetService(s *corev1.Service) {
+	key := framework.ServiceKey{Namespace: s.Namespace, Name: s.Name}
+	svc, err := serviceOf(s)
+	b.mu.Lock()
+	b.setErr("Service "+key.String(), err)
+	ips := b.removeService(key)
+	if svc != nil {
+		b.services[key] = svc
+		for _, ip := range svc.ips {
+			b.byIP[ip] = insertSorted(b.byIP[ip], key)
+			ips = append(ips, ip)
+		}
+	}
+	b.invalidate(ips)
+	b.done(Change{IPs: ips})
+}
+
+// DeleteService removes a Service.
+func (b *Builder) DeleteService(namespace, name string) {
+	key := framework.ServiceKey{Namespace: namespace, Name: name}
+	b.mu.Lock()
+	delete(b.errs, "Service "+key.String())
+	ips := b.removeService(key)
+	b.invalidate(ips)
+	b.done(Change{IPs: ips})
+}
+
+func (b *Builder) removeService(key framework.ServiceKey) []netip.Addr {
+	old, ok := b.services[key]
+	if !ok {
+		return nil
+	}
+	delete(b.services, key)
+	delete(b.serviceInfos, key)
+	for _, ip := range old.ips {
+		keys := slices.DeleteFunc(b.byIP[ip], func(k framework.ServiceKey) bool { return k == key })
+		if len(keys) == 0 {
+			delete(b.byIP, ip)
+		} else {
+			b.byIP[ip] = keys
+		}
+	}
+	return slices.Clone(old.ips)
+}
+
+func insertSorted(keys []framework.ServiceKey, key framework.ServiceKey) []framework.ServiceKey {
+	i, found := slices.BinarySearchFunc(keys, key, compareKeys)
+	if found {
+		return keys
+	}
+	return slices.Insert(keys, i, key)
+}
+
+func compareKeys(a, b framework.ServiceKey) int {
+	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Name, b.Name)
+}
+
+// serviceIPs returns the Service's IPs (none when it is unknown or not a LoadBalancer).
+func (b *Builder) serviceIPs(key framework.ServiceKey) []netip.Addr {
+	if s, ok := b.services[key]; ok {
+		return slices.Clone(s.ips)
+	}
+	return nil
+}
+
+func (b *Builder) invalidate(ips []netip.Addr) {
+	for _, ip := range ips {
+		delete(b.units, ip)
+	}
+}
+
+// SetEndpointSlice adds or updates an EndpointSlice (matched to its Service by the
+// kubernetes.io/service-name label).
+func (b *Builder) SetEndpointSlice(es *discoveryv1.EndpointSlice) {
+	svcName := es.Labels[discoveryv1.LabelServiceName]
+	if svcName == "" {
+		return
+	}
+	key := framework.ServiceKey{Namespace: es.Namespace, Name: svcName}
+	counts := ServingByNode(es)
+	b.mu.Lock()
+	if b.endpoints[key] == nil {
+		b.endpoints[key] = map[string]map[string]int{}
+	}
+	b.endpoints[key][es.Name] = counts
+	delete(b.serviceInfos, key)
+	ips := b.serviceIPs(key)
+	b.invalidate(ips)
+	b.done(Change{IPs: ips})
+}
+
+// DeleteEndpointSlice removes an EndpointSlice of the named Service.
+func (b *Builder) DeleteEndpointSlice(namespace, name, serviceName string) {
+	key := framework.ServiceKey{Namespace: namespace, Name: serviceName}
+	b.mu.Lock()
+	if m := b.endpoints[key]; m != nil {
+		delete(m, name)
+		if len(m) == 0 {
+			delete(b.endpoints, key)
+		}
+	}
+	delete(b.serviceInfos, key)
+	ips := b.serviceIPs(key)
+	b.invalidate(ips)
+	b.done(Change{IPs: ips})
+}
+
+// SetL2Status records a ServiceL2Status: its node announces its Service's IPs in L2.
+func (b *Builder) SetL2Status(s *metallbv1beta1.ServiceL2Status) {
+	b.setStatus(framework.ModeL2, s.Namespace, s.Name, s.Status.ServiceNamespace, s.Status.ServiceName, s.Status.Node)
+}
+
+// DeleteL2Status removes a ServiceL2Status.
+func (b *Builder) DeleteL2Status(namespace, name string) {
+	b.setStatus(framework.ModeL2, namespace, name, "", "", "")
+}
+
+// SetBGPStatus records a ServiceBGPStatus: its node advertises its Service's IPs over BGP.
+func (b *Builder) SetBGPStatus(s *metallbv1beta1.ServiceBGPStatus) {
+	b.setStatus(framework.ModeBGP, s.Namespace, s.Name, s.Status.ServiceNamespace, s.Status.ServiceName, s.Status.Node)
+}
+
+// DeleteBGPStatus removes a ServiceBGPStatus.
+func (b *Builder) DeleteBGPStatus(namespace, name string) {
+	b.setStatus(framework.ModeBGP, namespace, name, "", "", "")
+}
+
+// setStatus records (node != "") or forgets (node == "") one status object.
+func (b *Builder) setStatus(mode framework.Mode, ns, name, svcNS, svcName, node string) {
+	statuses := b.l2Status
+	if mode == framework.ModeBGP {
+		statuses = b.bgpStatus
+	}
+	objKey := ns + "/" + name
+	idx := string(mode) + " " + objKey
+	if svcNS == "" {
+		svcNS = ns
+	}
+	b.mu.Lock()
+	var ips []netip.Addr
+	if old, ok := b.statusSvc[idx]; ok {
+		delete(statuses[old], objKey)
+		if len(statuses[old]) == 0 {
+			delete(statuses, old)
+		}
+		delete(b.statusSvc, idx)
+		ips = append(ips, b.serviceIPs(old)...)
+	}
+	if node != "" && svcName != "" {
+		key := framework.ServiceKey{Namespace: svcNS, Name: svcName}
+		if statuses[key] == nil {
+			statuses[key] = map[string]string{}
+		}
+		statuses[key][objKey] = node
+		b.statusSvc[idx] = key
+		ips = append(ips, b.serviceIPs(key)...)
+	}
+	b.invalidate(ips)
+	b.done(Change{IPs: ips})
+}
+
+// --- pools, advertisements, communities ---
+
+// SetPool adds or updates an IPAddressPool (its labels are what advertisements select on).
+func (b *Builder) SetPool(p *metallbv1beta1.IPAddressPool) {
+	b.mu.Lock()
+	b.pools[p.Name] = p.Labels
+	b.invalidateAll()
+	b.done(Change{All: true})
+}
+
+// DeletePool removes an IPAddressPool.
+func (b *Builder) DeletePool(name string) {
+	b.mu.Lock()
+	delete(b.pools, name)
+	b.invalidateAll()
+	b.done(Change{All: true})
+}
+
+// SetL2Advertisement adds or updates an L2Advertisement.
+func (b *Builder) SetL2Advertisement(a *metallbv1beta1.L2Advertisement) {
+	adv, err := L2Advertisement(a)
+	b.mu.Lock()
+	key := a.Namespace + "/" + a.Name
+	b.setErr("L2Advertisement "+key, err)
+	b.l2[key] = adv
+	b.invalidateAll()
+	b.done(Change{All: true})
+}
+
+// DeleteL2Advertisement removes an L2Advertisement.
+func (b *Builder) DeleteL2Advertisement(namespace, name string) {
+	b.mu.Lock()
+	key := namespace + "/" + name
+	delete(b.errs, "L2Advertisement "+key)
+	delete(b.l2, key)
+	b.invalidateAll()
+	b.done(Change{All: true})
+}
+
+// SetBGPAdvertisement adds or updates a BGPAdvertisement.
+func (b *Builder) SetBGPAdvertisement(a *metallbv1beta1.BGPAdvertisement) {
+	b.mu.Lock()
+	b.bgpRaw[a.Namespace+"/"+a.Name] = a
+	b.convertBGP(a.Namespace + "/" + a.Name)
+	b.invalidateAll()
+	b.done(Change{All: true})
+}
+
+// DeleteBGPAdvertisement removes a BGPAdvertisement.
+func (b *Builder) DeleteBGPAdvertisement(namespace, name string) {
+	b.mu.Lock()
+	key := namespace + "/" + name
+	delete(b.bgpRaw, key)
+	delete(b.bgp, key)
+	delete(b.errs, "BGPAdvertisement "+key)
+	b.invalidateAll()
+	b.done(Change{All: true})
+}
+
+// SetCommunity adds or updates a Community (aliases used by BGPAdvertisements).
+func (b *Builder) SetCommunity(c *metallbv1beta1.Community) {
+	aliases := map[string]string{}
+	for _, a := range c.Spec.Communities {
+		aliases[a.Name] = a.Value
+	}
+	b.mu.Lock()
+	b.communities[c.Namespace+"/"+c.Name] = aliases
+	b.reconvertBGP()
+	b.done(Change{All: true})
+}
+
+// DeleteCommunity removes a Community.
+func (b *Builder) DeleteCommunity(namespace, name string) {
+	b.mu.Lock()
+	delete(b.communities, namespace+"/"+name)
+	b.reconvertBGP()
+	b.done(Change{All: true})
+}
+
+func (b *Builder) reconvertBGP() {
+	for key := range b.bgpRaw {
+		b.convertBGP(key)
+	}
+	b.invalidateAll()
+}
+
+// convertBGP converts one BGPAdvertisement with the aliases of its namespace's Communities.
+func (b *Builder) convertBGP(key string) {
+	a := b.bgpRaw[key]
+	aliases := map[string]string{}
+	for ck, m := range b.communities {
+		if strings.HasPrefix(ck, a.Namespace+"/") {
+			for k, v := range m {
+				aliases[k] = v
+			}
+		}
+	}
+	adv, err := BGPAdvertisement(a, aliases)
+	b.setErr("BGPAdvertisement "+key, err)
+	b.bgp[key] = adv
+}
+
+func (b *Builder) invalidateAll() {
+	clear(b.units)
+	b.advLists = nil
+}
+
+// --- units ---
+
+// Units returns every unit, ordered by IP then mode.
+func (b *Builder) Units() []*framework.Unit {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ips := make([]netip.Addr, 0, len(b.byIP))
+	for ip := range b.byIP {
+		ips = append(ips, ip)
+	}
+	slices.SortFunc(ips, netip.Addr.Compare)
+	var out []*framework.Unit
+	for _, ip := range ips {
+		out = append(out, b.unitsFor(ip)...)
+	}
+	return out
+}
+
+// UnitsFor returns the units of one IP: one per mode with a covering advertisement (L2 before
+// BGP), or, when no advertisement covers the IP, an L2 unit whose cycle explains why nothing
+// announces it. None when no Service uses the IP.
+func (b *Builder) UnitsFor(ip netip.Addr) []*framework.Unit {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.unitsFor(ip.Unmap())
+}
+
+func (b *Builder) unitsFor(ip netip.Addr) []*framework.Unit {
+	if us, ok := b.units[ip]; ok {
+		return us
+	}
+	keys := b.byIP[ip]
+	if len(keys) == 0 {
+		return nil
+	}
+	base := framework.Unit{IP: ip}
+	for _, k := range keys {
+		svc := b.services[k]
+		if base.Pool == "" {
+			base.Pool = svc.pool
+		}
+		base.Services = append(base.Services, b.serviceInfo(k))
+	}
+	base.Class = b.services[keys[0]].class
+	base.PoolLabels = b.pools[base.Pool]
+	lists := b.advertisementLists()
+	var us []*framework.Unit
+	for _, mode := range []framework.Mode{framework.ModeL2, framework.ModeBGP} {
+		u := base
+		u.Mode = mode
+		u.Advertisements = lists[mode]
+		if len(advertisement.CoveringAdvertisements(&u)) == 0 {
+			continue
+		}
+		u.Announcers = b.announcers(mode, keys)
+		us = append(us, &u)
+	}
+	if len(us) == 0 {
+		u := base
+		u.Mode = framework.ModeL2
+		u.Advertisements = lists[framework.ModeL2]
+		u.Announcers = b.announcers(framework.ModeL2, keys)
+		us = append(us, &u)
+	}
+	b.units[ip] = us
+	return us
+}
+
+func (b *Builder) serviceInfo(k framework.ServiceKey) *framework.ServiceInfo {
+	if si, ok := b.serviceInfos[k]; ok {
+		return si
+	}
+	svc := b.services[k]
+	serving := map[string]int{}
+	for _, counts := range b.endpoints[k] {
+		for node, n := range counts {
+			serving[node] += n
+		}
+	}
+	si := &framework.ServiceInfo{Key: k, Labels: svc.labels, TrafficPolicyLocal: svc.local, ServingEndpoints: serving}
+	b.serviceInfos[k] = si
+	return si
+}
+
+func (b *Builder) advertisementLists() map[framework.Mode][]*framework.Advertisement {
+	if b.advLists != nil {
+		return b.advLists
+	}
+	b.advLists = map[framework.Mode][]*framework.Advertisement{
+		framework.ModeL2:  sortedAdvs(b.l2),
+		framework.ModeBGP: sortedAdvs(b.bgp),
+	}
+	return b.advLists
+}
+
+func sortedAdvs(m map[string]*framework.Advertisement) []*framework.Advertisement {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]*framework.Advertisement, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
+	return out
+}
+
+func (b *Builder) announcers(mode framework.Mode, keys []framework.ServiceKey) []string {
+	statuses := b.l2Status
+	if mode == framework.ModeBGP {
+		statuses = b.bgpStatus
+	}
+	var out []string
+	for _, k := range keys {
+		for _, node := range statuses[k] {
+			out = append(out, node)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// String summarizes the builder's contents, for logs.
+func (b *Builder) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Sprintf("%d nodes, %d heartbeats, %d LoadBalancer Services on %d IPs, %d pools, %d L2 and %d BGP advertisements",
+		len(b.nodes), len(b.speakers), len(b.services), len(b.byIP), len(b.pools), len(b.l2), len(b.bgp))
+}

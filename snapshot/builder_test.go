@@ -1,0 +1,236 @@
+package snapshot
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
+	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/heartbeat"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func node(name string, ready corev1.ConditionStatus, cordoned bool, lbls map[string]string) *corev1.Node {
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: lbls},
+		Spec:       corev1.NodeSpec{Unschedulable: cordoned},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{
+			{Type: corev1.NodeReady, Status: ready},
+			{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionFalse},
+		}},
+	}
+}
+
+func lbService(ns, name, pool string, local bool, ips ...string) *corev1.Service {
+	s := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": name}},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster},
+	}
+	if pool != "" {
+		s.Annotations = map[string]string{AnnotationAllocatedFromPool: pool}
+	}
+	if local {
+		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	}
+	for _, ip := range ips {
+		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
+	}
+	return s
+}
+
+func slice(ns, name, svc string, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		Endpoints:  eps,
+	}
+}
+
+func ep(node string, ready, serving, terminating *bool) discoveryv1.Endpoint {
+	e := discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{Ready: ready, Serving: serving, Terminating: terminating}}
+	if node != "" {
+		e.NodeName = &node
+	}
+	return e
+}
+
+func TestServingByNode(t *testing.T) {
+	yes, no := ptr(true), ptr(false)
+	es := slice("ns", "s", "svc",
+		ep("a", yes, yes, no),  // ready
+		ep("a", nil, nil, nil), // unknown ready counts as ready
+		ep("b", no, yes, no),   // serving, not terminating
+		ep("b", no, yes, yes),  // serving but terminating
+		ep("c", no, no, no),    // not ready, not serving
+		ep("c", no, nil, nil),  // not ready, serving unknown reads as not ready
+		ep("", yes, nil, nil),  // no node
+	)
+	got := ServingByNode(es)
+	want := map[string]int{"a": 2, "b": 1, "": 1}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}
+
+func TestBuilder(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	var changes []Change
+	b := NewBuilder(func(c Change) { changes = append(changes, c) })
+
+	b.SetNode(node("n1", corev1.ConditionTrue, false, map[string]string{"zone": "a"}))
+	b.SetNode(node("n2", corev1.ConditionFalse, true, nil))
+	lease, err := heartbeat.Encode(heartbeat.Heartbeat{NodeName: "n1", RenewTime: now, LeaseDuration: 10 * time.Second,
+		Interfaces: []framework.Interface{{Name: "eth0", Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}}}, "herald-system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetLease(lease)
+
+	snap := b.Snapshot(now)
+	n1, n2 := snap.Node("n1"), snap.Node("n2")
+	if n1 == nil || n1.Ready != framework.ConditionTrue || n1.Speaker == nil || !n1.Speaker.AliveAt(now) || n1.Speaker.Interfaces[0].Name != "eth0" {
+		t.Fatalf("n1 = %+v", n1)
+	}
+	if n2 == nil || n2.Ready != framework.ConditionFalse || !n2.Unschedulable || n2.Speaker != nil || n2.NetworkUnavailable {
+		t.Fatalf("n2 = %+v", n2)
+	}
+
+	b.SetPool(&metallbv1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "prod", Labels: map[string]string{"tier": "prod"}}})
+	b.SetL2Advertisement(&metallbv1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Namespace: "mlb", Name: "l2"},
+		Spec: metallbv1beta1.L2AdvertisementSpec{IPAddressPools: []string{"prod"}, Interfaces: []string{"eth0"}}})
+	b.SetCommunity(&metallbv1beta1.Community{ObjectMeta: metav1.ObjectMeta{Namespace: "mlb", Name: "c"},
+		Spec: metallbv1beta1.CommunitySpec{Communities: []metallbv1beta1.CommunityAlias{{Name: "no-export", Value: "65535:65281"}}}})
+	b.SetBGPAdvertisement(&metallbv1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Namespace: "mlb", Name: "bgp"},
+		Spec: metallbv1beta1.BGPAdvertisementSpec{IPAddressPoolSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"tier": "prod"}}},
+			Communities: []string{"no-export", "64500:1"}, LocalPref: 50}})
+
+	// Two Services share 192.0.2.10 (TCP and UDP of one DNS server); one more has its own IP.
+	b.SetService(lbService("ns", "dns-udp", "prod", true, "192.0.2.10"))
+	b.SetService(lbService("ns", "dns-tcp", "prod", true, "192.0.2.10"))
+	b.SetService(lbService("ns", "web", "", false, "192.0.2.20"))
+	b.SetService(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "clusterip"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP}})
+	b.SetEndpointSlice(slice("ns", "dns-tcp-1", "dns-tcp", ep("n1", ptr(true), nil, nil)))
+	b.SetEndpointSlice(slice("ns", "dns-tcp-2", "dns-tcp", ep("n1", ptr(true), nil, nil), ep("n2", ptr(true), nil, nil)))
+	b.SetL2Status(&metallbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "l2-abc"},
+		Status: metallbv1beta1.MetalLBServiceL2Status{Node: "n1", ServiceNamespace: "ns", ServiceName: "dns-udp"}})
+
+	units := b.Units()
+	var keys []string
+	for _, u := range units {
+		keys = append(keys, u.Key())
+	}
+	if want := []string{"192.0.2.10/L2", "192.0.2.10/BGP", "192.0.2.20/L2"}; !slices.Equal(keys, want) {
+		t.Fatalf("units %v, want %v", keys, want)
+	}
+	l2 := units[0]
+	if l2.Pool != "prod" || l2.PoolLabels["tier"] != "prod" || len(l2.Services) != 2 || l2.Services[0].Key.Name != "dns-tcp" {
+		t.Fatalf("unit %+v", l2)
+	}
+	if got := l2.Services[0].ServingEndpoints; got["n1"] != 2 || got["n2"] != 1 || !l2.Services[0].TrafficPolicyLocal {
+		t.Fatalf("dns-tcp serving %v", got)
+	}
+	if !slices.Equal(l2.Announcers, []string{"n1"}) || len(units[1].Announcers) != 0 {
+		t.Fatalf("announcers L2 %v BGP %v", l2.Announcers, units[1].Announcers)
+	}
+	bgp := units[1].Advertisements[0].BGP
+	if !slices.Equal(bgp.Communities, []string{"65535:65281", "64500:1"}) || bgp.AggregationLength != 32 || bgp.AggregationLengthV6 != 128 || bgp.LocalPref != 50 {
+		t.Fatalf("BGP attributes %+v", bgp)
+	}
+	// 192.0.2.20 has no pool annotation: the L2Advertisement names "prod" and the BGP one
+	// selects prod's labels, so nothing covers it; it still gets an L2 unit to explain that.
+	if u := units[2]; u.Mode != framework.ModeL2 || len(u.Advertisements) != 1 {
+		t.Fatalf("uncovered unit %+v", u)
+	}
+
+	// An endpoint change touches only its Service's IP, and the cached unit is rebuilt.
+	changes = nil
+	b.SetEndpointSlice(slice("ns", "dns-tcp-2", "dns-tcp"))
+	if len(changes) != 1 || changes[0].All || !slices.Equal(changes[0].IPs, []netip.Addr{netip.MustParseAddr("192.0.2.10")}) {
+		t.Fatalf("changes %+v", changes)
+	}
+	if got := b.UnitsFor(netip.MustParseAddr("192.0.2.10"))[0].Services[0].ServingEndpoints; got["n1"] != 1 || got["n2"] != 0 {
+		t.Fatalf("after update, serving %v", got)
+	}
+	if units[0].Services[0].ServingEndpoints["n2"] != 1 {
+		t.Fatal("a unit handed out earlier was mutated")
+	}
+
+	// Moving the status object to another node, then deleting it.
+	b.SetL2Status(&metallbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "l2-abc"},
+		Status: metallbv1beta1.MetalLBServiceL2Status{Node: "n2", ServiceNamespace: "ns", ServiceName: "dns-udp"}})
+	if got := b.UnitsFor(netip.MustParseAddr("192.0.2.10"))[0].Announcers; !slices.Equal(got, []string{"n2"}) {
+		t.Fatalf("announcers %v, want [n2]", got)
+	}
+	b.DeleteL2Status("herald-system", "l2-abc")
+	if got := b.UnitsFor(netip.MustParseAddr("192.0.2.10"))[0].Announcers; len(got) != 0 {
+		t.Fatalf("announcers %v after delete", got)
+	}
+
+	// A Service changing IP leaves its old unit.
+	b.SetService(lbService("ns", "dns-udp", "prod", true, "192.0.2.11"))
+	if got := b.UnitsFor(netip.MustParseAddr("192.0.2.10"))[0].Services; len(got) != 1 || got[0].Key.Name != "dns-tcp" {
+		t.Fatalf("services on the old IP: %v", got)
+	}
+	b.DeleteService("ns", "dns-tcp")
+	if got := b.UnitsFor(netip.MustParseAddr("192.0.2.10")); got != nil {
+		t.Fatalf("units of an unused IP: %v", got)
+	}
+
+	// Losing the heartbeat.
+	b.DeleteLease(lease.Namespace, lease.Name)
+	if b.Snapshot(now).Node("n1").Speaker != nil {
+		t.Fatal("heartbeat survived its Lease")
+	}
+	b.DeleteNode("n2")
+	if len(b.Snapshot(now).Nodes()) != 1 {
+		t.Fatal("deleted node still in the snapshot")
+	}
+}
+
+func TestBadInputAffectsOnlyItself(t *testing.T) {
+	b := NewBuilder(nil)
+	b.SetL2Advertisement(&metallbv1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Namespace: "mlb", Name: "bad"},
+		Spec: metallbv1beta1.L2AdvertisementSpec{NodeSelectors: []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "zone", Operator: "Near"}}}}}})
+	svc := lbService("ns", "web", "p", false, "192.0.2.1", "not-an-ip")
+	b.SetService(svc)
+	lease, _ := heartbeat.Encode(heartbeat.Heartbeat{NodeName: "n1", RenewTime: time.Now(), LeaseDuration: time.Minute}, "hs")
+	lease.Annotations[heartbeat.AnnotationInterfaces] = "{"
+	b.SetLease(lease)
+	b.SetNode(node("n1", corev1.ConditionTrue, false, map[string]string{"zone": "a"}))
+
+	errs := b.Errors()
+	var msgs []string
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{"L2Advertisement mlb/bad: spec.nodeSelectors[0]", "service ns/web: status.loadBalancer.ingress[1].ip", "lease hs/herald-speaker-n1"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("errors %q lack %q", all, want)
+		}
+	}
+	us := b.UnitsFor(netip.MustParseAddr("192.0.2.1"))
+	if len(us) != 1 || us[0].Advertisements[0].NodeSelectors[0].Matches(labels.Set{"zone": "a"}) {
+		t.Fatal("an invalid node selector matched a node")
+	}
+	if sp := b.Snapshot(time.Now()).Node("n1").Speaker; sp == nil || !sp.AliveAt(time.Now()) {
+		t.Fatal("a malformed interfaces annotation cost the node its heartbeat")
+	}
+	b.DeleteL2Advertisement("mlb", "bad")
+	if len(b.Errors()) != 2 {
+		t.Fatalf("errors after delete: %v", b.Errors())
+	}
+}
