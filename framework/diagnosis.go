@@ -27,6 +27,9 @@ type Diagnosis struct {
 	Nodes []NodeDiagnosis `json:"nodes"`
 	// Selected are the chosen nodes, in name order.
 	Selected []string `json:"selected"`
+	// TiedNodes, in L2, counts the feasible nodes that shared the winning total when there
+	// was more than one: the selection among them fell to TieBreakHash.
+	TiedNodes int `json:"tiedNodes,omitempty"`
 	// Bind is the verdict of the bind plugin that handled the unit, when the cycle bound.
 	Bind *Verdict `json:"bind,omitempty"`
 	// Error is set when the cycle was aborted; nothing is selected then.
@@ -127,6 +130,18 @@ func (r *Result) Diagnosis() *Diagnosis {
 			i := rec.feasible[j]
 			d.Nodes[i].Selected = true
 			d.Selected = append(d.Selected, rec.nodes[i].Name)
+		}
+		if u.Mode == ModeL2 && len(rec.selected) == 1 {
+			best := rec.totals[rec.selected[0]]
+			tied := 0
+			for _, t := range rec.totals {
+				if t == best {
+					tied++
+				}
+			}
+			if tied > 1 {
+				d.TiedNodes = tied
+			}
 		}
 	}
 	if rec.bind != nil {

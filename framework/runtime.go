@@ -303,7 +303,9 @@ func (f *Framework) Bind(ctx context.Context, state *CycleState, unit *Unit, sel
 		if st == nil {
 			return NewStatus(Success).WithPlugin(p.Name())
 		}
-		return st.WithPlugin(p.Name())
+		// Copy before naming the plugin: a plugin may return a shared status value.
+		named := *st
+		return named.WithPlugin(p.Name())
 	}
 	return NewStatus(Skip, "no bind plugin handled the unit")
 }

@@ -213,6 +213,9 @@ func TestTiesBreakOnTheHash(t *testing.T) {
 			if len(res.Selected) != 1 || res.Selected[0] != want {
 				t.Fatalf("%s run %d: Selected = %v, want %s", ip, run, res.Selected, want)
 			}
+			if n := res.Diagnosis().TiedNodes; n != len(ns) {
+				t.Fatalf("%s: TiedNodes = %d, want %d", ip, n, len(ns))
+			}
 		}
 		winners[want]++
 	}
@@ -223,8 +226,8 @@ func TestTiesBreakOnTheHash(t *testing.T) {
 	boost := &scorePlugin{name: "Boost", fn: scoreByName(map[string]int64{"node-02": 1})}
 	spec.Score = append(spec.Score, framework.WeightedPlugin{Name: "Boost", Weight: 1})
 	res := newFramework(t, spec, flat, boost).Schedule(context.Background(), framework.NewSnapshot(testTime, ns), unit("192.0.2.1", framework.ModeL2))
-	if len(res.Selected) != 1 || res.Selected[0] != "node-02" {
-		t.Errorf("Selected = %v, want node-02", res.Selected)
+	if len(res.Selected) != 1 || res.Selected[0] != "node-02" || res.Diagnosis().TiedNodes != 0 {
+		t.Errorf("Selected = %v (TiedNodes %d), want node-02 without a tie", res.Selected, res.Diagnosis().TiedNodes)
 	}
 }
 
