@@ -30,50 +30,20 @@ func (f *Framework) callPreFilter(ctx context.Context, k int, p PreFilterPlugin,
 	return p.PreFilter(ctx, state, unit)
 }
 
-func (f *Framework) callFilter(ctx context.Context, w *worker, k int, p FilterPlugin, state *CycleState, unit *Unit, node *NodeInfo, sample bool) *Status {
-	if !sample {
-		st := safeFilter(ctx, p, state, unit, node)
-		w.counts[k*numCodes+int(st.Code())]++
-		return st
-	}
+// timedFilter and timedScore run one call of a sampled cycle and record its duration; the
+// caller counts the verdict and recovers panics (see evalNode).
+func (f *Framework) timedFilter(ctx context.Context, w *worker, k int, p FilterPlugin, state *CycleState, unit *Unit, node *NodeInfo) *Status {
 	start := time.Now()
-	st := safeFilter(ctx, p, state, unit, node)
-	w.counts[k*numCodes+int(st.Code())]++
+	st := p.Filter(ctx, state, unit, node)
 	w.samples = append(w.samples, durationSample{slot: f.metrics.filterSlot(k), code: st.Code(), d: time.Since(start)})
 	return st
 }
 
-func safeFilter(ctx context.Context, p FilterPlugin, state *CycleState, unit *Unit, node *NodeInfo) (st *Status) {
-	defer func() {
-		if r := recover(); r != nil {
-			st = panicStatus(p.Name(), PointFilter, r)
-		}
-	}()
-	return p.Filter(ctx, state, unit, node)
-}
-
-// callScore runs score plugin k; slot is its verdict counter in the worker.
-func (f *Framework) callScore(ctx context.Context, w *worker, slot, k int, state *CycleState, unit *Unit, node *NodeInfo, sample bool) (int64, *Status) {
-	p := f.scores[k].plugin
-	if !sample {
-		s, st := safeScore(ctx, p, state, unit, node)
-		w.counts[slot*numCodes+int(st.Code())]++
-		return s, st
-	}
+func (f *Framework) timedScore(ctx context.Context, w *worker, k int, p ScorePlugin, state *CycleState, unit *Unit, node *NodeInfo) (int64, *Status) {
 	start := time.Now()
-	s, st := safeScore(ctx, p, state, unit, node)
-	w.counts[slot*numCodes+int(st.Code())]++
+	sc, st := p.Score(ctx, state, unit, node)
 	w.samples = append(w.samples, durationSample{slot: f.metrics.scoreSlot(k), code: st.Code(), d: time.Since(start)})
-	return s, st
-}
-
-func safeScore(ctx context.Context, p ScorePlugin, state *CycleState, unit *Unit, node *NodeInfo) (score int64, st *Status) {
-	defer func() {
-		if r := recover(); r != nil {
-			score, st = 0, panicStatus(p.Name(), PointScore, r)
-		}
-	}()
-	return p.Score(ctx, state, unit, node)
+	return sc, st
 }
 
 func (f *Framework) callNormalize(ctx context.Context, k int, state *CycleState, unit *Unit, list NodeScoreList, sample bool) (st *Status) {

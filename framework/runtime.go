@@ -482,34 +482,7 @@ func (f *Framework) runNodes(ctx context.Context, state *CycleState, unit *Unit,
 			w.fail(i, fmt.Errorf("%w: %w", errCancelled, ctx.Err()))
 			return
 		}
-		node := nodes[i]
-		for k, p := range f.filters {
-			if skip[k] {
-				continue
-			}
-			st := f.callFilter(ctx, w, k, p, state, unit, node, sample)
-			switch st.Code() {
-			case Success:
-				continue
-			case Unschedulable, UnschedulableAndUnresolvable:
-				rec.rejectBy[i] = int16(k)
-				rec.rejectStatus[i] = st
-			default:
-				w.fail(i, pluginError(p.Name(), PointFilter, node.Name, st))
-			}
-			return
-		}
-		for k := range f.scores {
-			if rec.skipScore[k] {
-				continue
-			}
-			s, st := f.callScore(ctx, w, nf+k, k, state, unit, node, sample)
-			if !st.IsSuccess() {
-				w.fail(i, pluginError(f.scores[k].plugin.Name(), PointScore, node.Name, st))
-				return
-			}
-			raw[i*ns+k] = s
-		}
+		f.evalNode(ctx, w, state, unit, rec, skip, raw, i, sample)
 	})
 	f.metrics.addVerdicts(f.metrics.filterBase, ws)
 	if err := firstError(ws); err != nil {
@@ -522,6 +495,72 @@ func (f *Framework) runNodes(ctx context.Context, state *CycleState, unit *Unit,
 		}
 	}
 	return f.normalize(ctx, state, unit, rec, raw, sample)
+}
+
+// evalNode runs the filters of node i until one rejects it, then every score. One deferred
+// recover covers all the node's calls (a defer per call would cost more than most plugins);
+// slot tells it which call was running.
+func (f *Framework) evalNode(ctx context.Context, w *worker, state *CycleState, unit *Unit, rec *cycleRecord, skip []bool, raw []int64, i int, sample bool) {
+	node := rec.nodes[i]
+	nf, ns := len(f.filters), len(f.scores)
+	slot := -1 // filters 0..nf-1, then scores
+	defer func() {
+		if r := recover(); r != nil {
+			name, point := "", PointFilter
+			if slot < nf {
+				name = f.filterNames[slot]
+			} else {
+				name, point = f.scoreNames[slot-nf], PointScore
+			}
+			w.counts[slot*numCodes+int(Error)]++
+			w.fail(i, pluginError(name, point, node.Name, panicStatus(name, point, r)))
+		}
+	}()
+	for k, p := range f.filters {
+		if skip[k] {
+			continue
+		}
+		slot = k
+		var st *Status
+		if sample {
+			st = f.timedFilter(ctx, w, k, p, state, unit, node)
+		} else {
+			st = p.Filter(ctx, state, unit, node)
+		}
+		code := st.Code()
+		w.counts[k*numCodes+int(code)]++
+		switch code {
+		case Success:
+			continue
+		case Unschedulable, UnschedulableAndUnresolvable:
+			rec.rejectBy[i] = int16(k)
+			rec.rejectStatus[i] = st
+		default:
+			w.fail(i, pluginError(p.Name(), PointFilter, node.Name, st))
+		}
+		return
+	}
+	for k := range f.scores {
+		if rec.skipScore[k] {
+			continue
+		}
+		slot = nf + k
+		p := f.scores[k].plugin
+		var sc int64
+		var st *Status
+		if sample {
+			sc, st = f.timedScore(ctx, w, k, p, state, unit, node)
+		} else {
+			sc, st = p.Score(ctx, state, unit, node)
+		}
+		code := st.Code()
+		w.counts[slot*numCodes+int(code)]++
+		if code != Success {
+			w.fail(i, pluginError(p.Name(), PointScore, node.Name, st))
+			return
+		}
+		raw[i*ns+k] = sc
+	}
 }
 
 // normalize runs NormalizeScore per plugin over the feasible nodes' raw scores, checks the
