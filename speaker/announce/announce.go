@@ -341,3 +341,12 @@ func removedServices(before, after []framework.ServiceKey) []framework.ServiceKe
 	}
 	return out
 }
+
+// PlaceholderRegistration lets a configuration that names Announce in a profile's bind stage
+// be validated where no speaker runs (herald explain, herald config): the plugin it builds
+// has no dependencies and must never bind.
+func PlaceholderRegistration() framework.Registration {
+	return framework.Registration{Factory: func(framework.PluginArgs, framework.Handle) (framework.Plugin, error) {
+		return New("", Deps{}), nil
+	}}
+}

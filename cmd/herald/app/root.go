@@ -19,6 +19,8 @@ func NewHeraldCommand(opts ...Option) *cobra.Command {
 		SilenceErrors: false,
 	}
 	cmd.AddCommand(newVersionCommand())
+	cmd.AddCommand(newControllerCommand(o))
 	cmd.AddCommand(newConfigCommand(o))
+	cmd.AddCommand(newSpeakerCommand(o))
 	return cmd
 }

@@ -1,0 +1,629 @@
+// Package speaker is the `herald speaker` role: one per node, it watches the cluster through
+// informers (with transforms that drop what Herald does not read), keeps the snapshot builder
+// up to date, and for every announcement unit whose inputs changed runs the scheduling cycle
+// of the unit's profile and binds the result (the Announce plugin announces or withdraws
+// through the announcer manager and writes ServiceL2Status). It renews the node's heartbeat
+// Lease, re-runs every unit when a heartbeat expires, reports announcer conflicts as Events,
+// and on shutdown hands its IPs over before withdrawing them.
+//
+// No decision is made before every informer has synced, and no withdrawal happens because
+// the API server is unreachable.
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/herald-lb/herald/announcers"
+	"github.com/herald-lb/herald/announcers/manager"
+	"github.com/herald-lb/herald/config"
+	metallbclient "github.com/herald-lb/herald/config/metallb/client/clientset/versioned"
+	metallbinformers "github.com/herald-lb/herald/config/metallb/client/informers/externalversions"
+	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
+	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/heartbeat"
+	"github.com/herald-lb/herald/plugins/interfaces"
+	"github.com/herald-lb/herald/snapshot"
+	"github.com/herald-lb/herald/speaker/announce"
+)
+
+// Options configure a speaker.
+type Options struct {
+	// NodeName is the node the speaker runs on.
+	NodeName string
+	// Holder identifies the speaker in its Lease (its pod name); empty means NodeName.
+	Holder string
+	// Config is the loaded, completed configuration.
+	Config *config.SpeakerConfiguration
+	// Registry holds every plugin but Announce, which the speaker adds.
+	Registry   framework.Registry
+	KubeConfig *rest.Config
+	Logger     logr.Logger
+	// AnnouncerDir holds herald-announcer-<name> for announcers the configuration gives no
+	// path for; empty means the directory of the running executable.
+	AnnouncerDir string
+	// Interfaces reads the node's interfaces; nil means LocalInterfaces.
+	Interfaces func() ([]framework.Interface, error)
+	// Resync is the informers' resync period (0: none).
+	Resync time.Duration
+}
+
+// allKey in the queue means: re-run every unit.
+const allKey = "*"
+
+// Speaker is a running speaker.
+type Speaker struct {
+	o        Options
+	log      logr.Logger
+	client   kubernetes.Interface
+	metallb  metallbclient.Interface
+	builder  *snapshot.Builder
+	queue    workqueue.TypedRateLimitingInterface[string]
+	hb       *heartbeater
+	mgr      *manager.Manager
+	announce *announce.Plugin
+	// statusWriter writes this node's ServiceL2Status objects.
+	statusWriter *announce.L2StatusWriter
+	recorder record.EventRecorder
+
+	frameworks map[string]*framework.Framework // by profile name
+	specs      map[string]framework.ProfileSpec
+
+	l2Lister func(namespace, name string) (*metallbv1beta1.ServiceL2Status, error)
+
+	expiryMu    sync.Mutex
+	expiryTimer *time.Timer
+	expiryAt    time.Time
+
+	synced chan struct{}
+}
+
+// Run runs the speaker until ctx is done, then hands over (drains) and returns.
+func Run(ctx context.Context, o Options) error {
+	s, err := newSpeaker(o)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+func newSpeaker(o Options) (*Speaker, error) {
+	if o.NodeName == "" {
+		return nil, errors.New("node name is empty: set --node-name or $NODE_NAME")
+	}
+	if o.Config == nil {
+		return nil, errors.New("no configuration")
+	}
+	if o.Interfaces == nil {
+		o.Interfaces = LocalInterfaces
+	}
+	if o.Holder == "" {
+		o.Holder = o.NodeName
+	}
+	cfg := rest.CopyConfig(o.KubeConfig)
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	mlb, err := metallbclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("metallb.io client: %w", err)
+	}
+	s := &Speaker{o: o, log: o.Logger.WithValues("node", o.NodeName), client: client, metallb: mlb, synced: make(chan struct{})}
+	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "herald-speaker"})
+	s.builder = snapshot.NewBuilder(s.onChange)
+	s.hb = &heartbeater{
+		log: s.log.WithName("heartbeat"), client: client.CoordinationV1(), namespace: o.Config.Heartbeat.Namespace,
+		node: o.NodeName, holder: o.Holder, duration: o.Config.Heartbeat.LeaseDuration.Duration,
+		interval: o.Config.Heartbeat.RenewInterval.Duration, interfaces: o.Interfaces, now: time.Now,
+	}
+	specs, err := announcerSpecs(o)
+	if err != nil {
+		return nil, err
+	}
+	if s.mgr, err = manager.New(s.log.WithName("announcers"), specs, manager.Options{}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// announcerSpecs turns the configured announcers into the manager's specs.
+func announcerSpecs(o Options) ([]manager.Spec, error) {
+	dir := o.AnnouncerDir
+	if dir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("locating the announcers: %w", err)
+		}
+		dir = filepath.Dir(exe)
+	}
+	var specs []manager.Spec
+	for _, a := range o.Config.Announcers {
+		path := a.Path
+		if path == "" {
+			path = filepath.Join(dir, "herald-announcer-"+a.Name)
+		}
+		specs = append(specs, manager.Spec{Name: a.Name, Path: path, Args: a.Args, SHA256: a.SHA256})
+	}
+	return specs, nil
+}
+
+// CheckCRDs fails with a clear error when the metallb.io resources the speaker needs are not
+// served, instead of letting informers retry forever.
+func CheckCRDs(client kubernetes.Interface) error {
+	res, err := client.Discovery().ServerResourcesForGroupVersion(metallbv1beta1.SchemeGroupVersion.String())
+	if err != nil {
+		return fmt.Errorf("the metallb.io/v1beta1 API is not served (install the CRDs from deploy/crds): %w", err)
+	}
+	need := map[string]bool{"servicel2statuses": false, "ipaddresspools": false, "l2advertisements": false}
+	for _, r := range res.APIResources {
+		if _, ok := need[r.Name]; ok {
+			need[r.Name] = true
+		}
+	}
+	var missing []string
+	for name, ok := range need {
+		if !ok {
+			missing = append(missing, name+".metallb.io")
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("CRD(s) %v not installed: the speaker cannot run without them (install the CRDs from deploy/crds)", missing)
+	}
+	return nil
+}
+
+func (s *Speaker) run(ctx context.Context) error {
+	if err := CheckCRDs(s.client); err != nil {
+		return err
+	}
+	reg := framework.Registry{}
+	if err := reg.Merge(s.o.Registry); err != nil {
+		return err
+	}
+	l2Factory := metallbinformers.NewSharedInformerFactoryWithOptions(s.metallb, s.o.Resync, metallbinformers.WithTransform(stripUnread))
+	statusLister := l2Factory.Metallb().V1beta1().ServiceL2Statuses().Lister()
+	s.l2Lister = func(ns, name string) (*metallbv1beta1.ServiceL2Status, error) {
+		return statusLister.ServiceL2Statuses(ns).Get(name)
+	}
+	s.recorder = s.newRecorder(ctx)
+	s.statusWriter = announce.NewL2StatusWriter(s.o.NodeName, s.metallb.MetallbV1beta1(), statusLister)
+	s.announce = announce.New(s.o.NodeName, announce.Deps{
+		Announcers:    s.mgr,
+		AnnouncerFor:  s.announcerFor,
+		Status:        s.statusWriter,
+		Recorder:      s.recorder,
+		InterfacesFor: s.interfacesFor,
+		MayClaim:      func() bool { return s.hb.current() && !s.hb.isDraining() },
+		MayWithdraw:   func() bool { return s.hb.current() && !s.hb.isDraining() },
+	})
+	if _, ok := reg[announce.Name]; !ok {
+		if err := reg.Register(announce.Name, s.announce.Registration()); err != nil {
+			return err
+		}
+	} else {
+		reg[announce.Name] = s.announce.Registration()
+	}
+	if err := s.buildFrameworks(reg); err != nil {
+		return err
+	}
+
+	core := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithTransform(stripUnread))
+	leases := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithTransform(stripUnread),
+		informers.WithNamespace(s.o.Config.Heartbeat.Namespace),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.LabelSelector = labels.SelectorFromSet(labels.Set{heartbeat.LabelHeartbeat: heartbeat.LabelValueSpeaker}).String()
+		}))
+	b := s.builder
+	handlers := []struct {
+		inf cache.SharedIndexInformer
+		h   cache.ResourceEventHandler
+	}{
+		{core.Core().V1().Services().Informer(), serviceFeed(b)},
+		{core.Discovery().V1().EndpointSlices().Informer(), endpointSliceFeed(b)},
+		{core.Core().V1().Nodes().Informer(), nodeFeed(b)},
+		{leases.Coordination().V1().Leases().Informer(), leaseFeed(b)},
+		{l2Factory.Metallb().V1beta1().ServiceL2Statuses().Informer(), l2StatusFeed(b)},
+		{l2Factory.Metallb().V1beta1().IPAddressPools().Informer(), poolFeed(b)},
+		{l2Factory.Metallb().V1beta1().L2Advertisements().Informer(), l2AdvertisementFeed(b)},
+		{l2Factory.Metallb().V1beta1().BGPAdvertisements().Informer(), bgpAdvertisementFeed(b)},
+		{l2Factory.Metallb().V1beta1().Communities().Informer(), communityFeed(b)},
+	}
+	for _, h := range handlers {
+		if _, err := h.inf.AddEventHandler(h.h); err != nil {
+			return err
+		}
+	}
+
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	s.mgr.Start(runCtx)
+	s.configureAnnouncers(runCtx)
+	core.Start(runCtx.Done())
+	leases.Start(runCtx.Done())
+	l2Factory.Start(runCtx.Done())
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.hb.run(runCtx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.watchAnnouncerEvents(runCtx) }()
+	srv := s.serveHTTP()
+
+	s.log.Info("waiting for informers to sync")
+	syncOK := cache.WaitForCacheSync(ctx.Done(), informersSynced(handlers)...)
+	if !syncOK {
+		s.log.Info("stopped before the informers synced")
+		return s.shutdown(runCtx, stopRun, &wg, srv, false)
+	}
+	close(s.synced)
+	s.log.Info("informers synced; scheduling", "cluster", b.String())
+	s.queue.Add(allKey)
+	const workers = 2
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.work(runCtx) }()
+	}
+	<-ctx.Done()
+	return s.shutdown(runCtx, stopRun, &wg, srv, true)
+}
+
+func informersSynced(hs []struct {
+	inf cache.SharedIndexInformer
+	h   cache.ResourceEventHandler
+}) []cache.InformerSynced {
+	out := make([]cache.InformerSynced, len(hs))
+	for i, h := range hs {
+		out[i] = h.inf.HasSynced
+	}
+	return out
+}
+
+// shutdown hands the node's IPs over (when synced), stops the announcers (they drain) and
+// the loops.
+func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, wg *sync.WaitGroup, srv *http.Server, synced bool) error {
+	timeout := s.o.Config.Draining.Timeout.Duration
+	if synced {
+		s.handOver(runCtx, timeout)
+	}
+	s.queue.ShutDown()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.mgr.Stop(stopCtx)
+	if synced {
+		for _, cur := range s.announce.Announced() {
+			for _, svc := range cur.Services {
+				if rerr := s.statusWriter.Retract(stopCtx, svc, cur.IP); rerr != nil {
+					s.log.Error(rerr, "removing status on shutdown", "service", svc)
+				}
+			}
+		}
+	}
+	stopRun()
+	if srv != nil {
+		_ = srv.Shutdown(stopCtx)
+	}
+	wg.Wait()
+	s.log.Info("stopped")
+	return err
+}
+
+// handOver marks the heartbeat draining and waits, at most timeout, until another node's
+// status object names each Service this node announces.
+func (s *Speaker) handOver(ctx context.Context, timeout time.Duration) {
+	start := time.Now()
+	if err := s.hb.drain(ctx); err != nil {
+		s.log.Error(err, "could not mark the heartbeat draining; withdrawing without hand-over")
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		pending := s.pendingHandOver()
+		if pending == 0 {
+			s.log.Info("hand-over complete", "took", time.Since(start))
+			return
+		}
+		if time.Now().After(deadline) {
+			s.log.Info("hand-over timed out; withdrawing anyway", "pending", pending, "timeout", timeout)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pendingHandOver counts the Services this node announces that no other node has taken yet.
+func (s *Speaker) pendingHandOver() int {
+	n := 0
+	for _, cur := range s.announce.Announced() {
+		if len(s.builder.UnitsFor(cur.IP)) == 0 {
+			continue // the Service is gone: nothing to hand over
+		}
+		for _, svc := range cur.Services {
+			st, err := s.l2Lister(svc.Namespace, announce.StatusName(svc, cur.IP))
+			if err != nil || st.Status.Node == "" || st.Status.Node == s.o.NodeName {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// buildFrameworks instantiates one framework per profile; every profile binds with Announce.
+func (s *Speaker) buildFrameworks(reg framework.Registry) error {
+	specs, err := s.o.Config.ProfileSpecs(reg)
+	if err != nil {
+		return err
+	}
+	s.frameworks = map[string]*framework.Framework{}
+	s.specs = map[string]framework.ProfileSpec{}
+	for _, spec := range specs {
+		if !slices.Contains(spec.Bind, announce.Name) {
+			spec.Bind = append(spec.Bind, announce.Name)
+		}
+		fw, err := framework.NewFramework(reg, spec, framework.NewHandle(s.o.NodeName, s.log.WithName("plugins").WithValues("profile", spec.Name)))
+		if err != nil {
+			return err
+		}
+		s.frameworks[spec.Name] = fw
+		s.specs[spec.Name] = spec
+	}
+	return nil
+}
+
+func (s *Speaker) frameworkFor(class string) (*framework.Framework, framework.ProfileSpec) {
+	p, ok := s.o.Config.ProfileFor(class)
+	if !ok {
+		return nil, framework.ProfileSpec{}
+	}
+	return s.frameworks[p.Name], s.specs[p.Name]
+}
+
+func (s *Speaker) announcerFor(ip netip.Addr) string {
+	want := announcers.KindNDP
+	if ip.Is4() || ip.Is4In6() {
+		want = announcers.KindARP
+	}
+	for _, a := range s.o.Config.Announcers {
+		if a.Name == want {
+			return want
+		}
+	}
+	return ""
+}
+
+// interfacesFor applies the Interfaces plugin's rule with the unit's profile's args.
+func (s *Speaker) interfacesFor(unit *framework.Unit, node *framework.NodeInfo) []string {
+	requireSubnet := true
+	if _, spec := s.frameworkFor(unit.Class); spec.Args != nil {
+		if a, ok := spec.Args[interfaces.Name].(*interfaces.InterfacesArgs); ok && a.RequireSubnet != nil {
+			requireSubnet = *a.RequireSubnet
+		}
+	}
+	return interfaces.For(unit, node, requireSubnet)
+}
+
+func (s *Speaker) configureAnnouncers(ctx context.Context) {
+	for _, a := range s.o.Config.Announcers {
+		if a.Name != announcers.KindARP && a.Name != announcers.KindNDP {
+			continue
+		}
+		err := s.mgr.Configure(ctx, a.Name, announcers.Config{L2: &announcers.L2Config{}})
+		if err != nil && !errors.Is(err, manager.ErrUnavailable) {
+			s.log.Error(err, "configuring announcer", "announcer", a.Name)
+		}
+	}
+}
+
+func (s *Speaker) newRecorder(ctx context.Context) record.EventRecorder {
+	bc := record.NewBroadcaster(record.WithContext(ctx))
+	bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
+	bc.StartStructuredLogging(4)
+	return bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "herald-speaker", Host: s.o.NodeName})
+}
+
+// onChange is the builder's notification: queue the units it affects.
+func (s *Speaker) onChange(c snapshot.Change) {
+	if c.All {
+		s.queue.Add(allKey)
+		return
+	}
+	for _, ip := range c.IPs {
+		s.queue.Add(ip.String())
+	}
+}
+
+func (s *Speaker) work(ctx context.Context) {
+	for {
+		key, quit := s.queue.Get()
+		if quit {
+			return
+		}
+		err := s.process(ctx, key)
+		if err != nil {
+			s.log.Error(err, "cycle failed; keeping the last decision and retrying", "key", key)
+			s.queue.AddRateLimited(key)
+		} else {
+			s.queue.Forget(key)
+		}
+		s.queue.Done(key)
+	}
+}
+
+func (s *Speaker) process(ctx context.Context, key string) error {
+	if key == allKey {
+		return s.processAll(ctx)
+	}
+	ip, err := netip.ParseAddr(key)
+	if err != nil {
+		return nil // not a key this speaker queues
+	}
+	return s.processIP(ctx, s.builder.Snapshot(time.Now()), ip)
+}
+
+// processAll re-runs every unit, and withdraws units that no longer exist.
+func (s *Speaker) processAll(ctx context.Context) error {
+	snap := s.builder.Snapshot(time.Now())
+	s.scheduleExpiry(snap)
+	seen := map[netip.Addr]bool{}
+	var errs []error
+	for _, u := range s.builder.Units() {
+		if seen[u.IP] {
+			continue
+		}
+		seen[u.IP] = true
+		if err := s.processIP(ctx, snap, u.IP); err != nil {
+			errs = append(errs, err)
+			s.queue.AddRateLimited(u.IP.String())
+		}
+	}
+	for _, cur := range s.announce.Announced() {
+		if !seen[cur.IP] {
+			if err := s.processIP(ctx, snap, cur.IP); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		s.log.Error(errors.Join(errs...), "some units failed; retrying them")
+	}
+	return nil
+}
+
+// processIP runs the cycle for each unit of the IP and withdraws modes that have no unit.
+func (s *Speaker) processIP(ctx context.Context, snap *framework.Snapshot, ip netip.Addr) error {
+	units := s.builder.UnitsFor(ip)
+	var errs []error
+	hasL2 := false
+	for _, u := range units {
+		if u.Mode == framework.ModeL2 {
+			hasL2 = true
+		}
+		if err := s.runUnit(ctx, snap, u); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !hasL2 {
+		key := (&framework.Unit{IP: ip, Mode: framework.ModeL2}).Key()
+		if err := s.announce.Forget(ctx, key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Speaker) runUnit(ctx context.Context, snap *framework.Snapshot, u *framework.Unit) error {
+	fw, _ := s.frameworkFor(u.Class)
+	if fw == nil {
+		// Another implementation's class: never touch it, but drop what we may have had.
+		return s.announce.Forget(ctx, u.Key())
+	}
+	res := fw.Schedule(ctx, snap, u)
+	defer res.Release()
+	if res.Err != nil {
+		return res.Err
+	}
+	announce.WithSummary(res.CycleState(), func() string { return res.Diagnosis().Summary })
+	st := fw.Bind(ctx, res.CycleState(), u, res.Selected)
+	if st.Code() == framework.Error || st.IsRejected() {
+		return fmt.Errorf("unit %s: bind: %w", u.Key(), st.AsError())
+	}
+	return nil
+}
+
+// scheduleExpiry queues a full pass at the next moment a live heartbeat expires: plugins
+// compare heartbeats with the snapshot's time, so without a new cycle a dead speaker's
+// IPs would stay with it until some other event.
+func (s *Speaker) scheduleExpiry(snap *framework.Snapshot) {
+	var next time.Time
+	for _, n := range snap.Nodes() {
+		if n.Speaker == nil {
+			continue
+		}
+		exp := n.Speaker.RenewTime.Add(n.Speaker.LeaseDuration)
+		if exp.After(snap.Time) && (next.IsZero() || exp.Before(next)) {
+			next = exp
+		}
+	}
+	if next.IsZero() {
+		return
+	}
+	s.expiryMu.Lock()
+	defer s.expiryMu.Unlock()
+	if s.expiryTimer != nil && s.expiryAt.Equal(next) {
+		return
+	}
+	if s.expiryTimer != nil {
+		s.expiryTimer.Stop()
+	}
+	s.expiryAt = next
+	// A few milliseconds late so the snapshot taken then sees the heartbeat as expired.
+	s.expiryTimer = time.AfterFunc(time.Until(next)+5*time.Millisecond, func() { s.queue.Add(allKey) })
+}
+
+// watchAnnouncerEvents turns announcer conflicts into Events on the Services and a metric.
+func (s *Speaker) watchAnnouncerEvents(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-s.mgr.Events():
+			if !ok {
+				return
+			}
+			s.handleAnnouncerEvent(ev)
+		}
+	}
+}
+
+func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
+	switch {
+	case ev.Conflict != nil:
+		c := ev.Conflict
+		conflictsTotal.WithLabelValues(ev.Announcer, c.ForeignMAC).Inc()
+		msg := fmt.Sprintf("%s on node %s interface %s is also claimed by MAC %s (%s); Herald keeps announcing and does not fight it",
+			c.Address, s.o.NodeName, c.Interface, c.ForeignMAC, c.Detail)
+		s.log.Info("address conflict", "ip", c.Address, "interface", c.Interface, "foreignMAC", c.ForeignMAC)
+		for _, svc := range s.announce.ServicesOf(c.Address.Unmap()) {
+			s.recorder.Event(announce.ServiceRef(svc), corev1.EventTypeWarning, ReasonAddressConflict, msg)
+		}
+	case ev.Error != nil:
+		s.log.Error(errors.New(ev.Error.Message), "announcer error", "announcer", ev.Announcer)
+	}
+}
+
+// ReasonAddressConflict is the Event reason for a foreign claim on an announced IP.
+const ReasonAddressConflict = "AddressConflict"
+
+func init() {
+	utilruntime.Must(metallbv1beta1.AddToScheme(scheme.Scheme))
+	_ = coordinationv1.SchemeGroupVersion
+}
