@@ -87,7 +87,7 @@ type Speaker struct {
 	announce *announce.Plugin
 	// statusWriter writes this node's ServiceL2Status objects.
 	statusWriter *announce.L2StatusWriter
-	recorder record.EventRecorder
+	recorder     record.EventRecorder
 
 	frameworks map[string]*framework.Framework // by profile name
 	specs      map[string]framework.ProfileSpec

@@ -11,9 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	metallbclient "github.com/herald-lb/herald/config/metallb/client/clientset/versioned/typed/metallb/v1beta1"
 	metallblisters "github.com/herald-lb/herald/config/metallb/client/listers/metallb/v1beta1"
+	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/framework"
 )
 
