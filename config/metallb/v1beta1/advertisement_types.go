@@ -72,6 +72,7 @@ type BGPAdvertisementSpec struct {
 	// LocalPref is the BGP LOCAL_PREF attribute; meaningful for iBGP peers only.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	// +optional
 	LocalPref uint32 `json:"localPref,omitempty"`
 

@@ -26,11 +26,13 @@ type BGPPeerSpec struct {
 	// MyASN is the AS number of the local end of the session.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	MyASN uint32 `json:"myASN"`
 
 	// ASN is the AS number expected from the peer. Exactly one of peerASN and dynamicASN is set.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	// +optional
 	ASN uint32 `json:"peerASN,omitempty"`
 
