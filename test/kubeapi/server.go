@@ -1,0 +1,505 @@
+package kubeapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// KubeVersion is the kube-apiserver version test/tools/install.sh builds and caches.
+const KubeVersion = "1.37.2"
+
+// startTimeout bounds how long etcd plus kube-apiserver may take to become ready; two shared
+// cores under a parallel test run are slow, an idle machine needs a few seconds.
+const startTimeout = 3 * time.Minute
+
+// ServiceClusterIPRanges is the apiserver's dual-stack Service ClusterIP allocation range.
+// Nothing routes these addresses: there is no kube-proxy, the range only feeds the allocator.
+const ServiceClusterIPRanges = "10.96.0.0/16,fd00:10:96::/112"
+
+// Options configure Start.
+type Options struct {
+	// Dir holds data, certificates, logs and the state file. Empty means a new temporary
+	// directory, removed by Stop.
+	Dir string
+	// Detached makes the processes outlive the caller (own session, no parent-death signal),
+	// for `kubeapi start`. Otherwise they die with the calling process.
+	Detached bool
+}
+
+// Server is a running etcd + kube-apiserver pair.
+type Server struct {
+	// Dir holds data, certificates, logs, the state file and the admin kubeconfig.
+	Dir string
+	// Host is the https URL of the API server on loopback.
+	Host string
+	// Port is the API server's secure port, bound on every address of the root namespace.
+	Port int
+	// CAData is the PEM CA certificate that signed the serving certificate.
+	CAData []byte
+	// CAFile is the path of CAData on disk, for curl and other tools.
+	CAFile string
+	// AdminToken authenticates as user "admin" in group system:masters.
+	AdminToken string
+	// Kubeconfig is the path of an admin kubeconfig for Host.
+	Kubeconfig string
+	// StartupTime is how long the start took, from key generation to a ready /readyz.
+	StartupTime time.Duration
+
+	ownsDir bool
+	etcd    *process
+	api     *process
+}
+
+// state is what a Server writes to Dir/state.json, so that another process (`kubeapi stop`,
+// or the reaper of orphaned directories) can find and stop it.
+type state struct {
+	Owner        int    `json:"owner"`
+	EtcdPID      int    `json:"etcdPID"`
+	APIServerPID int    `json:"apiserverPID"`
+	Host         string `json:"host"`
+	Kubeconfig   string `json:"kubeconfig"`
+}
+
+// APIServerBinary returns the kube-apiserver binary to run.
+func APIServerBinary() (string, error) {
+	if p := os.Getenv("HERALD_KUBE_APISERVER"); p != "" {
+		return p, nil
+	}
+	cache := os.Getenv("HERALD_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("locating kube-apiserver: %w", err)
+		}
+		cache = filepath.Join(home, ".cache", "herald")
+	}
+	p := filepath.Join(cache, "bin", "kube-apiserver-v"+KubeVersion)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("kube-apiserver v%s not found at %s (run `bash test/tools/install.sh apiserver`): %w", KubeVersion, p, err)
+	}
+	return p, nil
+}
+
+// EtcdBinary returns the etcd binary to run.
+func EtcdBinary() (string, error) {
+	if p := os.Getenv("HERALD_ETCD"); p != "" {
+		return p, nil
+	}
+	p, err := exec.LookPath("etcd")
+	if err != nil {
+		return "", fmt.Errorf("etcd not found in $PATH (run `bash test/tools/install.sh apt`): %w", err)
+	}
+	return p, nil
+}
+
+// Start starts etcd and kube-apiserver and waits until the API server is ready. A port taken
+// between choosing and binding it is retried with fresh ports.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	reapOrphans()
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var s *Server
+		s, err = start(ctx, opts)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errPortTaken) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+var errPortTaken = errors.New("port already in use")
+
+func start(ctx context.Context, opts Options) (s *Server, err error) {
+	began := time.Now()
+	apiBin, err := APIServerBinary()
+	if err != nil {
+		return nil, err
+	}
+	etcdBin, err := EtcdBinary()
+	if err != nil {
+		return nil, err
+	}
+	s = &Server{Dir: opts.Dir}
+	if s.Dir == "" {
+		s.Dir, err = os.MkdirTemp("", fmt.Sprintf("herald-kubeapi-%d-", os.Getpid()))
+		if err != nil {
+			return nil, fmt.Errorf("state directory: %w", err)
+		}
+		s.ownsDir = true
+	} else if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w\n%s", err, s.LogTail(30))
+			s.Stop()
+		}
+	}()
+
+	keys, err := newPKI()
+	if err != nil {
+		return nil, err
+	}
+	s.CAData = keys.caPEM
+	s.CAFile = filepath.Join(s.Dir, "ca.crt")
+	s.AdminToken = randomHex(16)
+	files := map[string][]byte{
+		"ca.crt":        keys.caPEM,
+		"serving.crt":   keys.servingCertPEM,
+		"serving.key":   keys.servingKeyPEM,
+		"sa.key":        keys.saKeyPEM,
+		"sa.pub":        keys.saPubPEM,
+		"tokens.csv":    []byte(s.AdminToken + ",admin,admin-uid,system:masters\n"),
+		"etcd.log":      nil,
+		"apiserver.log": nil,
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(s.Dir, name), data, 0o600); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", name, err)
+		}
+	}
+
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	clientURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	s.Port = ports[2]
+	s.Host = fmt.Sprintf("https://127.0.0.1:%d", s.Port)
+
+	s.etcd, err = startProcess(opts.Detached, filepath.Join(s.Dir, "etcd.log"), etcdBin,
+		"--name=herald-test",
+		"--data-dir="+filepath.Join(s.Dir, "etcd"),
+		"--listen-client-urls="+clientURL,
+		"--advertise-client-urls="+clientURL,
+		"--listen-peer-urls="+peerURL,
+		"--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=herald-test="+peerURL,
+		"--logger=zap",
+		"--log-outputs=stderr",
+		// Test data is disposable: skip fsync so etcd keeps up on a busy machine.
+		"--unsafe-no-fsync",
+	)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, http.DefaultClient, clientURL+"/health", "", s.etcd); err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+
+	s.api, err = startProcess(opts.Detached, filepath.Join(s.Dir, "apiserver.log"), apiBin,
+		"--etcd-servers="+clientURL,
+		// 0.0.0.0 so that lab node namespaces reach it at their gateway address too.
+		"--bind-address=0.0.0.0",
+		"--secure-port="+strconv.Itoa(s.Port),
+		"--advertise-address=127.0.0.1",
+		"--endpoint-reconciler-type=none",
+		"--cert-dir="+filepath.Join(s.Dir, "certs"),
+		"--tls-cert-file="+filepath.Join(s.Dir, "serving.crt"),
+		"--tls-private-key-file="+filepath.Join(s.Dir, "serving.key"),
+		"--token-auth-file="+filepath.Join(s.Dir, "tokens.csv"),
+		"--authorization-mode=RBAC",
+		"--service-account-key-file="+filepath.Join(s.Dir, "sa.pub"),
+		"--service-account-signing-key-file="+filepath.Join(s.Dir, "sa.key"),
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-cluster-ip-range="+ServiceClusterIPRanges,
+		"--allow-privileged=true",
+		"--profiling=false",
+		"--v=1",
+	)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, s.httpClient(), s.Host+"/readyz", s.AdminToken, s.api); err != nil {
+		if strings.Contains(s.tail("apiserver.log", 50), "address already in use") {
+			return nil, fmt.Errorf("kube-apiserver port %d: %w", s.Port, errPortTaken)
+		}
+		return nil, fmt.Errorf("kube-apiserver: %w", err)
+	}
+
+	s.Kubeconfig = filepath.Join(s.Dir, "admin.kubeconfig")
+	if err := WriteKubeconfig(s.Kubeconfig, s.AdminConfig(), ""); err != nil {
+		return nil, err
+	}
+	if err := s.writeState(); err != nil {
+		return nil, err
+	}
+	s.StartupTime = time.Since(began)
+	return s, nil
+}
+
+// AdminConfig returns a client config authenticated as a member of system:masters.
+func (s *Server) AdminConfig() *rest.Config {
+	return &rest.Config{
+		Host:            s.Host,
+		BearerToken:     s.AdminToken,
+		TLSClientConfig: rest.TLSClientConfig{CAData: append([]byte(nil), s.CAData...)},
+		// Tests create many objects quickly; client-side throttling would only slow them.
+		QPS:   200,
+		Burst: 400,
+	}
+}
+
+func (s *Server) httpClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CAData)
+	return &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+	}
+}
+
+func (s *Server) writeState() error {
+	st := state{Owner: os.Getpid(), Host: s.Host, Kubeconfig: s.Kubeconfig}
+	if s.etcd != nil {
+		st.EtcdPID = s.etcd.pid
+	}
+	if s.api != nil {
+		st.APIServerPID = s.api.pid
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.Dir, "state.json"), data, 0o600)
+}
+
+// Stop kills both process groups and, if Start created it, removes the state directory.
+func (s *Server) Stop() {
+	// The API server first, so it does not log a storm of etcd connection errors.
+	s.api.stop()
+	s.etcd.stop()
+	if s.ownsDir {
+		os.RemoveAll(s.Dir)
+	}
+}
+
+// LogTail returns the last n lines of the etcd and kube-apiserver logs.
+func (s *Server) LogTail(n int) string {
+	return "--- kube-apiserver log tail ---\n" + s.tail("apiserver.log", n) +
+		"--- etcd log tail ---\n" + s.tail("etcd.log", n)
+}
+
+func (s *Server) tail(name string, n int) string {
+	data, err := os.ReadFile(filepath.Join(s.Dir, name))
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "")
+}
+
+// StopDir stops the servers a detached Start left in dir and removes dir.
+func StopDir(dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("reading state of %s: %w", dir, err)
+	}
+	if err == nil {
+		var st state
+		if err := json.Unmarshal(data, &st); err != nil {
+			return fmt.Errorf("parsing %s/state.json: %w", dir, err)
+		}
+		killGroup(st.APIServerPID)
+		killGroup(st.EtcdPID)
+	}
+	return os.RemoveAll(dir)
+}
+
+// ReadyDir reports whether dir holds a running server and returns its admin kubeconfig path.
+func ReadyDir(dir string) (string, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return "", false
+	}
+	var st state
+	if json.Unmarshal(data, &st) != nil || !alive(st.EtcdPID) || !alive(st.APIServerPID) {
+		return "", false
+	}
+	return st.Kubeconfig, true
+}
+
+// reapOrphans stops and removes the temporary directories of servers whose test binary died
+// without stopping them.
+func reapOrphans() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "herald-kubeapi-*-*"))
+	for _, dir := range dirs {
+		fields := strings.SplitN(filepath.Base(dir), "-", 4)
+		pid, err := strconv.Atoi(fields[2])
+		if err != nil || pid == os.Getpid() || alive(pid) {
+			continue
+		}
+		StopDir(dir)
+	}
+}
+
+func waitHTTP(ctx context.Context, client *http.Client, url, token string, p *process) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	var last string
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("exited before %s was ready: %v", url, p.err)
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %s (last: %s): %w", url, startTimeout, last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for range n {
+		// Listen on all addresses: the API server binds 0.0.0.0.
+		l, err := net.Listen("tcp", ":0")
+		if err != nil {
+			return nil, fmt.Errorf("choosing a free port: %w", err)
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// process is one started child process.
+type process struct {
+	pid    int
+	exited chan struct{}
+	err    error
+}
+
+// spawnRequests is served by a goroutine locked to one OS thread for the life of the process:
+// the parent-death signal fires when the *thread* that forked the child exits, and a locked
+// goroutine that never returns keeps its thread forever.
+var spawnRequests = make(chan func())
+
+func init() {
+	go func() {
+		runtime.LockOSThread()
+		for f := range spawnRequests {
+			f()
+		}
+	}()
+}
+
+func startProcess(detached bool, logPath, bin string, args ...string) (*process, error) {
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	if detached {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	} else {
+		// Own process group so Stop kills children too; killed with the test binary.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}
+	done := make(chan error)
+	spawnRequests <- func() { done <- cmd.Start() }
+	if err := <-done; err != nil {
+		return nil, fmt.Errorf("starting %s: %w", filepath.Base(bin), err)
+	}
+	p := &process{pid: cmd.Process.Pid, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+func (p *process) stop() {
+	if p == nil {
+		return
+	}
+	killGroup(p.pid)
+	<-p.exited
+}
+
+// killGroup terminates the process group led by pid, escalating to SIGKILL after 10 s.
+func killGroup(pid int) {
+	if pid <= 0 || !alive(pid) {
+		return
+	}
+	syscall.Kill(-pid, syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
+	for i := 0; i < 100 && alive(pid); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// alive reports whether pid runs and is not a zombie (an unreaped child of a dead parent).
+func alive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}
