@@ -189,6 +189,7 @@ func (r *Result) Release() {
 	}
 	clear(rec.state.storage)
 	rec.state.snapshot = nil
+	clear(rec.preFilter)
 	rec.unit, rec.nodes, rec.preFilter, rec.rejected, rec.err, rec.bind = nil, nil, rec.preFilter[:0], nil, nil, nil
 	recordPool.Put(rec)
 }
@@ -249,6 +250,9 @@ type cycleRecord struct {
 	scored bool
 	// selected holds indices into feasible.
 	selected []int32
+	// err is the cycle's error; bind the verdict of the bind plugin that handled the unit.
+	err  error
+	bind *pluginStatus
 
 	// Buffers reused across cycles through recordPool (see Result.Release).
 	state      *CycleState
@@ -256,8 +260,6 @@ type cycleRecord struct {
 	nodeRaw    []int64
 	ws         []worker
 	counts     []int32
-	err        error
-	bind       *pluginStatus
 }
 
 type pluginStatus struct {
