@@ -1,0 +1,342 @@
+// Package controller is the `herald controller` role: it gives every LoadBalancer Service it
+// owns its address(es) from the metallb.io IPAddressPools with MetalLB's semantics (package
+// ipam decides), writes them to status.loadBalancer.ingress and the
+// metallb.io/ip-allocated-from-pool annotation, and explains every decision with a status
+// condition and an Event. Replicas elect a leader with a Lease; only the leader allocates, and
+// it rebuilds its state from Service status before it processes anything.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/herald-lb/herald/config/metallb/client/clientset/versioned"
+	metallbinformers "github.com/herald-lb/herald/config/metallb/client/informers/externalversions"
+	metallblisters "github.com/herald-lb/herald/config/metallb/client/listers/metallb/v1beta1"
+	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
+	"github.com/herald-lb/herald/ipam"
+)
+
+// poolsKey is the work-queue key for "the pool configuration changed"; Service keys always
+// contain a slash, so it cannot collide.
+const poolsKey = "pools"
+
+// ErrLostLeadership is returned by Run when the Lease was lost while ctx was still live.
+var ErrLostLeadership = errors.New("lost the leader-election lease")
+
+type controller struct {
+	opts       Options
+	client     kubernetes.Interface
+	metallb    versioned.Interface
+	services   corelisters.ServiceLister
+	namespaces corelisters.NamespaceLister
+	pools      metallblisters.IPAddressPoolLister
+	synced     []cache.InformerSynced
+	queue      workqueue.TypedRateLimitingInterface[string]
+	recorder   record.EventRecorder
+
+	// mu serialises the allocator: workers decide under it and write to the API outside it.
+	mu    sync.Mutex
+	alloc *ipam.Allocator
+	// poolProblems holds why each unusable pool is not used, from the last pool sync.
+	poolProblems map[string]*ipam.Error
+}
+
+// Run runs the controller until ctx is done: it campaigns for the Lease in opts.Namespace and,
+// while leading, allocates. On ctx cancellation a leader finishes its in-flight work before it
+// releases the Lease, so two controllers never allocate at once. It returns nil after ctx is
+// done and ErrLostLeadership if the Lease was lost.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	mlb, err := versioned.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("metallb.io client: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := metallbv1beta1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+
+	c := newController(client, mlb, opts, broadcaster.NewRecorder(scheme, corev1.EventSource{Component: "herald-controller"}))
+	kubeFactory := informers.NewSharedInformerFactory(client, 0)
+	poolFactory := metallbinformers.NewSharedInformerFactoryWithOptions(mlb, 0, metallbinformers.WithNamespace(opts.Namespace))
+	if err := c.watch(kubeFactory, poolFactory); err != nil {
+		return err
+	}
+	// Standbys keep warm caches so a takeover only waits for the Lease.
+	kubeFactory.Start(ctx.Done())
+	poolFactory.Start(ctx.Done())
+	defer kubeFactory.Shutdown()
+	defer poolFactory.Shutdown()
+	return c.campaign(ctx)
+}
+
+func newController(client kubernetes.Interface, mlb versioned.Interface, opts Options, recorder record.EventRecorder) *controller {
+	return &controller{
+		opts:     opts,
+		client:   client,
+		metallb:  mlb,
+		recorder: recorder,
+		alloc:    ipam.New(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "herald-controller"}),
+		poolProblems: map[string]*ipam.Error{},
+	}
+}
+
+// watch registers the informers and their event handlers.
+func (c *controller) watch(kube informers.SharedInformerFactory, pools metallbinformers.SharedInformerFactory) error {
+	svcInformer := kube.Core().V1().Services()
+	nsInformer := kube.Core().V1().Namespaces()
+	poolInformer := pools.Metallb().V1beta1().IPAddressPools()
+	c.services, c.namespaces, c.pools = svcInformer.Lister(), nsInformer.Lister(), poolInformer.Lister()
+
+	enqueueService := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			c.queue.Add(key)
+		}
+	}
+	handlers := []struct {
+		informer cache.SharedIndexInformer
+		handler  cache.ResourceEventHandler
+	}{
+		{svcInformer.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc: enqueueService, DeleteFunc: enqueueService,
+			UpdateFunc: func(_, obj any) { enqueueService(obj) },
+		}},
+		{nsInformer.Informer(), cache.ResourceEventHandlerFuncs{
+			// Namespace labels feed namespaceSelectors: re-check its Services.
+			UpdateFunc: func(old, obj any) {
+				o, n := old.(*corev1.Namespace), obj.(*corev1.Namespace)
+				if !mapsEqual(o.Labels, n.Labels) {
+					c.enqueueNamespace(n.Name)
+				}
+			},
+		}},
+		{poolInformer.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { c.queue.Add(poolsKey) },
+			DeleteFunc: func(any) { c.queue.Add(poolsKey) },
+			UpdateFunc: func(old, obj any) {
+				// Status writes (our own) do not change the configuration.
+				if old.(*metallbv1beta1.IPAddressPool).Generation != obj.(*metallbv1beta1.IPAddressPool).Generation {
+					c.queue.Add(poolsKey)
+				}
+			},
+		}},
+	}
+	for _, h := range handlers {
+		if _, err := h.informer.AddEventHandler(h.handler); err != nil {
+			return err
+		}
+		c.synced = append(c.synced, h.informer.HasSynced)
+	}
+	return nil
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *controller) enqueueNamespace(ns string) {
+	svcs, _ := c.services.Services(ns).List(everything)
+	for _, s := range svcs {
+		c.queue.Add(s.Namespace + "/" + s.Name)
+	}
+}
+
+// campaign runs leader election and leads while elected.
+func (c *controller) campaign(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	// The elector gets its own context so that on shutdown the Lease is released only after
+	// the leader's workers have stopped (leadMu): releasing first would let a standby allocate
+	// while a write of ours is still in flight.
+	electCtx, cancelElect := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelElect()
+	var leadMu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		leadMu.Lock()
+		defer leadMu.Unlock()
+		cancelElect()
+	})
+	defer stop()
+
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: c.opts.Namespace, Name: c.opts.LeaseName},
+		Client:     c.client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: c.opts.Identity},
+	}
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		Name:            c.opts.LeaseName,
+		LeaseDuration:   c.opts.LeaseDuration,
+		RenewDeadline:   c.opts.RenewDeadline,
+		RetryPeriod:     c.opts.RetryPeriod,
+		ReleaseOnCancel: true,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(leaseCtx context.Context) {
+				leadMu.Lock()
+				defer leadMu.Unlock()
+				workCtx, cancel := context.WithCancel(leaseCtx)
+				defer cancel()
+				defer context.AfterFunc(ctx, cancel)()
+				logger.Info("Leading: allocating addresses", "identity", c.opts.Identity)
+				c.lead(workCtx)
+			},
+			OnStoppedLeading: func() {
+				logger.Info("Stopped leading", "identity", c.opts.Identity)
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	elector.Run(electCtx)
+	// Wait for a lead() still winding down after a lost Lease.
+	leadMu.Lock()
+	defer leadMu.Unlock()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return ErrLostLeadership
+}
+
+// lead allocates until ctx is done: caches synced, pools loaded, state rebuilt from Service
+// status, then the workers run.
+func (c *controller) lead(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return
+	}
+	c.syncPools(ctx)
+	if err := c.rebuild(ctx); err != nil {
+		logger.Error(err, "Rebuilding allocations from Service status; not allocating")
+		return
+	}
+	var workers sync.WaitGroup
+	for range c.opts.Workers {
+		workers.Go(func() {
+			for c.processNext(ctx) {
+			}
+		})
+	}
+	workers.Go(func() {
+		ticker := time.NewTicker(c.opts.PoolStatusInterval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+				c.updatePoolStatus(ctx)
+			}
+		}
+	})
+	<-ctx.Done()
+	c.queue.ShutDown()
+	workers.Wait()
+}
+
+// rebuild restores every owned Service's addresses from a fresh list of Services (not the
+// cache, which may lag behind the previous leader's last writes), oldest Service first, so
+// that on a conflict the older Service keeps its address.
+func (c *controller) rebuild(ctx context.Context) error {
+	list, err := c.client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	items := list.Items
+	sort.SliceStable(items, func(i, j int) bool {
+		ti, tj := items[i].CreationTimestamp, items[j].CreationTimestamp
+		if !ti.Equal(&tj) {
+			return ti.Before(&tj)
+		}
+		return items[i].Namespace+"/"+items[i].Name < items[j].Namespace+"/"+items[j].Name
+	})
+	restored := 0
+	c.mu.Lock()
+	for i := range items {
+		svc := &items[i]
+		ips := statusIPs(svc)
+		if !c.opts.owns(svc) || len(ips) == 0 {
+			continue
+		}
+		if _, err := c.alloc.Restore(toIPAM(svc, c.namespaceLabels(svc.Namespace)), ips); err == nil {
+			restored++
+		}
+	}
+	c.mu.Unlock()
+	for i := range items {
+		c.queue.Add(items[i].Namespace + "/" + items[i].Name)
+	}
+	klog.FromContext(ctx).Info("Rebuilt allocations from Service status", "services", len(items), "restored", restored)
+	return nil
+}
+
+func (c *controller) namespaceLabels(ns string) map[string]string {
+	if n, err := c.namespaces.Get(ns); err == nil {
+		return n.Labels
+	}
+	return nil
+}
+
+func (c *controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	var err error
+	if key == poolsKey {
+		c.syncPools(ctx)
+	} else {
+		err = c.syncService(ctx, key)
+	}
+	if err == nil || ctx.Err() != nil {
+		c.queue.Forget(key)
+		return true
+	}
+	klog.FromContext(ctx).V(2).Info("Retrying", "key", key, "err", err)
+	c.queue.AddRateLimited(key)
+	return true
+}

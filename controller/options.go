@@ -1,0 +1,90 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// DefaultLoadBalancerClass is the spec.loadBalancerClass Herald handles besides Services with
+// no class.
+const DefaultLoadBalancerClass = "herald.dev/herald"
+
+// Options configures the controller.
+type Options struct {
+	// Namespace holds the leader-election Lease and the IPAddressPools, like MetalLB's
+	// metallb-system.
+	Namespace string
+	// LoadBalancerClass is the spec.loadBalancerClass Herald owns.
+	LoadBalancerClass string
+	// HandleNoClass makes Herald own LoadBalancer Services without a loadBalancerClass.
+	HandleNoClass bool
+	// LeaseName and Identity are the leader-election Lease and this replica's name in it.
+	LeaseName string
+	Identity  string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election as in
+	// kube-controller-manager.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Workers is the number of Services reconciled in parallel.
+	Workers int
+	// PoolStatusInterval is how often pool usage is written to IPAddressPool status.
+	PoolStatusInterval time.Duration
+}
+
+// DefaultOptions returns the options `herald controller` starts with.
+func DefaultOptions() Options {
+	host, _ := os.Hostname()
+	return Options{
+		Namespace:          "herald-system",
+		LoadBalancerClass:  DefaultLoadBalancerClass,
+		HandleNoClass:      true,
+		LeaseName:          "herald-controller",
+		Identity:           fmt.Sprintf("%s_%d", host, os.Getpid()),
+		LeaseDuration:      15 * time.Second,
+		RenewDeadline:      10 * time.Second,
+		RetryPeriod:        2 * time.Second,
+		Workers:            4,
+		PoolStatusInterval: 10 * time.Second,
+	}
+}
+
+// AddFlags binds the options to command-line flags.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace of the leader-election Lease and of the IPAddressPools")
+	fs.StringVar(&o.LoadBalancerClass, "load-balancer-class", o.LoadBalancerClass, "spec.loadBalancerClass of the Services Herald handles")
+	fs.BoolVar(&o.HandleNoClass, "handle-no-class", o.HandleNoClass, "also handle LoadBalancer Services without spec.loadBalancerClass")
+	fs.StringVar(&o.LeaseName, "lease-name", o.LeaseName, "name of the leader-election Lease")
+	fs.StringVar(&o.Identity, "identity", o.Identity, "this replica's identity in the leader-election Lease")
+	fs.DurationVar(&o.LeaseDuration, "lease-duration", o.LeaseDuration, "how long a standby waits before taking over an unrenewed lease")
+	fs.DurationVar(&o.RenewDeadline, "renew-deadline", o.RenewDeadline, "how long the leader retries renewing before it stops allocating")
+	fs.DurationVar(&o.RetryPeriod, "retry-period", o.RetryPeriod, "interval between leader-election attempts")
+	fs.IntVar(&o.Workers, "workers", o.Workers, "Services reconciled in parallel")
+	fs.DurationVar(&o.PoolStatusInterval, "pool-status-interval", o.PoolStatusInterval, "how often pool usage is written to IPAddressPool status")
+}
+
+// Validate reports every invalid option.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Namespace == "" {
+		errs = append(errs, errors.New("--namespace must not be empty"))
+	}
+	if o.LoadBalancerClass == "" && !o.HandleNoClass {
+		errs = append(errs, errors.New("--load-balancer-class is empty and --handle-no-class is false: no Service would be handled"))
+	}
+	if o.LeaseName == "" || o.Identity == "" {
+		errs = append(errs, errors.New("--lease-name and --identity must not be empty"))
+	}
+	if o.RetryPeriod <= 0 || o.RenewDeadline <= o.RetryPeriod || o.LeaseDuration <= o.RenewDeadline {
+		errs = append(errs, fmt.Errorf("need 0 < --retry-period (%s) < --renew-deadline (%s) < --lease-duration (%s)", o.RetryPeriod, o.RenewDeadline, o.LeaseDuration))
+	}
+	if o.Workers < 1 {
+		errs = append(errs, fmt.Errorf("--workers must be at least 1, is %d", o.Workers))
+	}
+	if o.PoolStatusInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--pool-status-interval must be positive, is %s", o.PoolStatusInterval))
+	}
+	return errors.Join(errs...)
+}
