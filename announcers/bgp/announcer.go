@@ -280,7 +280,9 @@ func (a *Announcer) onPeerState(ps PeerState) {
 			name = n
 			changed = p.state != ps.State
 			p.state = ps.State
-			if ps.Reason != "" {
+			if ps.Reason != "" && !strings.HasPrefix(ps.Reason, "idle timer expired") {
+				// The idle hold timer only ends the pause before reconnecting; keep the
+				// reason the session actually went down for.
 				p.reason = ps.Reason
 			}
 			break
@@ -501,6 +503,9 @@ func (a *Announcer) notEstablished(p *peer) string {
 	var why []string
 	if p.reason != "" {
 		why = append(why, "last disconnect: "+p.reason)
+	}
+	if n := a.dials.getNotification(p.cfg.Address.String()); n != "" {
+		why = append(why, "last "+n)
 	}
 	if d := a.dials.get(p.cfg.Address.String()); d != "" {
 		why = append(why, "last connect attempt: "+d)

@@ -530,6 +530,11 @@ func (s *Speaker) removeFilter(ctx context.Context, peer netip.Addr) error {
 	return nil
 }
 
+// notificationText names a BGP NOTIFICATION error, e.g. "open message error / bad peer AS".
+func notificationText(code, subcode uint8) string {
+	return gobgp.NewNotificationErrorCode(code, subcode).String()
+}
+
 // ParseCommunity parses a standard community "65535:65282" (or a decimal uint32).
 func ParseCommunity(s string) (uint32, error) {
 	hi, lo, ok := strings.Cut(s, ":")

@@ -21,6 +21,23 @@ type hclogHandler struct {
 type dialErrors struct {
 	mu   sync.Mutex
 	last map[string]string // peer address → error text
+	// notification is the last NOTIFICATION sent to or received from each peer.
+	notification map[string]string
+}
+
+func (d *dialErrors) setNotification(addr, msg string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.notification == nil {
+		d.notification = map[string]string{}
+	}
+	d.notification[addr] = msg
+}
+
+func (d *dialErrors) getNotification(addr string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.notification[addr]
 }
 
 func (d *dialErrors) get(addr string) string {
@@ -40,12 +57,17 @@ func (h *hclogHandler) Enabled(context.Context, slog.Level) bool { return true }
 func (h *hclogHandler) Handle(_ context.Context, r slog.Record) error {
 	var args []any
 	var key, errText string
+	var code, subcode int64
 	collect := func(a slog.Attr) bool {
 		switch a.Key {
 		case "Key":
 			key = a.Value.String()
 		case "Error":
 			errText = a.Value.String()
+		case "Code":
+			code = a.Value.Int64()
+		case "Subcode":
+			subcode = a.Value.Int64()
 		}
 		// Defensive: never forward anything that looks like a password.
 		if strings.Contains(strings.ToLower(a.Key), "password") {
@@ -58,8 +80,15 @@ func (h *hclogHandler) Handle(_ context.Context, r slog.Record) error {
 		collect(a)
 	}
 	r.Attrs(collect)
-	if key != "" && r.Message == "failed to connect" {
-		h.dials.set(key, errText)
+	if key != "" {
+		switch r.Message {
+		case "failed to connect":
+			h.dials.set(key, errText)
+		case "sent notification", "received notification":
+			// GoBGP may refuse an OPEN (e.g. a bad peer AS) without an FSM transition that
+			// carries the reason, so take it from here.
+			h.dials.setNotification(key, r.Message+": "+notificationText(uint8(code), uint8(subcode)))
+		}
 	}
 	switch {
 	case r.Level >= slog.LevelError:
