@@ -29,22 +29,24 @@ func TestMain(m *testing.M) { os.Exit(kubeapi.Main(m)) }
 // loadBalancerClass, so controllers of different tests sharing the API server never see each
 // other's Services.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	env    *kubeapi.Environment
 	client kubernetes.Interface
 	mlb    versioned.Interface
 	ns     string
 	class  string
+	// timeout bounds every wait.
+	timeout time.Duration
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	env := kubeapi.Env(t)
 	env.InstallCRDs(t)
 	ns := env.Namespace(t)
 	return &fixture{
 		t: t, env: env, client: env.Client(t),
 		mlb: versioned.NewForConfigOrDie(env.AdminConfig()),
-		ns:  ns, class: "herald.dev/" + ns,
+		ns:  ns, class: "herald.dev/" + ns, timeout: 20 * time.Second,
 	}
 }
 
@@ -175,7 +177,7 @@ func ingressIPs(s *corev1.Service) string {
 func (f *fixture) waitFor(what string, cond func() (bool, string)) {
 	f.t.Helper()
 	var last string
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, f.timeout, true, func(context.Context) (bool, error) {
 		ok, desc := cond()
 		last = desc
 		return ok, nil

@@ -32,6 +32,9 @@ type Options struct {
 	Workers int
 	// PoolStatusInterval is how often pool usage is written to IPAddressPool status.
 	PoolStatusInterval time.Duration
+	// KubeAPIQPS and KubeAPIBurst limit the controller's requests to the API server.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 }
 
 // DefaultOptions returns the options `herald controller` starts with.
@@ -48,6 +51,8 @@ func DefaultOptions() Options {
 		RetryPeriod:        2 * time.Second,
 		Workers:            4,
 		PoolStatusInterval: 10 * time.Second,
+		KubeAPIQPS:         50,
+		KubeAPIBurst:       100,
 	}
 }
 
@@ -63,6 +68,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RetryPeriod, "retry-period", o.RetryPeriod, "interval between leader-election attempts")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Services reconciled in parallel")
 	fs.DurationVar(&o.PoolStatusInterval, "pool-status-interval", o.PoolStatusInterval, "how often pool usage is written to IPAddressPool status")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "requests per second to the API server")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "burst of requests to the API server")
 }
 
 // Validate reports every invalid option.
@@ -82,6 +89,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Workers < 1 {
 		errs = append(errs, fmt.Errorf("--workers must be at least 1, is %d", o.Workers))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps (%g) and --kube-api-burst (%d) must be positive", o.KubeAPIQPS, o.KubeAPIBurst))
 	}
 	if o.PoolStatusInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--pool-status-interval must be positive, is %s", o.PoolStatusInterval))
