@@ -22,5 +22,6 @@ func NewHeraldCommand(opts ...Option) *cobra.Command {
 	cmd.AddCommand(newControllerCommand(o))
 	cmd.AddCommand(newConfigCommand(o))
 	cmd.AddCommand(newSpeakerCommand(o))
+	cmd.AddCommand(newExplainCommand(o))
 	return cmd
 }
