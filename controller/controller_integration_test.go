@@ -242,3 +242,45 @@ func assertUnchanged(t *testing.T, f *fixture, want map[string]string) {
 		}
 	}
 }
+
+func TestIntegrationServiceAllocation(t *testing.T) {
+	f := newFixture(t)
+	teamA := f.env.Namespace(t)
+	ns, err := f.client.CoreV1().Namespaces().Get(context.Background(), teamA, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels["team"] = "a"
+	if _, err := f.client.CoreV1().Namespaces().Update(context.Background(), ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.pool("general", []string{"198.51.100.0/24"}, func(p *metallbv1beta1.IPAddressPool) { p.Spec.AvoidBuggyIPs = true })
+	f.pool("team-a", []string{"192.0.2.0/28"}, func(p *metallbv1beta1.IPAddressPool) {
+		p.Spec.AllocateTo = &metallbv1beta1.ServiceAllocation{
+			Priority:           1,
+			NamespaceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"team": "a"}}},
+		}
+	})
+	f.pool("web-only", []string{"203.0.113.0/28"}, noAutoAssign, func(p *metallbv1beta1.IPAddressPool) {
+		p.Spec.AllocateTo = &metallbv1beta1.ServiceAllocation{
+			ServiceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"tier": "web"}}},
+		}
+	})
+	f.start("c1", nil)
+
+	// namespaceSelectors + priority: the team's namespace gets the prioritised pool.
+	f.service("in-team", inNamespace(teamA))
+	f.waitAllocated(teamA, "in-team", "192.0.2.0", "team-a")
+	// Elsewhere the general pool, skipping .0 (avoidBuggyIPs).
+	f.service("elsewhere")
+	f.waitAllocated(f.ns, "elsewhere", "198.51.100.1", "general")
+	// serviceSelectors: refused without the label, allowed with it.
+	f.service("no-label", annotate("metallb.io/address-pool", "web-only"))
+	f.waitRefused(f.ns, "no-label", "ServiceNotAllowed",
+		fmt.Sprintf(`pool "web-only" does not allow Service %s/no-label: its labels {} match none of the pool's serviceSelectors`, f.ns))
+	f.service("web", annotate("metallb.io/address-pool", "web-only"), func(s *corev1.Service) { s.Labels = map[string]string{"tier": "web"} })
+	f.waitAllocated(f.ns, "web", "203.0.113.0", "web-only")
+	// A requested .255 in the avoidBuggyIPs pool is refused with the rule.
+	f.service("buggy", annotate("metallb.io/loadBalancerIPs", "198.51.100.255"))
+	f.waitRefused(f.ns, "buggy", "BuggyIP", `198.51.100.255 is in pool "general", which has avoidBuggyIPs: addresses ending in .0 and .255 are not used`)
+}
