@@ -486,6 +486,7 @@ func BenchmarkE2EAnnounce10k(b *testing.B) {
 		gen++
 		t0 := time.Now()
 		announce(b, p, gen, anns...)
+		b.ReportMetric(float64(time.Since(t0).Milliseconds()), "ms-setdesired")
 		waitFor(b, "FRR has every prefix", 120*time.Second, func() bool {
 			c, err := r.ReceivedPrefixes("ipv6", n.IPv6)
 			return err == nil && c == count
