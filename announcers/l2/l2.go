@@ -110,6 +110,10 @@ type Announcer struct {
 	problems map[string]string
 	refresh  context.CancelFunc
 	conflict conflictLimiter
+
+	warnMu         sync.Mutex
+	warnLast       map[string]time.Time
+	warnSuppressed map[string]int
 }
 
 // New returns an L2 announcer speaking the driver's protocol. It starts the refresh loop;
@@ -122,6 +126,7 @@ func New(driver Driver, log hclog.Logger, interfaces Interfaces, version string)
 		driver: driver, log: log, interfaces: interfaces, version: version,
 		cfg:   announcers.L2Config{}.WithDefaults(),
 		links: map[string]*link{}, problems: map[string]string{},
+		warnLast: map[string]time.Time{}, warnSuppressed: map[string]int{},
 	}
 	a.table = announcers.NewTable(a.validate)
 	a.conflict.last = map[netip.Addr]time.Time{}
@@ -230,6 +235,9 @@ func (a *Announcer) Status(context.Context) (announcers.Status, error) {
 			msgs = append(msgs, m)
 		}
 		sort.Strings(msgs)
+		if len(msgs) > maxProblems {
+			msgs = append(msgs[:maxProblems], fmt.Sprintf("and %d more", len(msgs)-maxProblems))
+		}
 		st.Message = strings.Join(msgs, "; ")
 	}
 	return st, nil
@@ -416,7 +424,7 @@ func (a *Announcer) refreshLoop(ctx context.Context, every time.Duration) {
 		for _, l := range links {
 			for addr := range *l.owned.Load() {
 				if err := l.proto.Announce(addr); err != nil {
-					a.log.Warn("refresh failed", "interface", l.name, "address", addr, "error", err)
+					a.warn("refresh failed", "interface", l.name, "address", addr, "error", err)
 				}
 			}
 		}
@@ -435,6 +443,25 @@ func (a *Announcer) foreign(l *link, addr netip.Addr, mac net.HardwareAddr, deta
 	a.events.Publish(announcers.Event{Time: time.Now(), Conflict: &announcers.Conflict{
 		Address: addr, Interface: l.name, ForeignMAC: mac.String(), Detail: detail,
 	}})
+}
+
+// maxProblems bounds the problems listed in a status message.
+const maxProblems = 10
+
+// warn logs a per-address failure at most once a second per message, with the number of
+// like failures left out since, so 10,000 addresses failing the same way make one line.
+func (a *Announcer) warn(msg string, kv ...any) {
+	a.warnMu.Lock()
+	now := time.Now()
+	if now.Sub(a.warnLast[msg]) < time.Second {
+		a.warnSuppressed[msg]++
+		a.warnMu.Unlock()
+		return
+	}
+	suppressed := a.warnSuppressed[msg]
+	a.warnLast[msg], a.warnSuppressed[msg] = now, 0
+	a.warnMu.Unlock()
+	a.log.Warn(msg, append(kv, "suppressedSinceLast", suppressed)...)
 }
 
 type conflictLimiter struct {
@@ -517,7 +544,7 @@ func (l *link) set(addrs map[netip.Addr]struct{}, cfg announcers.L2Config) {
 			continue
 		}
 		if err := l.proto.Unwatch(addr); err != nil {
-			l.announcer.log.Warn("unwatch failed", "interface", l.name, "address", addr, "error", err)
+			l.announcer.warn("unwatch failed", "interface", l.name, "address", addr, "error", err)
 		}
 	}
 	for addr := range next {
@@ -526,7 +553,7 @@ func (l *link) set(addrs map[netip.Addr]struct{}, cfg announcers.L2Config) {
 		}
 		if err := l.proto.Watch(addr); err != nil {
 			l.unwatched[addr] = err
-			l.announcer.log.Warn("watch failed", "interface", l.name, "address", addr, "error", err)
+			l.announcer.warn("watch failed", "interface", l.name, "address", addr, "error", err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		l.bursts[addr] = cancel
@@ -545,7 +572,7 @@ func (l *link) burst(ctx context.Context, addr netip.Addr, count int, interval t
 		case <-t.C:
 		}
 		if err := l.proto.Announce(addr); err != nil {
-			l.announcer.log.Warn("gratuitous announce failed", "interface", l.name, "address", addr, "error", err)
+			l.announcer.warn("gratuitous announce failed", "interface", l.name, "address", addr, "error", err)
 		}
 		t.Reset(interval)
 	}

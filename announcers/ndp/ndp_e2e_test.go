@@ -1,0 +1,151 @@
+//go:build e2e
+
+package ndp_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-lb/herald/announcers/internal/labtest"
+	"github.com/herald-lb/herald/test/lab"
+)
+
+var targetRE = regexp.MustCompile(`Target link-layer address: ([0-9A-Fa-f:]+)`)
+
+// ndisc6 runs the real ndisc6 from h and returns the MAC it resolved addr to, or "".
+func ndisc6(t *testing.T, h *lab.Host, addr netip.Addr, tries int) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(tries+5)*time.Second)
+	defer cancel()
+	// ndisc6 exits 2 when nothing answers: that is an answer here.
+	out, _ := h.Command(ctx, "ndisc6", "-r", fmt.Sprint(tries), "-w", "1000", addr.String(), h.Iface).CombinedOutput()
+	if m := targetRE.FindStringSubmatch(string(out)); m != nil {
+		return strings.ToLower(m[1])
+	}
+	return ""
+}
+
+func TestE2ENDPAnswersForAnnouncedAddressOnly(t *testing.T) {
+	l := lab.New(t, lab.Options{Nodes: 1})
+	node := l.Nodes[0]
+	var log labtest.Log
+	m := labtest.Start(t, log.Logger(t), nil, labtest.SpecOn(node, "ndp", labtest.Binary(t, "herald-announcer-ndp")))
+	vip := labtest.OnLink6(node, 0x100)
+
+	if mac := ndisc6(t, l.Client, vip, 1); mac != "" {
+		t.Fatalf("before announcing, %s resolved to %s", vip, mac)
+	}
+	labtest.Announce(t, m, "ndp", []netip.Addr{vip})
+	if mac := ndisc6(t, l.Client, vip, 3); mac != node.MAC.String() {
+		t.Fatalf("ndisc6 resolved %s to %q, want the node's MAC %s", vip, mac, node.MAC)
+	}
+	if mac := ndisc6(t, l.Client, labtest.OnLink6(node, 0x101), 1); mac != "" {
+		t.Errorf("an address never announced resolved to %s", mac)
+	}
+	labtest.Announce(t, m, "ndp", nil)
+	if mac := ndisc6(t, l.Client, vip, 2); mac != "" {
+		t.Errorf("after withdraw, %s still resolved to %s", vip, mac)
+	}
+}
+
+func neighbour(t *testing.T, h *lab.Host, addr netip.Addr) string {
+	out, err := h.Command(context.Background(), "ip", "-6", "neigh", "show", addr.String(), "dev", h.Iface).Output()
+	if err != nil {
+		t.Fatalf("ip neigh: %v", err)
+	}
+	f := strings.Fields(string(out))
+	for i := range f {
+		if f[i] == "lladdr" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+func TestE2ENDPClientNeighbourFollowsTakeover(t *testing.T) {
+	l := lab.New(t, lab.Options{Nodes: 2})
+	var log labtest.Log
+	bin := labtest.Binary(t, "herald-announcer-ndp")
+	m := labtest.Start(t, log.Logger(t), nil, labtest.SpecOn(l.Nodes[0], "node0", bin), labtest.SpecOn(l.Nodes[1], "node1", bin))
+	vip := labtest.OnLink6(l.Nodes[0], 0x100)
+
+	labtest.Announce(t, m, "node0", []netip.Addr{vip})
+	_ = l.Client.Command(context.Background(), "ping", "-6", "-c", "1", "-W", "1", vip.String()).Run()
+	if got := neighbour(t, l.Client, vip); got != l.Nodes[0].MAC.String() {
+		t.Fatalf("client resolved %s to %q, want node0's %s", vip, got, l.Nodes[0].MAC)
+	}
+	labtest.Announce(t, m, "node0", nil)
+	labtest.Announce(t, m, "node1", []netip.Addr{vip})
+	start := time.Now()
+	labtest.WaitFor(t, "the client's entry to move to node1", 5*time.Second, func() bool {
+		return neighbour(t, l.Client, vip) == l.Nodes[1].MAC.String()
+	})
+	t.Logf("client neighbour entry switched to node1 after %s", time.Since(start))
+}
+
+func TestE2ENDPConflictEventNamesForeignMAC(t *testing.T) {
+	l := lab.New(t, lab.Options{Nodes: 2})
+	var log labtest.Log
+	bin := labtest.Binary(t, "herald-announcer-ndp")
+	m := labtest.Start(t, log.Logger(t), nil, labtest.SpecOn(l.Nodes[0], "node0", bin), labtest.SpecOn(l.Nodes[1], "node1", bin))
+	vip := labtest.OnLink6(l.Nodes[0], 0x100)
+	labtest.Announce(t, m, "node0", []netip.Addr{vip})
+	time.Sleep(time.Second)
+	labtest.Announce(t, m, "node1", []netip.Addr{vip})
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case e := <-m.Events():
+			if e.Conflict == nil || e.Announcer != "node0" {
+				continue
+			}
+			if e.Conflict.Address != vip || e.Conflict.ForeignMAC != l.Nodes[1].MAC.String() {
+				t.Fatalf("conflict %+v, want %s claimed by node1's %s", e.Conflict, vip, l.Nodes[1].MAC)
+			}
+			return
+		case <-timeout:
+			t.Fatal("node0 reported no conflict within 5s of node1 announcing the same address")
+		}
+	}
+}
+
+// BenchmarkE2ENDPSetDesired10k measures sending 10,000 new addresses through the real
+// go-plugin RPC to the NDP announcer in a lab node, until it acknowledges (the announcer
+// answers for them from then on; the gratuitous bursts run in the background). Withdrawing
+// them between iterations is not timed.
+func BenchmarkE2ENDPSetDesired10k(b *testing.B) {
+	l := lab.New(b, lab.Options{Nodes: 1})
+	node := l.Nodes[0]
+	var log labtest.Log
+	m := labtest.Start(b, log.Logger(b), nil, labtest.SpecOn(node, "ndp", labtest.Binary(b, "herald-announcer-ndp")))
+	set := make([]netip.Addr, 10000)
+	for i := range set {
+		set[i] = labtest.OnLink6(node, uint16(0x1000+i))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		labtest.Announce(b, m, "ndp", set)
+		b.StopTimer()
+		labtest.Announce(b, m, "ndp", nil)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	labtest.Announce(b, m, "ndp", set)
+	st, err := m.Status(context.Background(), "ndp")
+	if err != nil || len(st.Announced) != len(set) {
+		b.Fatalf("after the benchmark %d addresses announced (%v), want %d", len(st.Announced), err, len(set))
+	}
+	b.Logf("status with 10k addresses: %s %q", st.Health, truncate(st.Message, 200))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
