@@ -15,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
@@ -334,7 +335,9 @@ func (c *controller) processNext(ctx context.Context) bool {
 	} else {
 		err = c.syncService(ctx, key)
 	}
-	if err == nil || ctx.Err() != nil {
+	// A conflict means a newer version exists; its informer event brings the key back, so a
+	// rate-limited retry of the stale copy would only add requests.
+	if err == nil || ctx.Err() != nil || apierrors.IsConflict(err) {
 		c.queue.Forget(key)
 		return true
 	}
