@@ -281,6 +281,11 @@ func (l *Lab) addBridge(name string) error {
 		return err
 	}
 	sysctlRoot("net.ipv6.conf."+name+".disable_ipv6", "1")
+	// The root namespace may own lab addresses itself (this machine's eth0 has 192.0.2.2):
+	// answer ARP on the bridge only for the gateway address, and source the root's own ARP
+	// requests from it, so no host learns the bridge's MAC for a lab address.
+	sysctlRoot("net.ipv4.conf."+name+".arp_ignore", "1")
+	sysctlRoot("net.ipv4.conf."+name+".arp_announce", "2")
 	return ip("link", "set", name, "up")
 }
 

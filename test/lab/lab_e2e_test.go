@@ -23,6 +23,7 @@ func TestE2EPingEveryPairOverIPv4AndIPv6(t *testing.T) {
 	if len(hosts) != 5 {
 		t.Fatalf("got %d hosts, want router + client + 3 nodes", len(hosts))
 	}
+	// All pairs at once, so simultaneous ARP/ND in both directions is exercised too.
 	var wg sync.WaitGroup
 	for _, from := range hosts {
 		for _, to := range hosts {
@@ -40,10 +41,20 @@ func TestE2EPingEveryPairOverIPv4AndIPv6(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	// The neighbour entry proves the reply came from the expected host's MAC.
-	out := l.Client.Run(t, "ip", "neigh", "show", l.Nodes[2].IPv4.String(), "dev", "eth0")
-	if !strings.Contains(out, l.Nodes[2].MAC.String()) {
-		t.Fatalf("client's neighbour entry for node-2 is %q, want MAC %s", out, l.Nodes[2].MAC)
+	// Every neighbour entry must name the owner's MAC: nothing else (such as the root
+	// namespace, which may own a lab address) may answer for a lab address.
+	for _, from := range hosts {
+		for _, to := range hosts {
+			if from == to {
+				continue
+			}
+			for _, dst := range []string{to.IPv4.String(), to.IPv6.String()} {
+				out := from.Run(t, "ip", "neigh", "show", dst, "dev", "eth0")
+				if !strings.Contains(out, "lladdr "+to.MAC.String()) {
+					t.Errorf("%s's neighbour entry for %s (%s) is %q, want MAC %s", from.Name, to.Name, dst, out, to.MAC)
+				}
+			}
+		}
 	}
 	// Nodes have no way out: only the data network and the gateway host route.
 	if out := l.Nodes[0].Run(t, "ip", "route", "show", "default"); strings.TrimSpace(out) != "" {
