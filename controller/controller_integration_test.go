@@ -211,11 +211,34 @@ func TestIntegrationLeaderFailoverAndRestart(t *testing.T) {
 	freed := before["s05"]
 	delete(before, "s05")
 
-	stopA() // the leader dies mid-run
+	// The leader dies mid-run, while Services are still arriving.
+	for i := n; i < 2*n; i++ {
+		f.service(fmt.Sprintf("s%02d", i))
+		if i == n+2 {
+			stopA()
+		}
+	}
 	f.waitFor("b leads", func() (bool, string) { return f.leaseHolder() == "b", f.leaseHolder() })
+	holders := map[string]string{}
+	for name, ip := range before {
+		holders[ip] = name
+	}
+	for i := n; i < 2*n; i++ {
+		name := fmt.Sprintf("s%02d", i)
+		ip := f.waitAnyIP(f.ns, name)
+		if other, dup := holders[ip]; dup {
+			t.Fatalf("%s got %s, already held by %s", name, ip, other)
+		}
+		holders[ip] = name
+		before[name] = ip
+	}
 	f.service("after-failover")
-	if got := f.waitAnyIP(f.ns, "after-failover"); got != freed {
-		t.Fatalf("after-failover got %s, want the freed %s", got, freed)
+	got := f.waitAnyIP(f.ns, "after-failover")
+	if other, dup := holders[got]; dup {
+		t.Fatalf("after-failover got %s, already held by %s", got, other)
+	}
+	if _, reused := holders[freed]; !reused && got != freed {
+		t.Fatalf("after-failover got %s; the freed %s is still free", got, freed)
 	}
 	assertUnchanged(t, f, before)
 
@@ -224,8 +247,8 @@ func TestIntegrationLeaderFailoverAndRestart(t *testing.T) {
 	f.start("c", nil)
 	f.waitFor("c leads", func() (bool, string) { return f.leaseHolder() == "c", f.leaseHolder() })
 	f.service("after-restart")
-	got := f.waitAnyIP(f.ns, "after-restart")
-	before["after-failover"] = freed
+	before["after-failover"] = got
+	got = f.waitAnyIP(f.ns, "after-restart")
 	for name, ip := range before {
 		if ip == got {
 			t.Fatalf("after-restart got %s, already held by %s", got, name)
