@@ -7,6 +7,12 @@
 // whole Ethernet frames on a packet socket so their IPv6 source is the announced address itself
 // (hosts such as ndisc6 ignore an advertisement whose source is not its target) without
 // needing net.ipv6.ip_nonlocal_bind. Both need CAP_NET_RAW only.
+//
+// Limit: each distinct solicited-node group is a membership of the ICMPv6 socket, and the
+// kernel bounds those by net.core.optmem_max (131072 allows about 2,300). Addresses whose join
+// fails are still answered when a solicitation reaches the host some other way, are retried on
+// every change, and make the status degraded, naming them. Reading solicitations from a
+// packet socket in all-multicast mode would lift the limit.
 package ndp
 
 import (

@@ -140,7 +140,7 @@ func BenchmarkE2ENDPSetDesired10k(b *testing.B) {
 	if err != nil || len(st.Announced) != len(set) {
 		b.Fatalf("after the benchmark %d addresses announced (%v), want %d", len(st.Announced), err, len(set))
 	}
-	b.Logf("status with 10k addresses: %s %q", st.Health, truncate(st.Message, 200))
+	b.Logf("status with 10k addresses: %s %q ... %q", st.Health, truncate(st.Message, 120), st.Message[max(0, len(st.Message)-40):])
 }
 
 func truncate(s string, n int) string {
