@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -300,7 +302,13 @@ func (l *Lab) addHost(name, short string, num int, withEth1 bool, extras []strin
 	if err != nil {
 		return nil, err
 	}
-	if err := l.record(func() { l.st.Namespaces = append(l.st.Namespaces, namespace{Name: netns, Inode: ino}) }); err != nil {
+	marker := fmt.Sprintf("herald-lab-%d-%s", l.ID, randomHex(8))
+	// Recorded before the marker is set: a failure in between leaves a namespace that
+	// cleanup refuses (no marker) rather than one nobody knows of.
+	if err := l.record(func() { l.st.Namespaces = append(l.st.Namespaces, namespace{Name: netns, Inode: ino, Marker: marker}) }); err != nil {
+		return nil, err
+	}
+	if err := ip("-n", netns, "link", "set", "dev", "lo", "alias", marker); err != nil {
 		return nil, err
 	}
 	h := &Host{Name: name, Netns: netns, Iface: "eth0"}
@@ -382,6 +390,12 @@ func (l *Lab) addNIC(h *Host, short string, k int, nic, bridge string, num int, 
 		}
 	}
 	return nicInfo, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func sysctlRoot(key, value string) {

@@ -15,7 +15,12 @@ import (
 	"github.com/herald-lb/herald/test/lab"
 )
 
-func TestMain(m *testing.M) { os.Exit(kubeapi.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv("HERALD_LAB_CHILD") == "1" {
+		holdLab()
+	}
+	os.Exit(kubeapi.Main(m))
+}
 
 func TestE2EPingEveryPairOverIPv4AndIPv6(t *testing.T) {
 	l := lab.New(t, lab.Options{Nodes: 3})

@@ -32,9 +32,12 @@ type state struct {
 	Hosts []hostRecord `json:"hosts"`
 }
 
+// namespace identifies a namespace the lab created. Namespace inode numbers are reused
+// after a namespace is freed, so a random marker set as lo's alias must match too.
 type namespace struct {
-	Name  string `json:"name"`
-	Inode uint64 `json:"inode"`
+	Name   string `json:"name"`
+	Inode  uint64 `json:"inode"`
+	Marker string `json:"marker"`
 }
 
 type hostRecord struct {
@@ -184,6 +187,9 @@ func deleteNamespace(ns namespace) error {
 	if ino != ns.Inode {
 		return fmt.Errorf("namespace %q is not the one this lab created (inode %d, recorded %d): refused", ns.Name, ino, ns.Inode)
 	}
+	if m := netnsMarker(ns.Name); m != ns.Marker {
+		return fmt.Errorf("namespace %q is not the one this lab created (marker %q, recorded %q): refused", ns.Name, m, ns.Marker)
+	}
 	for range 50 {
 		pids := netnsPids(ns.Name)
 		if len(pids) == 0 {
@@ -206,6 +212,16 @@ func netnsInode(name string) (uint64, error) {
 		return 0, fmt.Errorf("namespace %q: %w", name, err)
 	}
 	return st.Ino, nil
+}
+
+// netnsMarker returns the alias of lo in namespace name, where the lab puts its marker.
+func netnsMarker(name string) string {
+	out, _ := exec.Command("ip", "-n", name, "-o", "link", "show", "dev", "lo").Output()
+	_, alias, found := strings.Cut(string(out), " alias ")
+	if !found {
+		return ""
+	}
+	return strings.TrimSpace(alias)
 }
 
 // netnsPids lists live (not zombie) processes in namespace name.
