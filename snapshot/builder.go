@@ -43,7 +43,10 @@ type Builder struct {
 	nodes     map[string]*framework.NodeInfo // without Speaker
 	speakers  map[string]*framework.SpeakerInfo
 	leaseNode map[string]string // lease namespace/name → node
-	nodeList  []*framework.NodeInfo
+	// merged holds each node's NodeInfo with its heartbeat, rebuilt only when that node's
+	// Node or Lease changes; nodeList is the snapshot's list, rebuilt from merged on demand.
+	merged   map[string]*framework.NodeInfo
+	nodeList []*framework.NodeInfo
 
 	services     map[framework.ServiceKey]*service
 	endpoints    map[framework.ServiceKey]map[string]map[string]int // slice name → node → count
@@ -71,7 +74,7 @@ type Builder struct {
 // (outside the builder's lock) with what it affects.
 func NewBuilder(notify func(Change)) *Builder {
 	return &Builder{
-		nodes: map[string]*framework.NodeInfo{}, speakers: map[string]*framework.SpeakerInfo{}, leaseNode: map[string]string{},
+		nodes: map[string]*framework.NodeInfo{}, merged: map[string]*framework.NodeInfo{}, speakers: map[string]*framework.SpeakerInfo{}, leaseNode: map[string]string{},
 		services: map[framework.ServiceKey]*service{}, endpoints: map[framework.ServiceKey]map[string]map[string]int{},
 		serviceInfos: map[framework.ServiceKey]*framework.ServiceInfo{}, byIP: map[netip.Addr][]framework.ServiceKey{},
 		pools: map[string]map[string]string{}, l2: map[string]*framework.Advertisement{},
@@ -123,7 +126,7 @@ func (b *Builder) Errors() []error {
 func (b *Builder) SetNode(n *corev1.Node) {
 	b.mu.Lock()
 	b.nodes[n.Name] = NodeInfo(n)
-	b.nodeList = nil
+	b.remerge(n.Name)
 	b.done(Change{All: true})
 }
 
@@ -131,7 +134,7 @@ func (b *Builder) SetNode(n *corev1.Node) {
 func (b *Builder) DeleteNode(name string) {
 	b.mu.Lock()
 	delete(b.nodes, name)
-	b.nodeList = nil
+	b.remerge(name)
 	b.done(Change{All: true})
 }
 
@@ -149,12 +152,13 @@ func (b *Builder) SetLease(l *coordinationv1.Lease) {
 	if old, ok := b.leaseNode[l.Namespace+"/"+l.Name]; ok && (hb == nil || old != hb.NodeName) {
 		delete(b.speakers, old)
 		delete(b.leaseNode, l.Namespace+"/"+l.Name)
+		b.remerge(old)
 	}
 	if hb != nil {
 		b.speakers[hb.NodeName] = hb.SpeakerInfo()
 		b.leaseNode[l.Namespace+"/"+l.Name] = hb.NodeName
+		b.remerge(hb.NodeName)
 	}
-	b.nodeList = nil
 	b.done(Change{All: true})
 }
 
@@ -165,7 +169,7 @@ func (b *Builder) DeleteLease(namespace, name string) {
 	if node, ok := b.leaseNode[namespace+"/"+name]; ok {
 		delete(b.speakers, node)
 		delete(b.leaseNode, namespace+"/"+name)
-		b.nodeList = nil
+		b.remerge(node)
 	}
 	b.done(Change{All: true})
 }
@@ -176,14 +180,28 @@ func (b *Builder) Snapshot(at time.Time) *framework.Snapshot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.nodeList == nil {
-		b.nodeList = make([]*framework.NodeInfo, 0, len(b.nodes))
-		for name, n := range b.nodes {
-			info := *n
-			info.Speaker = b.speakers[name]
-			b.nodeList = append(b.nodeList, &info)
+		b.nodeList = make([]*framework.NodeInfo, 0, len(b.merged))
+		for _, n := range b.merged {
+			b.nodeList = append(b.nodeList, n)
 		}
+		// Sorted here once, so NewSnapshot's sort meets sorted input on every later call.
+		slices.SortFunc(b.nodeList, func(x, y *framework.NodeInfo) int { return strings.Compare(x.Name, y.Name) })
 	}
 	return framework.NewSnapshot(at, b.nodeList)
+}
+
+// remerge rebuilds one node's NodeInfo from its Node and heartbeat; NodeInfos handed out
+// earlier are never modified.
+func (b *Builder) remerge(name string) {
+	b.nodeList = nil
+	n, ok := b.nodes[name]
+	if !ok {
+		delete(b.merged, name)
+		return
+	}
+	info := *n
+	info.Speaker = b.speakers[name]
+	b.merged[name] = &info
 }
 
 // --- Services, endpoints, statuses ---
