@@ -47,12 +47,9 @@ func (a *Allocator) candidatePools(svc Service) ([]*pool, *Error) {
 	if len(a.pools) == 0 {
 		return nil, refuse(ReasonNoPools, "no usable address pool is configured")
 	}
-	var auto, inNamespace, allowed []*pool
-	for _, p := range a.pools {
-		if !p.spec.AutoAssign {
-			continue
-		}
-		auto = append(auto, p)
+	auto := a.autoOrder
+	var inNamespace, allowed []*pool
+	for _, p := range auto {
 		if !p.allowsNamespace(svc.Key.Namespace, svc.NamespaceLabels) {
 			continue
 		}
@@ -69,7 +66,6 @@ func (a *Allocator) candidatePools(svc Service) ([]*pool, *Error) {
 	case len(allowed) == 0:
 		return nil, refuse(ReasonServiceNotAllowed, "no pool allows Service %s: its labels {%s} match no pool's serviceSelectors", svc.Key, formatLabels(svc.Labels))
 	}
-	sortForAutoAssign(allowed)
 	return allowed, nil
 }
 

@@ -147,9 +147,11 @@ func (u *ipUse) firstHolder() *allocation {
 type Allocator struct {
 	pools    map[string]*pool
 	problems map[string]*Error
-	allocs   map[ServiceKey]*allocation
-	ips      map[netip.Addr]*ipUse
-	byKey    map[string]map[netip.Addr]struct{}
+	// autoOrder is the auto-assign pools in the order automatic allocation tries them.
+	autoOrder []*pool
+	allocs    map[ServiceKey]*allocation
+	ips       map[netip.Addr]*ipUse
+	byKey     map[string]map[netip.Addr]struct{}
 }
 
 // New returns an Allocator with no pools.
@@ -188,6 +190,13 @@ func (a *Allocator) SetPools(specs []Pool) (problems []*Error, released []Servic
 		accepted = append(accepted, p)
 		a.pools[spec.Name] = p
 	}
+	a.autoOrder = nil
+	for _, p := range accepted {
+		if p.spec.AutoAssign {
+			a.autoOrder = append(a.autoOrder, p)
+		}
+	}
+	sortForAutoAssign(a.autoOrder)
 	return problems, a.revalidate()
 }
 

@@ -715,11 +715,15 @@ func TestExhaustionAndReuse(t *testing.T) {
 }
 
 func BenchmarkAssign10000(b *testing.B) {
+	services := make([]Service, 10000)
+	for i := range services {
+		services[i] = svc(fmt.Sprintf("ns%d", i%10), fmt.Sprintf("svc-%d", i), withFamilies(SingleStack, IPv6))
+	}
 	for b.Loop() {
 		a := New()
 		a.SetPools([]Pool{testPool("bench", "2001:db8::/112")})
-		for i := range 10000 {
-			if _, err := a.Assign(svc(fmt.Sprintf("ns%d", i%10), fmt.Sprintf("svc-%d", i), withFamilies(SingleStack, IPv6))); err != nil {
+		for _, s := range services {
+			if _, err := a.Assign(s); err != nil {
 				b.Fatal(err)
 			}
 		}
