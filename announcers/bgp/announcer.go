@@ -359,8 +359,9 @@ func (a *Announcer) reconcileLocked(ctx context.Context, res *announcers.ApplyRe
 			peerAddr[n] = p.cfg.Address
 		}
 	}
-	// Export filters, per peer: the prefixes restricted to other peers.
-	reannounce := map[netip.Prefix]bool{}
+	// Export filters, per peer: the prefixes restricted to other peers. They are installed
+	// before paths are added, so a new path never reaches a peer it is restricted from.
+	var refresh []netip.Addr
 	for name, addr := range peerAddr {
 		var deny []netip.Prefix
 		for pfx, r := range want {
@@ -377,20 +378,26 @@ func (a *Announcer) reconcileLocked(ctx context.Context, res *announcers.ApplyRe
 			a.events.Publish(announcers.Event{Time: time.Now(), Error: &announcers.EventError{Message: err.Error()}})
 			continue
 		}
-		for _, p := range symmetricDiff(deny, a.denied[addr]) {
-			reannounce[p] = true
-		}
+		refresh = append(refresh, addr)
 		if len(deny) == 0 {
 			delete(a.denied, addr)
 		} else {
 			a.denied[addr] = deny
 		}
 	}
+	// Paths already sent are re-evaluated against a changed filter by refreshing the peer.
+	defer func() {
+		for _, addr := range refresh {
+			if err := a.speaker.RefreshPeer(ctx, addr); err != nil {
+				a.log.Warn("refresh after export filter change", "address", addr, "error", err)
+			}
+		}
+	}()
 
 	var add []Path
 	for pfx, r := range want {
 		old := a.announced[pfx]
-		if old == nil || !old.path.equal(r.path) || reannounce[pfx] {
+		if old == nil || !old.path.equal(r.path) {
 			add = append(add, r.path)
 		}
 	}

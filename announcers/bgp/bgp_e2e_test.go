@@ -77,6 +77,15 @@ func startPlugin(t testing.TB, h *lab.Host) *plug {
 	if err != nil {
 		t.Fatalf("dispense on %s: %v", h.Name, err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, line := range strings.Split(buf.String(), "\n") {
+				if strings.Contains(line, "[ERROR]") || strings.Contains(line, "[WARN]") || strings.HasPrefix(line, "  ") {
+					t.Logf("announcer on %s: %s", h.Name, line)
+				}
+			}
+		}
+	})
 	return &plug{Announcer: raw.(announcers.Announcer), client: c, pid: c.ReattachConfig().Pid, log: buf}
 }
 
@@ -502,4 +511,49 @@ func BenchmarkE2EAnnounce10k(b *testing.B) {
 		})
 		b.StartTimer()
 	}
+}
+
+// TestE2EPeerRestriction: a route restricted to named peers reaches only those; widening the
+// restriction later sends it to the newly allowed peer, and narrowing withdraws it there. The
+// second peer is another FRR in the lab's client namespace.
+func TestE2EPeerRestriction(t *testing.T) {
+	l := lab.New(t, lab.Options{Nodes: 1})
+	n := l.Nodes[0]
+	r1 := frr.Start(t, l.Router.Netns, frr.Config{ASN: routerASN, RouterID: l.Router.IPv4, Neighbors: []frr.Neighbor{{Address: n.IPv4, ASN: nodeASN}}})
+	r2 := frr.Start(t, l.Client.Netns, frr.Config{ASN: 64502, RouterID: l.Client.IPv4, Neighbors: []frr.Neighbor{{Address: n.IPv4, ASN: nodeASN}}})
+	p := startPlugin(t, n)
+	first := routerPeer(l, n, nodeASN)
+	second := first
+	second.Name, second.Address, second.PeerASN = "second", l.Client.IPv4.String(), 64502
+	configure(t, p, first, second)
+	onlyFirst := netip.MustParsePrefix("203.0.113.61/32")
+	onlySecond := netip.MustParsePrefix("203.0.113.62/32")
+	both := netip.MustParsePrefix("203.0.113.63/32")
+	announce(t, p, 1,
+		announcers.Announcement{Prefix: onlyFirst, BGP: &announcers.BGPRoute{Peers: []string{"router"}}},
+		announcers.Announcement{Prefix: onlySecond, BGP: &announcers.BGPRoute{Peers: []string{"second"}}},
+		announcers.Announcement{Prefix: both})
+	waitEstablished(t, p, "router", 20*time.Second)
+	waitEstablished(t, p, "second", 20*time.Second)
+	r1.WaitRoute(t, both, 1, 10*time.Second)
+	r2.WaitRoute(t, both, 1, 10*time.Second)
+	r1.WaitRoute(t, onlyFirst, 1, 5*time.Second)
+	r2.WaitRoute(t, onlySecond, 1, 5*time.Second)
+	for _, c := range []struct {
+		r   *frr.Router
+		pfx netip.Prefix
+	}{{r1, onlySecond}, {r2, onlyFirst}} {
+		if _, ok, err := c.r.Route(c.pfx); err != nil || ok {
+			t.Errorf("%s reached a peer it is restricted from (ok=%v, err=%v)", c.pfx, ok, err)
+		}
+	}
+	// Widen onlyFirst to both peers, narrow both to the second only.
+	announce(t, p, 2,
+		announcers.Announcement{Prefix: onlyFirst, BGP: &announcers.BGPRoute{Peers: []string{"router", "second"}}},
+		announcers.Announcement{Prefix: onlySecond, BGP: &announcers.BGPRoute{Peers: []string{"second"}}},
+		announcers.Announcement{Prefix: both, BGP: &announcers.BGPRoute{Peers: []string{"second"}}})
+	r2.WaitRoute(t, onlyFirst, 1, 10*time.Second)
+	r1.WaitRoute(t, both, 0, 10*time.Second)
+	r2.WaitRoute(t, both, 1, time.Second)
+	r1.WaitRoute(t, onlyFirst, 1, time.Second)
 }

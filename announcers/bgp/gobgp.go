@@ -5,7 +5,6 @@ package bgp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -105,7 +104,8 @@ type Speaker struct {
 	srv *server.BgpServer
 
 	mu      sync.Mutex
-	filters map[netip.Addr]bool // peers with an export filter installed
+	filters map[netip.Addr]bool                  // peers with an export filter installed
+	denied  map[netip.Addr]map[netip.Prefix]bool // what each peer's filter holds now
 }
 
 // StartSpeaker starts GoBGP with ListenPort -1 (connect out only, so no CAP_NET_BIND_SERVICE
@@ -123,7 +123,7 @@ func StartSpeaker(ctx context.Context, g GlobalConfig, log *slog.Logger, onPeer 
 		srv.Stop()
 		return nil, fmt.Errorf("start BGP (asn %d, router id %s): %w", g.ASN, g.RouterID, err)
 	}
-	s := &Speaker{srv: srv, filters: map[netip.Addr]bool{}}
+	s := &Speaker{srv: srv, filters: map[netip.Addr]bool{}, denied: map[netip.Addr]map[netip.Prefix]bool{}}
 	if err := srv.WatchEvent(context.Background(), server.WatchEventMessageCallbacks{
 		OnPeerUpdate: func(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
 			if ev.Type != apiutil.PEER_EVENT_STATE || onPeer == nil {
@@ -281,6 +281,15 @@ func (s *Speaker) DeletePeer(ctx context.Context, addr netip.Addr) error {
 // ResetPeer hard-resets a neighbor's session, e.g. after its password changed.
 func (s *Speaker) ResetPeer(ctx context.Context, addr netip.Addr, why string) error {
 	return s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Communication: why})
+}
+
+// RefreshPeer re-sends the peer everything through the export policy (a soft reset out):
+// paths the policy now allows are advertised, and paths it now rejects are withdrawn.
+func (s *Speaker) RefreshPeer(ctx context.Context, addr netip.Addr) error {
+	if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}); err != nil {
+		return fmt.Errorf("refresh peer %s: %w", addr, err)
+	}
+	return nil
 }
 
 // Peers reports every neighbor's session.
@@ -455,47 +464,102 @@ func (s *Speaker) DeleteAllPaths() error {
 	return s.srv.DeletePath(apiutil.DeletePathRequest{DeleteAll: true})
 }
 
-func filterNames(peer netip.Addr) (neighborSet, prefixSet, policy string) {
+func filterNames(peer netip.Addr) (neighborSet, prefixSet4, prefixSet6, policy string) {
 	id := strings.NewReplacer(".", "-", ":", "-").Replace(peer.String())
-	return "herald-peer-" + id, "herald-deny-" + id, "herald-restrict-" + id
+	return "herald-peer-" + id, "herald-deny4-" + id, "herald-deny6-" + id, "herald-restrict-" + id
+}
+
+// Sentinels keep each deny set non-empty and of its family (GoBGP prefix sets hold one family,
+// and take it from their content); they are never announced (broadcast and multicast).
+var (
+	sentinel4 = netip.MustParsePrefix("255.255.255.255/32")
+	sentinel6 = netip.MustParsePrefix("ff0f::/128")
+)
+
+func prefixSet(name string, family netip.Prefix, prefixes []netip.Prefix) *api.DefinedSet {
+	ds := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: name}
+	for _, p := range prefixes {
+		if p.Addr().Is4() != family.Addr().Is4() {
+			continue
+		}
+		ds.Prefixes = append(ds.Prefixes, &api.Prefix{IpPrefix: p.String(), MaskLengthMin: uint32(p.Bits()), MaskLengthMax: uint32(p.Bits())})
+	}
+	return ds
 }
 
 // SetExportFilter makes the speaker withhold the given prefixes from one peer (routes
-// restricted to other peers). It installs a global export policy statement matching that
-// neighbor and a prefix set; an empty deny list removes it. Paths already sent are
-// re-evaluated only when they are added again, so callers re-add affected paths after this.
+// restricted to other peers). It installs, once per peer, a global export policy whose
+// statements match that neighbor and a per-family prefix set, and then edits the sets in
+// place (GoBGP's replace swaps in a new set object that existing statements never see).
+// Paths already sent are re-evaluated by RefreshPeer, so callers refresh the peer after
+// changing its filter.
 func (s *Speaker) SetExportFilter(ctx context.Context, peer netip.Addr, deny []netip.Prefix) error {
-	if len(deny) == 0 {
-		return s.removeFilter(ctx, peer)
-	}
-	nset, pset, pol := filterNames(peer)
-	prefixes := make([]*api.Prefix, len(deny))
-	for i, p := range deny {
-		prefixes[i] = &api.Prefix{IpPrefix: p.String(), MaskLengthMin: uint32(p.Bits()), MaskLengthMax: uint32(p.Bits())}
-	}
-	if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{Replace: true, DefinedSet: &api.DefinedSet{
-		DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: pset, Prefixes: prefixes,
-	}}); err != nil {
-		return fmt.Errorf("peer %s: export filter prefix set: %w", peer, err)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.filters[peer] {
+	if len(deny) == 0 && !s.filters[peer] {
 		return nil
 	}
-	if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{Replace: true, DefinedSet: &api.DefinedSet{
-		DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: nset, List: []string{netip.PrefixFrom(peer, peer.BitLen()).String()},
-	}}); err != nil {
-		return fmt.Errorf("peer %s: export filter neighbor set: %w", peer, err)
+	nset, pset4, pset6, pol := filterNames(peer)
+	if !s.filters[peer] {
+		if err := s.installFilter(ctx, peer, nset, pset4, pset6, pol); err != nil {
+			return err
+		}
+		s.filters[peer] = true
 	}
-	policy := &api.Policy{Name: pol, Statements: []*api.Statement{{
-		Name: pol,
-		Conditions: &api.Conditions{
-			NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: nset},
-			PrefixSet:   &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: pset},
-		},
-		Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT},
-	}}}
+	cur := s.denied[peer]
+	next := make(map[netip.Prefix]bool, len(deny))
+	var add, del []netip.Prefix
+	for _, p := range deny {
+		next[p] = true
+		if !cur[p] {
+			add = append(add, p)
+		}
+	}
+	for p := range cur {
+		if !next[p] {
+			del = append(del, p)
+		}
+	}
+	for _, fam := range []struct {
+		name     string
+		sentinel netip.Prefix
+	}{{pset4, sentinel4}, {pset6, sentinel6}} {
+		if ds := prefixSet(fam.name, fam.sentinel, add); len(ds.Prefixes) > 0 {
+			if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: ds}); err != nil {
+				return fmt.Errorf("peer %s: export filter: add to %s: %w", peer, fam.name, err)
+			}
+		}
+		if ds := prefixSet(fam.name, fam.sentinel, del); len(ds.Prefixes) > 0 {
+			if err := s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: ds}); err != nil {
+				return fmt.Errorf("peer %s: export filter: remove from %s: %w", peer, fam.name, err)
+			}
+		}
+	}
+	s.denied[peer] = next
+	return nil
+}
+
+func (s *Speaker) installFilter(ctx context.Context, peer netip.Addr, nset, pset4, pset6, pol string) error {
+	for _, ds := range []*api.DefinedSet{
+		prefixSet(pset4, sentinel4, []netip.Prefix{sentinel4}),
+		prefixSet(pset6, sentinel6, []netip.Prefix{sentinel6}),
+		{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: nset, List: []string{netip.PrefixFrom(peer, peer.BitLen()).String()}},
+	} {
+		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{Replace: true, DefinedSet: ds}); err != nil {
+			return fmt.Errorf("peer %s: export filter set %s: %w", peer, ds.Name, err)
+		}
+	}
+	policy := &api.Policy{Name: pol}
+	for _, ps := range []string{pset4, pset6} {
+		policy.Statements = append(policy.Statements, &api.Statement{
+			Name: pol + "-" + ps,
+			Conditions: &api.Conditions{
+				NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: nset},
+				PrefixSet:   &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: ps},
+			},
+			Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT},
+		})
+	}
 	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
 		return fmt.Errorf("peer %s: export filter policy: %w", peer, err)
 	}
@@ -505,29 +569,13 @@ func (s *Speaker) SetExportFilter(ctx context.Context, peer netip.Addr, deny []n
 	}}); err != nil {
 		return fmt.Errorf("peer %s: export filter assignment: %w", peer, err)
 	}
-	s.filters[peer] = true
 	return nil
 }
 
+// removeFilter empties a peer's deny sets (down to their sentinels). The policy itself stays:
+// GoBGP refuses to delete defined sets that a statement still references.
 func (s *Speaker) removeFilter(ctx context.Context, peer netip.Addr) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.filters[peer] {
-		return nil
-	}
-	nset, pset, pol := filterNames(peer)
-	var errs []error
-	errs = append(errs, s.srv.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT, Policies: []*api.Policy{{Name: pol}},
-	}}))
-	errs = append(errs, s.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: pol}}))
-	errs = append(errs, s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{All: true, DefinedSet: &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: pset}}))
-	errs = append(errs, s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{All: true, DefinedSet: &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: nset}}))
-	delete(s.filters, peer)
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("peer %s: remove export filter: %w", peer, err)
-	}
-	return nil
+	return s.SetExportFilter(ctx, peer, nil)
 }
 
 // notificationText names a BGP NOTIFICATION error, e.g. "open message error / bad peer AS".

@@ -28,7 +28,7 @@ func routeOf(an announcers.Announcement) (*route, error) {
 		return nil, errors.New("prefix: not a valid prefix")
 	}
 	addr := an.Prefix.Addr()
-	if addr.IsUnspecified() || addr.IsMulticast() || addr.IsLoopback() {
+	if addr.IsUnspecified() || addr.IsMulticast() || addr.IsLoopback() || addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return nil, fmt.Errorf("prefix: %s is not a unicast address", an.Prefix)
 	}
 	bits := an.Prefix.Bits()
