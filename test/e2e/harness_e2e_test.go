@@ -42,7 +42,7 @@ const speakerNamespace = "herald-system"
 // cluster is one test's system: a lab, Node objects named after the lab's nodes, a pool and
 // an L2Advertisement, the controller, and a speaker per node namespace.
 type cluster struct {
-	t        *testing.T
+	t        testing.TB
 	env      *kubeapi.Environment
 	lab      *lab.Lab
 	client   kubernetes.Interface
@@ -65,7 +65,7 @@ type clusterOptions struct {
 	leaseDuration time.Duration
 }
 
-func newCluster(t *testing.T, o clusterOptions) *cluster {
+func newCluster(t testing.TB, o clusterOptions) *cluster {
 	t.Helper()
 	env := kubeapi.Env(t)
 	env.InstallCRDs(t)
@@ -122,7 +122,7 @@ metricsBindAddress: ":7472"
 // heraldBinary returns the herald executable, with the announcers beside it: built by
 // testbin, or, when $HERALD_E2E_PREBUILT names a directory, taken from it as is (for
 // iterating on a loaded machine where every build takes minutes).
-func heraldBinary(t *testing.T) string {
+func heraldBinary(t testing.TB) string {
 	t.Helper()
 	if dir := os.Getenv("HERALD_E2E_PREBUILT"); dir != "" {
 		return filepath.Join(dir, "herald")
@@ -441,7 +441,7 @@ func (c *cluster) events(svc, reason string) []string {
 	return out
 }
 
-func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
+func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var why string

@@ -1,0 +1,171 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/herald-lb/herald/test/testbin"
+)
+
+// trials is how many times each failover is measured.
+const trials = 20
+
+// serveEcho runs the demo's echo server on every node and makes ip local there (on lo, with
+// arp_ignore=1 so that only Herald answers ARP for it), as kube-proxy would.
+func (c *cluster) serveEcho(ip netip.Addr) {
+	c.t.Helper()
+	echo := testbin.Build(c.t, "./test/demo/echo")
+	for i, h := range c.lab.Nodes {
+		h.Run(c.t, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1")
+		h.Run(c.t, "ip", "addr", "add", ip.String()+"/32", "dev", "lo")
+		h.Start(c.t, echo, "-node", c.nodes[i])
+	}
+}
+
+// curl asks ip from the client and returns the node that answered ("" on failure).
+func (c *cluster) curl(ip netip.Addr, timeout time.Duration) string {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Second)
+	defer cancel()
+	out, err := c.lab.Client.Command(ctx, "curl", "-s", "--max-time", fmt.Sprintf("%.2f", timeout.Seconds()), "http://"+ip.String()+"/").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimPrefix(strings.TrimSpace(string(out)), "hello from ")
+}
+
+// arpOwner returns the node whose MAC alone answers one arping, or "".
+func (c *cluster) arpOwner(ip netip.Addr) string {
+	macs := c.arping(ip, 1)
+	if len(macs) != 1 {
+		return ""
+	}
+	return c.macOwner(macs[0])
+}
+
+// waitMoved polls arping until a node other than from answers alone; it returns the time.
+func (c *cluster) waitMoved(ip netip.Addr, from string, timeout time.Duration) (string, time.Duration) {
+	start := time.Now()
+	for time.Since(start) < timeout {
+		if o := c.arpOwner(ip); o != "" && o != from {
+			return o, time.Since(start)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatalf("%s did not move away from %s within %s", ip, from, timeout)
+	return "", 0
+}
+
+func report(b *testing.B, name string, ds []time.Duration) {
+	slices.Sort(ds)
+	p := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
+	b.ReportMetric(p(0.5).Seconds(), name+"-p50-s")
+	b.ReportMetric(p(0.9).Seconds(), name+"-p90-s")
+	b.ReportMetric(ds[len(ds)-1].Seconds(), name+"-max-s")
+	b.Logf("%s over %d trials: min %s p50 %s p90 %s max %s", name, len(ds), ds[0], p(0.5), p(0.9), ds[len(ds)-1])
+}
+
+// BenchmarkE2EFailoverNotReady: the announcing node is patched NotReady; time until the
+// client's arping sees another node's MAC. Goal ≤ 1 s.
+func BenchmarkE2EFailoverNotReady(b *testing.B) {
+	c := newCluster(b, clusterOptions{nodes: 3})
+	c.createService(serviceOptions{name: "fo"})
+	ip := c.waitIP("fo")
+	var ds []time.Duration
+	for i := 0; i < trials; i++ {
+		owner := c.waitAnnouncer("fo", 20*time.Second)
+		c.waitARPOwner(ip, owner, 10*time.Second)
+		c.setReady(owner, false)
+		_, d := c.waitMoved(ip, owner, 10*time.Second)
+		ds = append(ds, d)
+		c.setReady(owner, true)
+	}
+	report(b, "notready-failover", ds)
+}
+
+// BenchmarkE2EFailoverSIGKILL: the announcing node's speaker (and its announcers) are killed;
+// time until the client sees another node's MAC. Goal ≤ lease duration + 0.5 s (2 s lease).
+func BenchmarkE2EFailoverSIGKILL(b *testing.B) {
+	c := newCluster(b, clusterOptions{nodes: 3})
+	c.createService(serviceOptions{name: "fo"})
+	ip := c.waitIP("fo")
+	var ds []time.Duration
+	for i := 0; i < trials; i++ {
+		owner := c.waitAnnouncer("fo", 20*time.Second)
+		c.waitARPOwner(ip, owner, 10*time.Second)
+		c.speaker(owner).Kill()
+		_, d := c.waitMoved(ip, owner, 15*time.Second)
+		ds = append(ds, d)
+		c.startSpeaker(c.nodeIndex(owner))
+		time.Sleep(500 * time.Millisecond) // its heartbeat is back before the next trial
+	}
+	report(b, "sigkill-failover", ds)
+}
+
+// BenchmarkE2EHandoverSIGTERM: the announcing node's speaker gets SIGTERM while the client
+// curls the IP every 20 ms (bounded); time until replies come from another node, and the
+// number of failed requests. Goal ≤ 0.5 s with zero failures.
+func BenchmarkE2EHandoverSIGTERM(b *testing.B) {
+	c := newCluster(b, clusterOptions{nodes: 3})
+	c.createService(serviceOptions{name: "ho"})
+	ip := c.waitIP("ho")
+	c.serveEcho(ip)
+	var ds []time.Duration
+	var failed, total int
+	for i := 0; i < trials; i++ {
+		owner := c.waitAnnouncer("ho", 20*time.Second)
+		c.waitARPOwner(ip, owner, 10*time.Second)
+		if got := c.curl(ip, time.Second); got != owner {
+			b.Fatalf("trial %d: curl reached %q, %s announces", i, got, owner)
+		}
+		var stop atomic.Bool
+		var moved atomic.Int64
+		done := make(chan struct{})
+		start := time.Now()
+		go func() {
+			defer close(done)
+			for n := 0; n < 500 && !stop.Load(); n++ { // bounded: 500 requests
+				got := c.curl(ip, 500*time.Millisecond)
+				total++
+				if got == "" {
+					failed++
+				} else if got != owner && moved.Load() == 0 {
+					moved.Store(int64(time.Since(start)))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		// Only the speaker, as the kubelet signals a container's main process; its announcer
+		// children must keep answering until the speaker drains them.
+		if err := syscall.Kill(c.speaker(owner).PID(), syscall.SIGTERM); err != nil {
+			b.Fatal(err)
+		}
+		eventually(b, 15*time.Second, func() (bool, string) { return moved.Load() != 0, "no reply from another node yet" })
+		select {
+		case <-c.speaker(owner).Done():
+		case <-time.After(10 * time.Second):
+			b.Fatalf("speaker of %s did not exit after SIGTERM", owner)
+		}
+		time.Sleep(200 * time.Millisecond) // a few requests after the old node withdrew
+		stop.Store(true)
+		<-done
+		ds = append(ds, time.Duration(moved.Load()))
+		c.startSpeaker(c.nodeIndex(owner))
+		time.Sleep(500 * time.Millisecond)
+	}
+	report(b, "sigterm-handover", ds)
+	b.ReportMetric(float64(failed), "failed-requests")
+	b.Logf("SIGTERM hand-over: %d of %d requests failed", failed, total)
+	if failed > 0 {
+		b.Errorf("%d of %d requests failed during planned hand-overs", failed, total)
+	}
+}
+
