@@ -404,8 +404,16 @@ func (s *Speaker) AddPaths(paths []Path) ([]PathID, []error) {
 	}
 	rsp, err := s.srv.AddPath(req)
 	if err != nil && len(rsp) == 0 {
-		for _, i := range index {
-			errs[i] = fmt.Errorf("add path %s: %w", paths[i].Prefix, err)
+		// GoBGP drops every response when one path fails (the others are added), so add
+		// them one by one to learn which failed and get the others' IDs.
+		for j, ap := range req.Paths {
+			i := index[j]
+			one, err := s.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{ap}})
+			if err != nil || len(one) == 0 {
+				errs[i] = fmt.Errorf("add path %s: %w", paths[i].Prefix, err)
+				continue
+			}
+			ids[i] = one[0].UUID
 		}
 		return ids, errs
 	}
