@@ -244,14 +244,21 @@ func TestE2EECMPWithAttributes(t *testing.T) {
 	r.WaitRoute(t, netip.PrefixFrom(vip6, 128), 0, 10*time.Second)
 }
 
-// TestE2ELocalPrefOnlyIBGP: over eBGP the local preference is not sent (FRR shows none or its
-// default), while communities are.
+// TestE2ELocalPrefOnlyIBGP: over eBGP the local preference is not sent while communities
+// are; the session coming up is streamed as an event; Drain withdraws the route and keeps the
+// session.
 func TestE2ELocalPrefOnlyIBGP(t *testing.T) {
 	l := lab.New(t, lab.Options{Nodes: 1})
 	n := l.Nodes[0]
 	r := frr.Start(t, l.Router.Netns, frr.Config{ASN: routerASN, RouterID: l.Router.IPv4,
 		Neighbors: []frr.Neighbor{{Address: n.IPv4, ASN: nodeASN}}})
 	p := startPlugin(t, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := p.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	configure(t, p, routerPeer(l, n, nodeASN))
 	lp := uint32(250)
 	vip := netip.MustParsePrefix("203.0.113.20/32")
@@ -266,6 +273,24 @@ func TestE2ELocalPrefOnlyIBGP(t *testing.T) {
 	}
 	if !slices.Contains(paths[0].Communities, "64501:9") {
 		t.Errorf("communities = %v, want 64501:9", paths[0].Communities)
+	}
+	// The session coming up was streamed as an event.
+	deadline := time.After(5 * time.Second)
+	for up := false; !up; {
+		select {
+		case e := <-events:
+			up = e.Session != nil && e.Session.Peer == "router" && e.Session.State == announcers.SessionEstablished
+		case <-deadline:
+			t.Fatal("no established event for peer router")
+		}
+	}
+	// Drain withdraws the route; the session stays up.
+	if n, err := p.Drain(context.Background()); err != nil || n != 1 {
+		t.Fatalf("Drain = %d, %v; want 1 withdrawn", n, err)
+	}
+	r.WaitRoute(t, vip, 0, 5*time.Second)
+	if ps := peerStatus(t, p, "router"); ps.State != announcers.SessionEstablished {
+		t.Errorf("session after drain: %+v", ps)
 	}
 }
 
