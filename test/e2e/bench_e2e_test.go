@@ -168,4 +168,3 @@ func BenchmarkE2EHandoverSIGTERM(b *testing.B) {
 		b.Errorf("%d of %d requests failed during planned hand-overs", failed, total)
 	}
 }
-
