@@ -225,6 +225,7 @@ func (s *Speaker) run(ctx context.Context) error {
 		InterfacesFor: s.interfacesFor,
 		MayClaim:      func() bool { return s.hb.current() && !s.hb.isDraining() },
 		MayWithdraw:   func() bool { return s.hb.current() && !s.hb.isDraining() },
+		Log:           s.log.WithName("announce"),
 	})
 	if _, ok := reg[announce.Name]; !ok {
 		if err := reg.Register(announce.Name, s.announce.Registration()); err != nil {

@@ -24,6 +24,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/go-logr/logr"
+
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/announcers/manager"
 	"github.com/herald-lb/herald/framework"
@@ -73,6 +75,8 @@ type Deps struct {
 	// MayWithdraw reports whether this node may withdraw: false while its heartbeat cannot be
 	// renewed (its view may be stale) and while it drains (the drain withdraws at the end).
 	MayWithdraw func() bool
+	// Log receives one line per announce and withdraw decision.
+	Log logr.Logger
 }
 
 // Current is one unit this node announces.
@@ -150,6 +154,7 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	prev, already := p.announced[key]
 	p.mu.Unlock()
 	if !already && p.deps.MayClaim != nil && !p.deps.MayClaim() {
+		p.deps.Log.Info("not claiming an IP this node won: its heartbeat is not current", "ip", unit.IP)
 		return framework.NewStatus(framework.Success).WithDetail("not claiming %s: this node's heartbeat is not current", unit.IP)
 	}
 	name := p.deps.AnnouncerFor(unit.IP)
@@ -169,6 +174,9 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 			p.recordAll(unit, corev1.EventTypeWarning, ReasonAnnounceFailed, err.Error())
 			return framework.AsStatus(err)
 		}
+	}
+	if !already {
+		p.deps.Log.Info("announcing", "ip", unit.IP, "interfaces", itfs, "was", unit.Announcers)
 	}
 	p.mu.Lock()
 	p.announced[key] = cur
@@ -223,8 +231,10 @@ func (p *Plugin) withdraw(ctx context.Context, state *framework.CycleState, unit
 		return p.retractAll(ctx, unit)
 	}
 	if p.deps.MayWithdraw != nil && !p.deps.MayWithdraw() {
+		p.deps.Log.Info("keeping an IP this node lost: it cannot withdraw now", "ip", unit.IP, "selected", selected)
 		return framework.NewStatus(framework.Success).WithDetail("keeping %s: this node cannot withdraw now", unit.IP)
 	}
+	p.deps.Log.Info("withdrawing", "ip", unit.IP, "selected", selected)
 	if err := p.remove(ctx, prev); err != nil {
 		return framework.AsStatus(err)
 	}
