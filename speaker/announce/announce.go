@@ -238,8 +238,17 @@ func (p *Plugin) withdraw(ctx context.Context, state *framework.CycleState, unit
 	if err := p.remove(ctx, prev); err != nil {
 		return framework.AsStatus(err)
 	}
-	if st := p.retractAll(ctx, unit); st != nil {
-		return st
+	// This node announced the unit, so its status objects may exist even if the snapshot
+	// does not show them yet: retract them whatever unit.Announcers says (Retract deletes
+	// only objects that name this node).
+	var errs []error
+	for _, svc := range prev.Services {
+		if err := p.deps.Status.Retract(ctx, svc, unit.IP); err != nil {
+			errs = append(errs, fmt.Errorf("service %s: status: %w", svc, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return framework.AsStatus(err)
 	}
 	if len(selected) == 0 {
 		p.recordAll(unit, corev1.EventTypeWarning, ReasonNoNode,

@@ -66,7 +66,21 @@ func (w *L2StatusWriter) Publish(ctx context.Context, svc framework.ServiceKey, 
 	case err != nil:
 		return err
 	}
-	for attempt := 0; attempt < 2; attempt++ {
+	if cur != nil && cur.Status.Node == w.node && !w.wrote(cur) {
+		// The cache says the object is ours, but not one this process wrote: the cache may
+		// lag behind a replacement by another node, so read the object itself.
+		cur, err = w.client.ServiceL2Statuses(svc.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			cur, err = nil, nil
+		}
+		if err != nil {
+			return fmt.Errorf("servicel2status %s/%s: %w", svc.Namespace, name, err)
+		}
+		if cur != nil && cur.Status.Node == w.node {
+			w.remember(cur)
+		}
+	}
+	for attempt := 0; attempt < 3; attempt++ {
 		if cur != nil && cur.Status.Node == w.node {
 			return w.updateInterfaces(ctx, cur, interfaces)
 		}
@@ -140,6 +154,12 @@ func (w *L2StatusWriter) delete(ctx context.Context, obj *metallbv1beta1.Service
 	}
 	w.mu.Unlock()
 	return nil
+}
+
+func (w *L2StatusWriter) wrote(obj *metallbv1beta1.ServiceL2Status) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.written[obj.Namespace+"/"+obj.Name] == obj.UID
 }
 
 func (w *L2StatusWriter) remember(obj *metallbv1beta1.ServiceL2Status) {
