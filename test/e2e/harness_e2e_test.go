@@ -352,21 +352,30 @@ func (c *cluster) l2Statuses(svc string) []metallbv1beta1.ServiceL2Status {
 	return out
 }
 
+// settle is how long a ServiceL2Status must name the same node to count as the answer.
+const settle = 500 * time.Millisecond
+
 // waitAnnouncer waits until exactly one ServiceL2Status names a node for the Service (and
 // that node is not in `not`), and returns the node.
 func (c *cluster) waitAnnouncer(svc string, timeout time.Duration, not ...string) string {
 	c.t.Helper()
 	var node string
+	var since time.Time
 	eventually(c.t, timeout, func() (bool, string) {
 		st := c.l2Statuses(svc)
 		if len(st) != 1 || st[0].Status.Node == "" {
+			node = ""
 			return false, fmt.Sprintf("%d ServiceL2Status for %s: %+v", len(st), svc, st)
 		}
-		node = st[0].Status.Node
+		if st[0].Status.Node != node {
+			node, since = st[0].Status.Node, time.Now()
+		}
 		if slices.Contains(not, node) {
 			return false, fmt.Sprintf("%s still announced by %s", svc, node)
 		}
-		return true, ""
+		// Speakers may disagree for a moment while their caches catch up (at start-up
+		// heartbeats arrive one by one); the answer is the one that stays.
+		return time.Since(since) >= settle, fmt.Sprintf("%s announced by %s for %s only", svc, node, time.Since(since))
 	})
 	return node
 }
