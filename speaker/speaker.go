@@ -513,6 +513,7 @@ func (s *Speaker) processAll(ctx context.Context) error {
 			}
 		}
 	}
+	announcedGauge.WithLabelValues(string(framework.ModeL2)).Set(float64(len(s.announce.Announced())))
 	if len(errs) > 0 {
 		s.log.Error(errors.Join(errs...), "some units failed; retrying them")
 	}

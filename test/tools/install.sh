@@ -69,7 +69,7 @@ GO
 
 # Go tools, pinned; installed into $BIN with a version suffix so upgrades never reuse stale ones.
 go_tools=(
-  "staticcheck honnef.co/go/tools/cmd/staticcheck@2026.1"
+  "staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2"
   "controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen@v0.20.0"
   "deepcopy-gen k8s.io/code-generator/cmd/deepcopy-gen@v0.37.2"
   "client-gen k8s.io/code-generator/cmd/client-gen@v0.37.2"
