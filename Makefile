@@ -20,8 +20,9 @@ all: build
 deps:
 	@bash test/tools/install.sh all
 
+## tools: the Debian packages and Go tools that verify and generate need (protoc among them).
 tools:
-	@bash test/tools/install.sh tools
+	@bash test/tools/install.sh apt tools
 
 ## build: every binary into ./bin.
 build:

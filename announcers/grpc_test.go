@@ -21,7 +21,6 @@ type recorder struct {
 	config Config
 	table  *Table
 	status Status
-	events chan Event
 	hub    EventHub
 }
 

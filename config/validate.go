@@ -81,13 +81,12 @@ func validateProfiles(profiles []Profile, opts Options, path *field.Path) field.
 // pluginInstances builds each plugin once per validation so its extension points can be
 // checked; a factory that fails is reported once.
 type pluginInstances struct {
-	opts    Options
-	args    map[string]framework.PluginArgs
-	built   map[string]framework.Plugin
-	failed  map[string]bool
-	handle  framework.Handle
-	errs    *field.ErrorList
-	knownFn func() []string
+	opts   Options
+	args   map[string]framework.PluginArgs
+	built  map[string]framework.Plugin
+	failed map[string]bool
+	handle framework.Handle
+	errs   *field.ErrorList
 }
 
 func (pi *pluginInstances) get(name string, path *field.Path) framework.Plugin {

@@ -3,7 +3,7 @@
 # Debian packages (etcd, FRR, arping, ndisc6, curl, tcpdump, protoc), a kube-apiserver built
 # from the Go module proxy, and the Go tools used by `make verify` and code generation.
 # Everything is cached under $HERALD_CACHE (default ~/.cache/herald) keyed by version, so a
-# second run takes a second or two. Usage: install.sh [apt|apiserver|tools|all]
+# second run takes a second or two. Usage: install.sh [apt|apiserver|tools|all]...
 set -euo pipefail
 
 KUBE_VERSION=${KUBE_VERSION:-1.37.2}
@@ -93,10 +93,13 @@ install_tools() {
   done
 }
 
-case "${1:-all}" in
-  apt) install_apt ;;
-  apiserver) install_apiserver ;;
-  tools) install_tools ;;
-  all) install_apt; install_tools; install_apiserver ;;
-  *) echo "usage: $0 [apt|apiserver|tools|all]" >&2; exit 2 ;;
-esac
+[ $# -gt 0 ] || set -- all
+for what in "$@"; do
+  case "$what" in
+    apt) install_apt ;;
+    apiserver) install_apiserver ;;
+    tools) install_tools ;;
+    all) install_apt; install_tools; install_apiserver ;;
+    *) echo "usage: $0 [apt|apiserver|tools|all]..." >&2; exit 2 ;;
+  esac
+done
