@@ -77,6 +77,10 @@ go_tools=(
   "informer-gen k8s.io/code-generator/cmd/informer-gen@v0.37.2"
   "protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12"
   "protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0"
+  # Deployment artefacts (deploy/): helm v3.22.0 builds with go1.26; kustomize v5.8.2 is the
+  # newest CLI whose go directive (1.26.0, kustomize/api v0.21.2) this toolchain accepts.
+  "helm helm.sh/helm/v3/cmd/helm@v3.22.0"
+  "kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.2"
 )
 
 install_tools() {
