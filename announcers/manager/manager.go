@@ -136,6 +136,7 @@ type Manager struct {
 
 // New validates the specs; nothing starts before Start.
 func New(log logr.Logger, specs []Spec, opts Options) (*Manager, error) {
+	registerMetrics()
 	m := &Manager{log: log, opts: opts.withDefaults(), byName: map[string]*supervised{}, events: make(chan Event, 1024)}
 	for i, s := range specs {
 		if err := validate(s); err != nil {
@@ -147,6 +148,9 @@ func New(log logr.Logger, specs []Spec, opts Options) (*Manager, error) {
 		m.byName[s.Name] = &supervised{spec: s, m: m, log: log.WithValues("announcer", s.Name), desired: map[string]announcers.Announcement{},
 			health: Health{Name: s.Name, State: StateStopped, Since: time.Now()}}
 		m.names = append(m.names, s.Name)
+		// Every announcer shows in /metrics from the start, down and never restarted.
+		upGauge.WithLabelValues(s.Name).Set(0)
+		restartsTotal.WithLabelValues(s.Name).Add(0)
 	}
 	sort.Strings(m.names)
 	return m, nil
@@ -354,6 +358,7 @@ func (s *supervised) run(ctx context.Context) {
 			s.mu.Lock()
 			s.health.Restarts++
 			s.mu.Unlock()
+			restartsTotal.WithLabelValues(s.spec.Name).Inc()
 		}
 		started := time.Now()
 		inst, err := s.start(ctx)
@@ -506,7 +511,9 @@ func (s *supervised) replay(ctx context.Context, inst *instance) error {
 			return fmt.Errorf("replay configure: %w", err)
 		}
 	}
+	start := time.Now()
 	res, err := inst.ann.SetDesired(ctx, announcers.DesiredSet{Generation: s.generation, Announcements: s.list()})
+	observeRPC(s.spec.Name, methodSetDesired, start, err)
 	if err != nil {
 		return fmt.Errorf("replay desired set: %w", err)
 	}
@@ -516,6 +523,7 @@ func (s *supervised) replay(ctx context.Context, inst *instance) error {
 	s.inst = inst
 	s.health.Generation = res.Generation
 	s.mu.Unlock()
+	upGauge.WithLabelValues(s.spec.Name).Set(1)
 	return nil
 }
 
@@ -564,6 +572,7 @@ func (s *supervised) down(inst *instance, reason string) {
 		s.inst, s.health.PID = nil, 0
 	}
 	s.mu.Unlock()
+	upGauge.WithLabelValues(s.spec.Name).Set(0)
 	s.setHealth(StateUnhealthy, reason)
 	s.log.Error(errors.New(reason), "announcer down, restarting")
 	inst.cancel()
@@ -575,6 +584,7 @@ func (s *supervised) stop(ctx context.Context) error {
 	inst := s.inst
 	s.inst, s.health.PID = nil, 0
 	s.mu.Unlock()
+	upGauge.WithLabelValues(s.spec.Name).Set(0)
 	var err error
 	if inst != nil {
 		// The instance context may already be cancelled with the supervisor's; drain on
@@ -642,7 +652,9 @@ func (s *supervised) apply(ctx context.Context, upserts []announcers.Announcemen
 	}
 	callCtx, done := inst.tie(ctx)
 	defer done()
+	start := time.Now()
 	res, err := inst.ann.Apply(callCtx, announcers.Delta{BaseGeneration: base, Generation: s.generation, Upserts: upserts, Removes: removes})
+	observeRPC(s.spec.Name, methodApply, start, err)
 	if errors.Is(err, announcers.ErrOutOfSync) {
 		s.log.Info("announcer out of sync, sending the full set", "error", err.Error())
 		s.inSync = false
@@ -664,7 +676,9 @@ func (s *supervised) pushFullLocked(ctx context.Context) (announcers.ApplyResult
 	}
 	callCtx, done := inst.tie(ctx)
 	defer done()
+	start := time.Now()
 	res, err := inst.ann.SetDesired(callCtx, announcers.DesiredSet{Generation: s.generation, Announcements: s.list()})
+	observeRPC(s.spec.Name, methodSetDesired, start, err)
 	if err != nil {
 		return res, fmt.Errorf("announcer %q: %w", s.spec.Name, err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	"k8s.io/component-base/metrics/testutil"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/test/testbin"
@@ -105,6 +106,33 @@ func addrs(n int, base string) []announcers.Announcement {
 	return out
 }
 
+func counterValue(t testing.TB, announcer string) float64 {
+	t.Helper()
+	v, err := testutil.GetCounterMetricValue(restartsTotal.WithLabelValues(announcer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func upValue(t testing.TB, announcer string) float64 {
+	t.Helper()
+	v, err := testutil.GetGaugeMetricValue(upGauge.WithLabelValues(announcer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func rpcCount(t testing.TB, announcer, method, result string) uint64 {
+	t.Helper()
+	n, err := testutil.GetHistogramMetricCount(rpcDuration.WithLabelValues(announcer, method, result))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func TestNewRejectsBadSpecs(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -143,6 +171,14 @@ func TestManagerRestartsAndReplays(t *testing.T) {
 	}
 
 	before := healthOf(m, "l2")
+	restartsBefore := counterValue(t, "l2")
+	if up := upValue(t, "l2"); up != 1 {
+		t.Errorf("herald_announcer_up{announcer=l2} = %v while healthy, want 1", up)
+	}
+	rpcsBefore := rpcCount(t, "l2", methodSetDesired, "ok")
+	if applies := rpcCount(t, "l2", methodApply, "ok"); applies < 1 {
+		t.Errorf("rpc_duration_seconds{method=Apply,result=ok} count = %d after an Apply, want >= 1", applies)
+	}
 	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill %d: %v", before.PID, err)
 	}
@@ -155,6 +191,16 @@ func TestManagerRestartsAndReplays(t *testing.T) {
 	after := healthOf(m, "l2")
 	if after.Restarts != before.Restarts+1 {
 		t.Errorf("restarts = %d, want %d", after.Restarts, before.Restarts+1)
+	}
+	if got := counterValue(t, "l2"); got != restartsBefore+1 {
+		t.Errorf("herald_announcer_restarts_total{announcer=l2} = %v after one kill, want %v", got, restartsBefore+1)
+	}
+	if up := upValue(t, "l2"); up != 1 {
+		t.Errorf("herald_announcer_up{announcer=l2} = %v after the restart, want 1", up)
+	}
+	// The restart replays the full set with SetDesired.
+	if got := rpcCount(t, "l2", methodSetDesired, "ok"); got != rpcsBefore+1 {
+		t.Errorf("rpc_duration_seconds{method=SetDesired,result=ok} count = %d after the replay, want %d", got, rpcsBefore+1)
 	}
 	st, err := m.Status(ctx, "l2")
 	if err != nil {
@@ -189,10 +235,17 @@ func TestManagerBacksOffExponentially(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Start(context.Background())
+	before := counterValue(t, "broken")
 	time.Sleep(1200 * time.Millisecond)
-	restarts := healthOf(m, "broken").Restarts
 	if err := m.Stop(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	restarts := healthOf(m, "broken").Restarts
+	if got := counterValue(t, "broken") - before; got != float64(restarts) {
+		t.Errorf("herald_announcer_restarts_total{announcer=broken} grew by %v, health says %d restarts", got, restarts)
+	}
+	if up := upValue(t, "broken"); up != 0 {
+		t.Errorf("herald_announcer_up{announcer=broken} = %v for an announcer that never started, want 0", up)
 	}
 	// Waits 20+40+80+160+160+... ms plus the failed starts: about 6-9 restarts in 1.2s;
 	// without backoff it would be far more, with no restart it would be 0.
@@ -278,6 +331,9 @@ func TestManagerForwardsEventsAndDrainsOnStop(t *testing.T) {
 	pid := healthOf(m, "l2").PID
 	if err := m.Stop(context.Background()); err != nil {
 		t.Fatalf("Stop: %v", err)
+	}
+	if up := upValue(t, "l2"); up != 0 {
+		t.Errorf("herald_announcer_up{announcer=l2} = %v after Stop, want 0", up)
 	}
 	if !logs.contains("drained", `"withdrawn"=1`) {
 		t.Error("Stop did not drain the announcer first")
