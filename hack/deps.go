@@ -16,7 +16,7 @@ import (
 	_ "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	_ "k8s.io/client-go/kubernetes"
 	_ "k8s.io/client-go/tools/leaderelection"
-	_ "k8s.io/component-base/metrics"
 	_ "k8s.io/component-base/logs"
+	_ "k8s.io/component-base/metrics"
 	_ "sigs.k8s.io/yaml"
 )
