@@ -79,6 +79,7 @@ func NewKubectlHeraldCommand(opts ...Option) *cobra.Command {
 	}
 	cmd := &cobra.Command{Use: "kubectl-herald", Short: "Herald's kubectl plugin", SilenceUsage: true}
 	cmd.AddCommand(newExplainCommand(o))
+	cmd.AddCommand(newDiagCommand(o))
 	return cmd
 }
 

@@ -23,5 +23,6 @@ func NewHeraldCommand(opts ...Option) *cobra.Command {
 	cmd.AddCommand(newConfigCommand(o))
 	cmd.AddCommand(newSpeakerCommand(o))
 	cmd.AddCommand(newExplainCommand(o))
+	cmd.AddCommand(newDiagCommand(o))
 	return cmd
 }
