@@ -113,3 +113,21 @@ func bgpAdvertisementFeed(b *snapshot.Builder) cache.ResourceEventHandler {
 func communityFeed(b *snapshot.Builder) cache.ResourceEventHandler {
 	return feed(b.SetCommunity, func(c *metallbv1beta1.Community) { b.DeleteCommunity(c.Namespace, c.Name) })
 }
+
+func bgpStatusFeed(b *snapshot.Builder) cache.ResourceEventHandler {
+	return feed(b.SetBGPStatus, func(s *metallbv1beta1.ServiceBGPStatus) { b.DeleteBGPStatus(s.Namespace, s.Name) })
+}
+
+// pokeOn returns handlers that call poke for every added, updated or deleted object that
+// matches.
+func pokeOn(match func(any) bool, poke func()) cache.ResourceEventHandler {
+	f := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if match(obj) {
+			poke()
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{AddFunc: f, UpdateFunc: func(_, obj any) { f(obj) }, DeleteFunc: f}
+}

@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -85,9 +86,14 @@ type Speaker struct {
 	hb       *heartbeater
 	mgr      *manager.Manager
 	announce *announce.Plugin
-	// statusWriter writes this node's ServiceL2Status objects.
-	statusWriter *announce.L2StatusWriter
-	recorder     record.EventRecorder
+	// statusWriter writes this node's ServiceL2Status objects, bgpStatusWriter its
+	// ServiceBGPStatus objects.
+	statusWriter    *announce.L2StatusWriter
+	bgpStatusWriter *announce.BGPStatusWriter
+	recorder        record.EventRecorder
+	// peers configures the BGP announcer; nil when no bgp announcer is configured.
+	peers      *peerSync
+	nodeLister corelisters.NodeLister
 
 	frameworks map[string]*framework.Framework // by profile name
 	specs      map[string]framework.ProfileSpec
@@ -176,6 +182,20 @@ func announcerSpecs(o Options) ([]manager.Spec, error) {
 	return specs, nil
 }
 
+// bgpAnnouncer names the configured BGP announcer, "" when there is none.
+func (s *Speaker) bgpAnnouncer() string {
+	for _, a := range s.o.Config.Announcers {
+		if a.Name == announcers.KindBGP {
+			return a.Name
+		}
+	}
+	return ""
+}
+
+// namespace is the speaker's own namespace (the heartbeat namespace): BGPPeers, BFDProfiles
+// and password Secrets are read there only.
+func (s *Speaker) namespace() string { return s.o.Config.Heartbeat.Namespace }
+
 // CheckCRDs fails with a clear error when the metallb.io resources the speaker needs are not
 // served, instead of letting informers retry forever.
 func CheckCRDs(client kubernetes.Interface) error {
@@ -183,7 +203,7 @@ func CheckCRDs(client kubernetes.Interface) error {
 	if err != nil {
 		return fmt.Errorf("the metallb.io/v1beta1 API is not served (install the CRDs from deploy/crds): %w", err)
 	}
-	need := map[string]bool{"servicel2statuses": false, "ipaddresspools": false, "l2advertisements": false}
+	need := map[string]bool{"servicel2statuses": false, "servicebgpstatuses": false, "ipaddresspools": false, "l2advertisements": false}
 	for _, r := range res.APIResources {
 		if _, ok := need[r.Name]; ok {
 			need[r.Name] = true
@@ -206,6 +226,7 @@ func (s *Speaker) run(ctx context.Context) error {
 	if err := CheckCRDs(s.client); err != nil {
 		return err
 	}
+	framework.RegisterMetrics()
 	reg := framework.Registry{}
 	if err := reg.Merge(s.o.Registry); err != nil {
 		return err
@@ -217,16 +238,29 @@ func (s *Speaker) run(ctx context.Context) error {
 	}
 	s.recorder = s.newRecorder(ctx)
 	s.statusWriter = announce.NewL2StatusWriter(s.o.NodeName, s.metallb.MetallbV1beta1(), statusLister)
-	s.announce = announce.New(s.o.NodeName, announce.Deps{
+	s.bgpStatusWriter = announce.NewBGPStatusWriter(s.o.NodeName, s.metallb.MetallbV1beta1(), l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister())
+	deps := announce.Deps{
 		Announcers:    s.mgr,
 		AnnouncerFor:  s.announcerFor,
 		Status:        s.statusWriter,
 		Recorder:      s.recorder,
 		InterfacesFor: s.interfacesFor,
+		BGPAnnouncer:  s.bgpAnnouncer(),
+		BGPStatus:     s.bgpStatusWriter,
+		OnAnnounce:    observeAnnounce,
 		MayClaim:      func() bool { return s.hb.current() && !s.hb.isDraining() },
 		MayWithdraw:   func() bool { return s.hb.current() && !s.hb.isDraining() },
 		Log:           s.log.WithName("announce"),
-	})
+	}
+	nsMetallb := metallbinformers.NewSharedInformerFactoryWithOptions(s.metallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
+		metallbinformers.WithNamespace(s.namespace()))
+	secrets := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithNamespace(s.namespace()), informers.WithTransform(stripUnread))
+	if deps.BGPAnnouncer != "" {
+		s.peers = newPeerSync(s.log.WithName("bgp-peers"), deps.BGPAnnouncer, s.mgr, s.peerInputs(nsMetallb, secrets), s.recorder,
+			func() { s.queue.Add(allKey) })
+		deps.BGPPeers = s.peers.Names
+	}
+	s.announce = announce.New(s.o.NodeName, deps)
 	if _, ok := reg[announce.Name]; !ok {
 		if err := reg.Register(announce.Name, s.announce.Registration()); err != nil {
 			return err
@@ -244,6 +278,7 @@ func (s *Speaker) run(ctx context.Context) error {
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = labels.SelectorFromSet(labels.Set{heartbeat.LabelHeartbeat: heartbeat.LabelValueSpeaker}).String()
 		}))
+	s.nodeLister = core.Core().V1().Nodes().Lister()
 	b := s.builder
 	handlers := []struct {
 		inf cache.SharedIndexInformer
@@ -258,6 +293,22 @@ func (s *Speaker) run(ctx context.Context) error {
 		{l2Factory.Metallb().V1beta1().L2Advertisements().Informer(), l2AdvertisementFeed(b)},
 		{l2Factory.Metallb().V1beta1().BGPAdvertisements().Informer(), bgpAdvertisementFeed(b)},
 		{l2Factory.Metallb().V1beta1().Communities().Informer(), communityFeed(b)},
+		{l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Informer(), bgpStatusFeed(b)},
+	}
+	if s.peers != nil {
+		poke := pokeOn(func(any) bool { return true }, s.peers.poke)
+		handlers = append(handlers, []struct {
+			inf cache.SharedIndexInformer
+			h   cache.ResourceEventHandler
+		}{
+			{nsMetallb.Metallb().V1beta2().BGPPeers().Informer(), poke},
+			{nsMetallb.Metallb().V1beta1().BFDProfiles().Informer(), poke},
+			{secrets.Core().V1().Secrets().Informer(), poke},
+			{core.Core().V1().Nodes().Informer(), pokeOn(func(o any) bool {
+				n, ok := o.(*corev1.Node)
+				return ok && n.Name == s.o.NodeName
+			}, s.peers.poke)},
+		}...)
 	}
 	for _, h := range handlers {
 		if _, err := h.inf.AddEventHandler(h.h); err != nil {
@@ -272,6 +323,8 @@ func (s *Speaker) run(ctx context.Context) error {
 	core.Start(runCtx.Done())
 	leases.Start(runCtx.Done())
 	l2Factory.Start(runCtx.Done())
+	nsMetallb.Start(runCtx.Done())
+	secrets.Start(runCtx.Done())
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -288,6 +341,16 @@ func (s *Speaker) run(ctx context.Context) error {
 	}
 	close(s.synced)
 	s.log.Info("informers synced; scheduling", "cluster", b.String())
+	if s.peers != nil {
+		// Peers first, so the first cycles publish the peers they advertise to.
+		if err := s.peers.sync(runCtx); err != nil {
+			s.log.Error(err, "configuring BGP peers; retrying")
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); s.peers.run(runCtx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.pollAnnouncers(runCtx, 2*time.Second) }()
 	s.queue.Add(allKey)
 	const workers = 2
 	for i := 0; i < workers; i++ {
@@ -322,10 +385,8 @@ func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, w
 	err := s.mgr.Stop(stopCtx)
 	if synced {
 		for _, cur := range s.announce.Announced() {
-			for _, svc := range cur.Services {
-				if rerr := s.statusWriter.Retract(stopCtx, svc, cur.IP); rerr != nil {
-					s.log.Error(rerr, "removing status on shutdown", "service", svc)
-				}
+			if rerr := s.announce.Retract(stopCtx, cur); rerr != nil {
+				s.log.Error(rerr, "removing status on shutdown", "ip", cur.IP)
 			}
 		}
 	}
@@ -365,6 +426,11 @@ func (s *Speaker) handOver(ctx context.Context, timeout time.Duration) {
 func (s *Speaker) pendingHandOver() int {
 	n := 0
 	for _, cur := range s.announce.Announced() {
+		if cur.Mode != framework.ModeL2 {
+			// Every qualifying node advertises a BGP unit already: there is nothing to
+			// hand over, and the announcer's drain withdraws the routes.
+			continue
+		}
 		if len(s.builder.UnitsFor(cur.IP)) == 0 {
 			continue // the Service is gone: nothing to hand over
 		}
@@ -513,7 +579,13 @@ func (s *Speaker) processAll(ctx context.Context) error {
 			}
 		}
 	}
-	announcedGauge.WithLabelValues(string(framework.ModeL2)).Set(float64(len(s.announce.Announced())))
+	perMode := map[framework.Mode]int{framework.ModeL2: 0, framework.ModeBGP: 0}
+	for _, cur := range s.announce.Announced() {
+		perMode[cur.Mode]++
+	}
+	for mode, n := range perMode {
+		announcedGauge.WithLabelValues(string(mode)).Set(float64(n))
+	}
 	if len(errs) > 0 {
 		s.log.Error(errors.Join(errs...), "some units failed; retrying them")
 	}
@@ -524,18 +596,18 @@ func (s *Speaker) processAll(ctx context.Context) error {
 func (s *Speaker) processIP(ctx context.Context, snap *framework.Snapshot, ip netip.Addr) error {
 	units := s.builder.UnitsFor(ip)
 	var errs []error
-	hasL2 := false
+	has := map[framework.Mode]bool{}
 	for _, u := range units {
-		if u.Mode == framework.ModeL2 {
-			hasL2 = true
-		}
+		has[u.Mode] = true
 		if err := s.runUnit(ctx, snap, u); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if !hasL2 {
-		key := (&framework.Unit{IP: ip, Mode: framework.ModeL2}).Key()
-		if err := s.announce.Forget(ctx, key); err != nil {
+	for _, mode := range []framework.Mode{framework.ModeL2, framework.ModeBGP} {
+		if has[mode] {
+			continue
+		}
+		if err := s.announce.Forget(ctx, (&framework.Unit{IP: ip, Mode: mode}).Key()); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -617,6 +689,10 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 		for _, svc := range s.announce.ServicesOf(c.Address.Unmap()) {
 			s.recorder.Event(announce.ServiceRef(svc), corev1.EventTypeWarning, ReasonAddressConflict, msg)
 		}
+	case ev.Session != nil:
+		observeSession(ev.Session.Peer, ev.Session.State)
+		bgpSessionTransitions.WithLabelValues(ev.Session.Peer, ev.Session.State.String()).Inc()
+		s.log.Info("BGP session state", "peer", ev.Session.Peer, "address", ev.Session.Address, "state", ev.Session.State.String(), "reason", ev.Session.Reason)
 	case ev.Error != nil:
 		s.log.Error(errors.New(ev.Error.Message), "announcer error", "announcer", ev.Announcer)
 	}

@@ -1,8 +1,13 @@
 // Package announce is the speaker's in-tree Bind plugin, Announce: when the cycle selects this
-// node it announces the unit's IP through the announcer manager on the interfaces the
-// Interfaces plugin allows, publishes one ServiceL2Status per Service of the unit, and records
-// an Event on each Service when the announcing node changes; when the cycle does not select
-// this node it withdraws the IP and deletes the status objects this node wrote.
+// node it announces the unit's IP through the announcer manager and publishes the unit's status
+// objects; when the cycle does not select this node it withdraws the IP and deletes the status
+// objects this node wrote.
+//
+// L2 units go to the ARP or NDP announcer on the interfaces the Interfaces plugin allows, with
+// one ServiceL2Status per Service and an Event on each Service when the announcing node
+// changes. BGP units (every feasible node is selected) go to the BGP announcer with the route
+// attributes of each BGPAdvertisement that covers the unit and selects this node, with one
+// ServiceBGPStatus per Service and node naming the peers the routes go to.
 //
 // The plugin holds the speaker's side effects, so unlike the other plugins it is built with
 // dependencies (see Registration) rather than from args alone. It never withdraws while the
@@ -49,11 +54,11 @@ type Announcer interface {
 	Apply(ctx context.Context, name string, upserts []announcers.Announcement, removes []string) (announcers.ApplyResult, error)
 }
 
-// StatusWriter publishes the ServiceL2Status objects of this node.
+// StatusWriter publishes the status objects of this node (ServiceL2Status or ServiceBGPStatus).
 type StatusWriter interface {
-	// Publish makes the Service's status object name this node and the interfaces, replacing an
-	// object that names another node.
-	Publish(ctx context.Context, svc framework.ServiceKey, ip netip.Addr, interfaces []string) error
+	// Publish makes the Service's status object name this node and the list (L2: the
+	// interfaces; BGP: the peers), replacing an object that names another node.
+	Publish(ctx context.Context, svc framework.ServiceKey, ip netip.Addr, list []string) error
 	// Retract deletes the Service's status object if it names this node.
 	Retract(ctx context.Context, svc framework.ServiceKey, ip netip.Addr) error
 }
@@ -64,8 +69,19 @@ type Deps struct {
 	// AnnouncerFor names the announcer of an address family ("arp" for IPv4, "ndp" for IPv6);
 	// "" means the family has no announcer configured.
 	AnnouncerFor func(netip.Addr) string
-	Status       StatusWriter
-	Recorder     record.EventRecorder
+	// Status writes ServiceL2Status objects.
+	Status   StatusWriter
+	Recorder record.EventRecorder
+	// BGPAnnouncer names the BGP announcer; "" means none is configured and BGP units are
+	// skipped.
+	BGPAnnouncer string
+	// BGPStatus writes ServiceBGPStatus objects; the list it publishes is the peers.
+	BGPStatus StatusWriter
+	// BGPPeers returns the names of the BGPPeers this node has sessions with, sorted.
+	BGPPeers func() []string
+	// OnAnnounce is told each time this node starts announcing a unit; takeover is set when
+	// another node announced it before (an L2 failover).
+	OnAnnounce func(mode framework.Mode, takeover bool)
 	// InterfacesFor returns the interfaces this node announces the unit on (the Interfaces
 	// plugin's rule, with the profile's args).
 	InterfacesFor func(unit *framework.Unit, node *framework.NodeInfo) []string
@@ -83,9 +99,27 @@ type Deps struct {
 type Current struct {
 	Key        string
 	IP         netip.Addr
+	Mode       framework.Mode
 	Announcer  string
 	Interfaces []string
 	Services   []framework.ServiceKey
+	// Routes are the announcements sent for a BGP unit (one per BGPAdvertisement); an L2 unit
+	// sends one announcement keyed by Key.
+	Routes []announcers.Announcement
+	// Peers are the BGP peers the routes go to, as published in ServiceBGPStatus.
+	Peers []string
+}
+
+// ids are the announcement keys the unit holds in its announcer.
+func (c Current) ids() []string {
+	if c.Mode != framework.ModeBGP {
+		return []string{c.Key}
+	}
+	out := make([]string, len(c.Routes))
+	for i, r := range c.Routes {
+		out[i] = r.Key()
+	}
+	return out
 }
 
 // Plugin is the Announce bind plugin. One instance may serve several profiles' frameworks
@@ -96,6 +130,8 @@ type Plugin struct {
 
 	mu        sync.Mutex
 	announced map[string]Current
+	// warnedNoBGP is set once the missing BGP announcer has been logged.
+	warnedNoBGP bool
 }
 
 var _ framework.BindPlugin = (*Plugin)(nil)
@@ -137,15 +173,49 @@ func summaryOf(state *framework.CycleState) string {
 }
 
 // Bind announces the unit when this node is selected and withdraws it otherwise. BGP units are
-// left to other bind plugins (Skip).
+// left to other bind plugins (Skip) when no BGP announcer is configured.
 func (p *Plugin) Bind(ctx context.Context, state *framework.CycleState, unit *framework.Unit, selected []string) *framework.Status {
-	if unit.Mode != framework.ModeL2 {
+	switch unit.Mode {
+	case framework.ModeL2:
+		if slices.Contains(selected, p.node) {
+			return p.announce(ctx, state, unit)
+		}
+	case framework.ModeBGP:
+		if p.deps.BGPAnnouncer == "" {
+			p.warnNoBGP(unit)
+			return framework.NewStatus(framework.Skip)
+		}
+		if slices.Contains(selected, p.node) {
+			return p.advertise(ctx, state, unit, selected)
+		}
+	default:
 		return framework.NewStatus(framework.Skip)
 	}
-	if slices.Contains(selected, p.node) {
-		return p.announce(ctx, state, unit)
-	}
 	return p.withdraw(ctx, state, unit, selected)
+}
+
+func (p *Plugin) warnNoBGP(unit *framework.Unit) {
+	p.mu.Lock()
+	warned := p.warnedNoBGP
+	p.warnedNoBGP = true
+	p.mu.Unlock()
+	if !warned {
+		p.deps.Log.Info("a BGPAdvertisement covers this IP but the speaker runs no bgp announcer (add it to announcers in the configuration); BGP units are not advertised", "ip", unit.IP)
+	}
+}
+
+// statusFor returns the status writer of a mode.
+func (p *Plugin) statusFor(mode framework.Mode) StatusWriter {
+	if mode == framework.ModeBGP {
+		return p.deps.BGPStatus
+	}
+	return p.deps.Status
+}
+
+func (p *Plugin) observe(mode framework.Mode, takeover bool) {
+	if p.deps.OnAnnounce != nil {
+		p.deps.OnAnnounce(mode, takeover)
+	}
 }
 
 func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit *framework.Unit) *framework.Status {
@@ -168,15 +238,17 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	if len(itfs) == 0 {
 		return framework.AsStatus(fmt.Errorf("selected for %s but no interface of node %q qualifies", unit.IP, p.node))
 	}
-	cur := Current{Key: key, IP: unit.IP, Announcer: name, Interfaces: itfs, Services: serviceKeys(unit)}
+	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeL2, Announcer: name, Interfaces: itfs, Services: serviceKeys(unit)}
 	if !already || !slices.Equal(prev.Interfaces, itfs) || prev.Announcer != name {
-		if err := p.apply(ctx, name, cur); err != nil {
+		ann := announcers.Announcement{ID: key, Prefix: netip.PrefixFrom(unit.IP, unit.IP.BitLen()), Interfaces: itfs}
+		if err := p.send(ctx, name, unit.IP, []announcers.Announcement{ann}, nil); err != nil {
 			p.recordAll(unit, corev1.EventTypeWarning, ReasonAnnounceFailed, err.Error())
 			return framework.AsStatus(err)
 		}
 	}
 	if !already {
 		p.deps.Log.Info("announcing", "ip", unit.IP, "interfaces", itfs, "was", unit.Announcers)
+		p.observe(framework.ModeL2, len(unit.Announcers) > 0 && !slices.Contains(unit.Announcers, p.node))
 	}
 	p.mu.Lock()
 	p.announced[key] = cur
@@ -203,22 +275,25 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	return framework.AsStatus(errors.Join(errs...))
 }
 
-func (p *Plugin) apply(ctx context.Context, name string, cur Current) error {
-	ann := announcers.Announcement{ID: cur.Key, Prefix: netip.PrefixFrom(cur.IP, cur.IP.BitLen()), Interfaces: cur.Interfaces}
-	res, err := p.deps.Announcers.Apply(ctx, name, []announcers.Announcement{ann}, nil)
+// send applies a delta of one unit's announcements and reports a rejection of any of them.
+func (p *Plugin) send(ctx context.Context, name string, ip netip.Addr, upserts []announcers.Announcement, removes []string) error {
+	res, err := p.deps.Announcers.Apply(ctx, name, upserts, removes)
 	if errors.Is(err, manager.ErrUnavailable) {
 		// The manager keeps the change and replays it when the announcer is back.
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("announce %s through %q: %w", cur.IP, name, err)
+		return fmt.Errorf("announce %s through %q: %w", ip, name, err)
 	}
+	var errs []error
 	for _, r := range res.Rejected {
-		if r.ID == cur.Key {
-			return fmt.Errorf("announcer %q rejected %s: %s", name, cur.IP, r.Reason)
+		for _, a := range upserts {
+			if r.ID == a.Key() {
+				errs = append(errs, fmt.Errorf("announcer %q rejected %s: %s", name, ip, r.Reason))
+			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (p *Plugin) withdraw(ctx context.Context, state *framework.CycleState, unit *framework.Unit, selected []string) *framework.Status {
@@ -241,13 +316,7 @@ func (p *Plugin) withdraw(ctx context.Context, state *framework.CycleState, unit
 	// This node announced the unit, so its status objects may exist even if the snapshot
 	// does not show them yet: retract them whatever unit.Announcers says (Retract deletes
 	// only objects that name this node).
-	var errs []error
-	for _, svc := range prev.Services {
-		if err := p.deps.Status.Retract(ctx, svc, unit.IP); err != nil {
-			errs = append(errs, fmt.Errorf("service %s: status: %w", svc, err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := p.Retract(ctx, prev); err != nil {
 		return framework.AsStatus(err)
 	}
 	if len(selected) == 0 {
@@ -257,8 +326,23 @@ func (p *Plugin) withdraw(ctx context.Context, state *framework.CycleState, unit
 	return nil
 }
 
+// Retract deletes the status objects this node published for cur.
+func (p *Plugin) Retract(ctx context.Context, cur Current) error {
+	w := p.statusFor(cur.Mode)
+	if w == nil {
+		return nil
+	}
+	var errs []error
+	for _, svc := range cur.Services {
+		if err := w.Retract(ctx, svc, cur.IP); err != nil {
+			errs = append(errs, fmt.Errorf("service %s: status: %w", svc, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (p *Plugin) remove(ctx context.Context, cur Current) error {
-	_, err := p.deps.Announcers.Apply(ctx, cur.Announcer, nil, []string{cur.Key})
+	_, err := p.deps.Announcers.Apply(ctx, cur.Announcer, nil, cur.ids())
 	if err != nil && !errors.Is(err, manager.ErrUnavailable) {
 		return fmt.Errorf("withdraw %s through %q: %w", cur.IP, cur.Announcer, err)
 	}
@@ -269,12 +353,13 @@ func (p *Plugin) remove(ctx context.Context, cur Current) error {
 }
 
 func (p *Plugin) retractAll(ctx context.Context, unit *framework.Unit) *framework.Status {
-	if !slices.Contains(unit.Announcers, p.node) {
+	w := p.statusFor(unit.Mode)
+	if w == nil || !slices.Contains(unit.Announcers, p.node) {
 		return nil
 	}
 	var errs []error
 	for _, svc := range unit.Services {
-		if err := p.deps.Status.Retract(ctx, svc.Key, unit.IP); err != nil {
+		if err := w.Retract(ctx, svc.Key, unit.IP); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: status: %w", svc.Key, err))
 		}
 	}
@@ -296,13 +381,7 @@ func (p *Plugin) Forget(ctx context.Context, key string) error {
 	if err := p.remove(ctx, cur); err != nil {
 		return err
 	}
-	var errs []error
-	for _, svc := range cur.Services {
-		if err := p.deps.Status.Retract(ctx, svc, cur.IP); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return p.Retract(ctx, cur)
 }
 
 // Announced returns what this node announces now, sorted by key.
