@@ -1,0 +1,368 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
+)
+
+const (
+	// batchSize Services are created at once in each round.
+	batchSize = 100
+	// probesPerIP long-running arping processes probe each IP, started a fraction of a
+	// second apart: arping sends one request per whole second (-i and -w take integers), so
+	// the staggered processes give a probe every 1s/probesPerIP. More would cost more than
+	// they measure: every ARP reply is copied to every live arping socket.
+	probesPerIP = 5
+	// probeDeadline bounds each arping process (seconds).
+	probeDeadline = 20
+	// apiWorkers bounds the concurrent API calls of a round.
+	apiWorkers = 25
+)
+
+// batchIP is the i-th address of the batch pool, which holds batchSize addresses right above
+// the harness pool (192.0.2.100-140) in the lab's data subnet.
+func batchIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(141 + i)}) }
+
+// createBatchPool adds a pool and an L2Advertisement for the batch addresses.
+func (c *cluster) createBatchPool() {
+	c.t.Helper()
+	name := c.poolName + "-batch"
+	m := c.mlb.MetallbV1beta1()
+	pool := &metallbv1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: speakerNamespace},
+		Spec: metallbv1beta1.IPAddressPoolSpec{Addresses: []string{batchIP(0).String() + "-" + batchIP(batchSize-1).String()}}}
+	adv := &metallbv1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: speakerNamespace},
+		Spec: metallbv1beta1.L2AdvertisementSpec{IPAddressPools: []string{name}}}
+	ctx := context.Background()
+	if _, err := m.IPAddressPools(speakerNamespace).Create(ctx, pool, metav1.CreateOptions{}); err != nil {
+		c.t.Fatalf("creating pool %s: %v", name, err)
+	}
+	if _, err := m.L2Advertisements(speakerNamespace).Create(ctx, adv, metav1.CreateOptions{}); err != nil {
+		c.t.Fatalf("creating L2Advertisement %s: %v", name, err)
+	}
+	c.t.Cleanup(func() {
+		_ = m.L2Advertisements(speakerNamespace).Delete(context.Background(), name, metav1.DeleteOptions{})
+		_ = m.IPAddressPools(speakerNamespace).Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+}
+
+// probeResult is the first ARP reply an IP got.
+type probeResult struct {
+	at  time.Time
+	mac string
+}
+
+// probeIPs starts probesPerIP staggered `arping -f` processes per IP in the client
+// namespace. It returns once every process has sent its first request, with a function that
+// waits for them and returns, per IP, the first reply (zero when none came before the
+// deadline). The first reply of an IP stops its other processes: replies are timed by the
+// exit of the process (arping -f exits on its first reply; its output is flushed then).
+func (c *cluster) probeIPs(ips []netip.Addr) (wait func() []probeResult, answered func() int) {
+	var mu sync.Mutex
+	first := make([]probeResult, len(ips))
+	var wg sync.WaitGroup
+	cancels := make([]context.CancelFunc, len(ips))
+	ctxs := make([]context.Context, len(ips))
+	for i := range ips {
+		ctxs[i], cancels[i] = context.WithTimeout(context.Background(), (probeDeadline+5)*time.Second)
+	}
+	step := time.Second / probesPerIP
+	start := time.Now()
+	for k := 0; k < probesPerIP; k++ {
+		time.Sleep(time.Until(start.Add(time.Duration(k) * step)))
+		for i, ip := range ips {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out, _ := c.lab.Client.Command(ctxs[i], "arping", "-f", "-w", strconv.Itoa(probeDeadline), "-I", c.lab.Client.Iface, ip.String()).Output()
+				at := time.Now()
+				m := replyRE.FindStringSubmatch(string(out))
+				if m == nil || m[1] != ip.String() {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if first[i].at.IsZero() || at.Before(first[i].at) {
+					first[i] = probeResult{at: at, mac: m[2]}
+				}
+				cancels[i]()
+			}()
+		}
+	}
+	// Every process has sent its first request one second after it started.
+	time.Sleep(time.Second + 100*time.Millisecond)
+	wait = func() []probeResult {
+		wg.Wait()
+		for _, cancel := range cancels {
+			cancel()
+		}
+		return first
+	}
+	answered = func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, f := range first {
+			if !f.at.IsZero() {
+				n++
+			}
+		}
+		return n
+	}
+	return wait, answered
+}
+
+// batchService is a LoadBalancer Service asking for ip, with a ready endpoint on every node.
+func (c *cluster) batchService(name string, ip netip.Addr) (*corev1.Service, *discoveryv1.EndpointSlice) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.ns, Annotations: map[string]string{"metallb.io/loadBalancerIPs": ip.String()}},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeLoadBalancer,
+			Selector: map[string]string{"app": name},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: name + "-e2e", Namespace: c.ns, Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	ready := true
+	for i, h := range c.lab.Nodes {
+		node := c.nodes[i]
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{h.IPv4.String()}, NodeName: &node,
+			Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+	}
+	return svc, es
+}
+
+// parallel runs fn(i) for i in [0,n) on at most apiWorkers goroutines and returns the
+// errors joined by index order (nil when all succeeded).
+func parallel(n, workers int, fn func(i int) error) error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("item %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// ownersOf waits (bounded) until each Service has exactly one ServiceL2Status naming a node,
+// unchanged for settle, and returns the nodes by Service name.
+func (c *cluster) ownersOf(names []string, timeout time.Duration) map[string]string {
+	c.t.Helper()
+	owners := map[string]string{}
+	var since time.Time
+	eventually(c.t, timeout, func() (bool, string) {
+		list, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(c.ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		count := map[string]int{}
+		now := map[string]string{}
+		for _, s := range list.Items {
+			svc := s.Status.ServiceName
+			if svc == "" {
+				svc = s.Labels["metallb.io/service-name"]
+			}
+			count[svc]++
+			now[svc] = s.Status.Node
+		}
+		for _, n := range names {
+			if count[n] != 1 || now[n] == "" {
+				owners = map[string]string{}
+				return false, fmt.Sprintf("service %s has %d ServiceL2Status (node %q)", n, count[n], now[n])
+			}
+		}
+		changed := len(owners) != len(names)
+		for _, n := range names {
+			if owners[n] != now[n] {
+				changed = true
+			}
+		}
+		if changed {
+			owners, since = map[string]string{}, time.Now()
+			for _, n := range names {
+				owners[n] = now[n]
+			}
+		}
+		return time.Since(since) >= settle, "owners not settled yet"
+	})
+	return owners
+}
+
+// waitNoStatus waits (bounded) until none of the Services has a ServiceL2Status.
+func (c *cluster) waitNoStatus(names []string, timeout time.Duration) {
+	c.t.Helper()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	eventually(c.t, timeout, func() (bool, string) {
+		list, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(c.ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, s := range list.Items {
+			if want[s.Status.ServiceName] || want[s.Labels["metallb.io/service-name"]] {
+				return false, fmt.Sprintf("ServiceL2Status %s still exists", s.Name)
+			}
+		}
+		return true, ""
+	})
+}
+
+// arpRound creates batchSize Services at once and returns, per Service, the time from the
+// start of its create request to the first ARP reply from the node its ServiceL2Status
+// names. Services whose first reply came from another MAC, or that got none, are returned
+// as failures with the reason.
+func (c *cluster) arpRound(round int) (ds []time.Duration, failures []string) {
+	c.t.Helper()
+	ips := make([]netip.Addr, batchSize)
+	names := make([]string, batchSize)
+	for i := range ips {
+		ips[i], names[i] = batchIP(i), fmt.Sprintf("arp-r%d-%03d", round, i)
+	}
+	wait, answered := c.probeIPs(ips)
+	if n := answered(); n != 0 {
+		wait()
+		c.t.Fatalf("round %d: %d batch IPs answered ARP before their Services existed (a previous round's announcement stayed)", round, n)
+	}
+	created := make([]time.Time, batchSize)
+	ctx := context.Background()
+	err := parallel(batchSize, apiWorkers, func(i int) error {
+		svc, es := c.batchService(names[i], ips[i])
+		created[i] = time.Now()
+		if _, err := c.client.CoreV1().Services(c.ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		_, err := c.client.DiscoveryV1().EndpointSlices(c.ns).Create(ctx, es, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		c.t.Fatalf("round %d: creating services: %v", round, err)
+	}
+	first := wait()
+	owners := c.ownersOf(names, 30*time.Second)
+	for i, f := range first {
+		switch owner := owners[names[i]]; {
+		case f.at.IsZero():
+			failures = append(failures, fmt.Sprintf("%s (%s): no ARP reply within %ds", names[i], ips[i], probeDeadline))
+		case c.macOwner(f.mac) != owner:
+			failures = append(failures, fmt.Sprintf("%s (%s): first reply from %s (node %q), ServiceL2Status names %s", names[i], ips[i], f.mac, c.macOwner(f.mac), owner))
+		default:
+			ds = append(ds, f.at.Sub(created[i]))
+		}
+	}
+	c.deleteBatch(names)
+	return ds, failures
+}
+
+// deleteBatch deletes the round's Services and EndpointSlices and waits until no node
+// reports them, so the next round starts from withdrawn addresses.
+func (c *cluster) deleteBatch(names []string) {
+	c.t.Helper()
+	ctx := context.Background()
+	err := parallel(len(names), apiWorkers, func(i int) error {
+		if err := c.client.CoreV1().Services(c.ns).Delete(ctx, names[i], metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		err := c.client.DiscoveryV1().EndpointSlices(c.ns).Delete(ctx, names[i]+"-e2e", metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		c.t.Fatalf("deleting services: %v", err)
+	}
+	c.waitNoStatus(names, 30*time.Second)
+	// The controller releases the addresses and the speakers withdraw them after the
+	// statuses are gone; the next round's probes check that nothing answers any more.
+	time.Sleep(2 * time.Second)
+}
+
+// envInt reads a positive integer from the environment, or returns def.
+func envInt(t testing.TB, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("$%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// BenchmarkE2EServiceToARP100: batchSize LoadBalancer Services (with their EndpointSlices)
+// are created at once, each asking for its own address; for each Service, the time from the
+// start of its create request until the client's arping gets the first reply, checked to
+// come from the MAC of the node its ServiceL2Status names. The distribution is over every
+// Service of every round ($HERALD_BENCH_ARP_ROUNDS rounds, default 3, so 300 samples); probe
+// resolution is 1s/probesPerIP. Goal: p99 ≤ 1 s.
+func BenchmarkE2EServiceToARP100(b *testing.B) {
+	c := newCluster(b, clusterOptions{nodes: 3})
+	c.createBatchPool()
+	// A Service announced before the first round proves every speaker is up.
+	c.createService(serviceOptions{name: "warm", ip: "192.0.2.100"})
+	c.waitAnnouncer("warm", 30*time.Second)
+	rounds := envInt(b, "HERALD_BENCH_ARP_ROUNDS", 3)
+	var all []time.Duration
+	var failures []string
+	for r := 0; r < rounds; r++ {
+		ds, fs := c.arpRound(r)
+		all = append(all, ds...)
+		failures = append(failures, fs...)
+		b.Logf("round %d: %d Services answered by their announcing node, %d failed", r, len(ds), len(fs))
+	}
+	if len(all) > 0 {
+		reportTail(b, "svc-to-arp", all)
+	}
+	b.ReportMetric(float64(len(failures)), "failed-services")
+	b.ReportMetric(float64(time.Second/probesPerIP)/float64(time.Second), "probe-resolution-s")
+	if len(failures) > 0 {
+		b.Errorf("%d of %d Services were not answered by their announcing node:\n%s", len(failures), rounds*batchSize, tail(strings.Join(failures, "\n"), 20))
+	}
+}
+
+// reportTail reports p50, p90, p99 and max of the samples.
+func reportTail(b *testing.B, name string, ds []time.Duration) {
+	sorted := append([]time.Duration(nil), ds...)
+	slices.Sort(sorted)
+	p := func(q float64) time.Duration { return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))] }
+	b.ReportMetric(p(0.5).Seconds(), name+"-p50-s")
+	b.ReportMetric(p(0.9).Seconds(), name+"-p90-s")
+	b.ReportMetric(p(0.99).Seconds(), name+"-p99-s")
+	b.ReportMetric(sorted[len(sorted)-1].Seconds(), name+"-max-s")
+	b.ReportMetric(float64(len(sorted)), name+"-samples")
+	b.Logf("%s over %d samples: min %s p50 %s p90 %s p99 %s max %s", name, len(sorted), sorted[0], p(0.5), p(0.9), p(0.99), sorted[len(sorted)-1])
+}
