@@ -61,6 +61,10 @@ type controller struct {
 	alloc *ipam.Allocator
 	// poolProblems holds why each unusable pool is not used, from the last pool sync.
 	poolProblems map[string]*ipam.Error
+	// usage exports the allocator's state as gauges while leading; guarded by mu.
+	usage *usageMetrics
+
+	readiness readiness
 }
 
 // Run runs the controller until ctx is done: it campaigns for the Lease in opts.Namespace and,
@@ -71,6 +75,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err := opts.Validate(); err != nil {
 		return err
 	}
+	registerMetrics()
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = opts.KubeAPIQPS, opts.KubeAPIBurst
 	client, err := kubernetes.NewForConfig(cfg)
@@ -98,12 +103,24 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err := c.watch(kubeFactory, poolFactory); err != nil {
 		return err
 	}
+	election := leaderelection.NewLeaderHealthzAdaptor(leaseHealthTimeout)
+	srv, err := c.serveHTTP(ctx, election)
+	if err != nil {
+		return err
+	}
+	if srv != nil {
+		defer func() {
+			shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shutdownCtx)
+		}()
+	}
 	// Standbys keep warm caches so a takeover only waits for the Lease.
 	kubeFactory.Start(ctx.Done())
 	poolFactory.Start(ctx.Done())
 	defer kubeFactory.Shutdown()
 	defer poolFactory.Shutdown()
-	return c.campaign(ctx)
+	return c.campaign(ctx, election)
 }
 
 func newController(client kubernetes.Interface, mlb versioned.Interface, opts Options, recorder record.EventRecorder) *controller {
@@ -117,6 +134,7 @@ func newController(client kubernetes.Interface, mlb versioned.Interface, opts Op
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "herald-controller"}),
 		poolProblems: map[string]*ipam.Error{},
+		usage:        newUsageMetrics(),
 	}
 }
 
@@ -189,7 +207,7 @@ func (c *controller) enqueueNamespace(ns string) {
 }
 
 // campaign runs leader election and leads while elected.
-func (c *controller) campaign(ctx context.Context) error {
+func (c *controller) campaign(ctx context.Context, election *leaderelection.HealthzAdaptor) error {
 	logger := klog.FromContext(ctx)
 	// The elector gets its own context so that on shutdown the Lease is released only after
 	// the leader's workers have stopped (leadMu): releasing first would let a standby allocate
@@ -216,6 +234,7 @@ func (c *controller) campaign(ctx context.Context) error {
 		RenewDeadline:   c.opts.RenewDeadline,
 		RetryPeriod:     c.opts.RetryPeriod,
 		ReleaseOnCancel: true,
+		WatchDog:        election,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leaseCtx context.Context) {
 				leadMu.Lock()
@@ -224,10 +243,14 @@ func (c *controller) campaign(ctx context.Context) error {
 				defer cancel()
 				defer context.AfterFunc(ctx, cancel)()
 				logger.Info("Leading: allocating addresses", "identity", c.opts.Identity)
+				c.readiness.startLeading()
+				leaderGauge.Set(1)
+				defer c.stopLeading()
 				c.lead(workCtx)
 			},
 			OnStoppedLeading: func() {
 				logger.Info("Stopped leading", "identity", c.opts.Identity)
+				c.stopLeading()
 			},
 		},
 	})
@@ -242,6 +265,15 @@ func (c *controller) campaign(ctx context.Context) error {
 		return nil
 	}
 	return ErrLostLeadership
+}
+
+// stopLeading withdraws what only a leader reports.
+func (c *controller) stopLeading() {
+	leaderGauge.Set(0)
+	c.readiness.stopLeading()
+	c.mu.Lock()
+	c.usage.reset()
+	c.mu.Unlock()
 }
 
 // lead allocates until ctx is done: caches synced, pools loaded, state rebuilt from Service
@@ -297,6 +329,7 @@ func (c *controller) rebuild(ctx context.Context) error {
 		return items[i].Namespace+"/"+items[i].Name < items[j].Namespace+"/"+items[j].Name
 	})
 	restored := 0
+	keys := make([]string, 0, len(items))
 	c.mu.Lock()
 	for i := range items {
 		svc := &items[i]
@@ -308,9 +341,15 @@ func (c *controller) rebuild(ctx context.Context) error {
 			restored++
 		}
 	}
+	c.usage.setPools(c.alloc.Stats())
 	c.mu.Unlock()
 	for i := range items {
-		c.queue.Add(items[i].Namespace + "/" + items[i].Name)
+		keys = append(keys, items[i].Namespace+"/"+items[i].Name)
+	}
+	// Readiness waits for these keys before they are queued, so none is missed.
+	c.readiness.expect(keys)
+	for _, k := range keys {
+		c.queue.Add(k)
 	}
 	klog.FromContext(ctx).Info("Rebuilt allocations from Service status", "services", len(items), "restored", restored)
 	return nil
@@ -335,6 +374,7 @@ func (c *controller) processNext(ctx context.Context) bool {
 	} else {
 		err = c.syncService(ctx, key)
 	}
+	c.readiness.processed(key)
 	// A conflict means a newer version exists; its informer event brings the key back, so a
 	// rate-limited retry of the stale copy would only add requests.
 	if err == nil || ctx.Err() != nil || apierrors.IsConflict(err) {

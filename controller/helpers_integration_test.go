@@ -58,6 +58,8 @@ func (f *fixture) options(identity string) Options {
 	o.Identity = identity
 	o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 3*time.Second, 2*time.Second, 250*time.Millisecond
 	o.PoolStatusInterval = time.Second
+	// Several controllers run at once in this process; the metrics test gives its own a listener.
+	o.MetricsBindAddress = ""
 	return o
 }
 

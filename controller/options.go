@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -12,6 +13,10 @@ import (
 // DefaultLoadBalancerClass is the spec.loadBalancerClass Herald handles besides Services with
 // no class.
 const DefaultLoadBalancerClass = "herald.dev/herald"
+
+// DefaultMetricsBindAddress is MetalLB's controller metrics port, so existing scrape
+// configurations keep working.
+const DefaultMetricsBindAddress = ":7472"
 
 // Options configures the controller.
 type Options struct {
@@ -35,6 +40,12 @@ type Options struct {
 	// KubeAPIQPS and KubeAPIBurst limit the controller's requests to the API server.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// MetricsBindAddress is the host:port serving /metrics, /healthz and /readyz; empty
+	// disables them.
+	MetricsBindAddress string
+
+	// listener, set by tests, replaces MetricsBindAddress with an open socket.
+	listener net.Listener
 }
 
 // DefaultOptions returns the options `herald controller` starts with.
@@ -53,6 +64,7 @@ func DefaultOptions() Options {
 		PoolStatusInterval: 10 * time.Second,
 		KubeAPIQPS:         50,
 		KubeAPIBurst:       100,
+		MetricsBindAddress: DefaultMetricsBindAddress,
 	}
 }
 
@@ -70,6 +82,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.PoolStatusInterval, "pool-status-interval", o.PoolStatusInterval, "how often pool usage is written to IPAddressPool status")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "requests per second to the API server")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "burst of requests to the API server")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "host:port serving /metrics, /healthz and /readyz; empty disables them")
 }
 
 // Validate reports every invalid option.
@@ -95,6 +108,11 @@ func (o *Options) Validate() error {
 	}
 	if o.PoolStatusInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--pool-status-interval must be positive, is %s", o.PoolStatusInterval))
+	}
+	if o.MetricsBindAddress != "" {
+		if _, _, err := net.SplitHostPort(o.MetricsBindAddress); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-bind-address %q: want host:port: %w", o.MetricsBindAddress, err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -138,8 +138,9 @@ func TestOptionsValidate(t *testing.T) {
 	o.HandleNoClass, o.LoadBalancerClass = false, ""
 	o.RenewDeadline = o.LeaseDuration
 	o.Workers = 0
+	o.MetricsBindAddress = "7472"
 	err := o.Validate()
-	for _, want := range []string{"no Service would be handled", "--renew-deadline", "--workers must be at least 1"} {
+	for _, want := range []string{"no Service would be handled", "--renew-deadline", "--workers must be at least 1", `--metrics-bind-address "7472": want host:port`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to mention %q", err, want)
 		}

@@ -67,12 +67,18 @@ func (c *controller) syncService(ctx context.Context, key string) error {
 	}
 	c.mu.Lock()
 	res, err := c.alloc.Assign(toIPAM(svc, c.namespaceLabels(ns)))
+	var refusal *ipam.Error
+	if err != nil && !errors.As(err, &refusal) {
+		refusal = &ipam.Error{Reason: ipam.ReasonInvalidService, Message: err.Error()}
+	}
+	if refusal != nil {
+		c.usage.setPending(key, refusal.Reason)
+	} else {
+		c.usage.setPending(key, "")
+	}
+	c.usage.setPools(c.alloc.Stats())
 	c.mu.Unlock()
-	if err != nil {
-		var refusal *ipam.Error
-		if !errors.As(err, &refusal) {
-			refusal = &ipam.Error{Reason: ipam.ReasonInvalidService, Message: err.Error()}
-		}
+	if refusal != nil {
 		if len(svc.Status.LoadBalancer.Ingress) > 0 {
 			c.enqueueRefused() // its old addresses are free now
 		}
@@ -97,7 +103,12 @@ func (c *controller) enqueueRefused() {
 func (c *controller) release(key ipam.ServiceKey) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.alloc.Release(key)
+	c.usage.setPending(key.String(), "")
+	if !c.alloc.Release(key) {
+		return false
+	}
+	c.usage.setPools(c.alloc.Stats())
+	return true
 }
 
 func describe(res ipam.Assignment) string {
@@ -113,9 +124,14 @@ func (c *controller) writeAllocation(ctx context.Context, svc *corev1.Service, r
 		Type: ConditionAddressAllocated, Status: metav1.ConditionTrue,
 		Reason: ReasonAllocated, Message: "assigned " + describe(res),
 	}
-	changed, err := c.writeStatus(ctx, svc, ingressFor(res.IPs), cond)
+	ingress := ingressFor(res.IPs)
+	newAddresses := !sameIngress(svc.Status.LoadBalancer.Ingress, ingress)
+	changed, err := c.writeStatus(ctx, svc, ingress, cond)
 	if err != nil {
 		return err
+	}
+	if newAddresses {
+		allocationsTotal.WithLabelValues(res.Pool).Inc()
 	}
 	if changed {
 		c.recorder.Eventf(svc, corev1.EventTypeNormal, ReasonAllocated, "Assigned %s", describe(res))
@@ -133,6 +149,7 @@ func (c *controller) writeRefusal(ctx context.Context, svc *corev1.Service, refu
 		return err
 	}
 	if changed {
+		allocationFailuresTotal.WithLabelValues(string(refusal.Reason)).Inc()
 		c.recorder.Event(svc, corev1.EventTypeWarning, string(refusal.Reason), refusal.Message)
 	}
 	return c.setPoolAnnotation(ctx, svc, "")
@@ -210,6 +227,8 @@ func (c *controller) syncPools(ctx context.Context) {
 	for _, p := range problems {
 		c.poolProblems[p.Pool] = p
 	}
+	c.usage.setProblems(c.poolProblems)
+	c.usage.setPools(c.alloc.Stats())
 	c.mu.Unlock()
 	c.updatePoolStatus(ctx)
 	svcs, _ := c.services.List(everything)
