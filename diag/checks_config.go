@@ -137,10 +137,15 @@ func (x *index) advertisementNodes(a *framework.Advertisement, obj ObjectRef) []
 		return out
 	}
 	have := map[string]bool{}
+	published := false
 	for _, n := range selected {
+		published = published || x.heartbeats[n.Name] != nil
 		for _, itf := range x.upInterfaces(n.Name) {
 			have[itf] = true
 		}
+	}
+	if !published {
+		return out // no heartbeat says which interfaces exist; the speaker findings cover it
 	}
 	for _, want := range a.Interfaces {
 		if !have[want] {

@@ -3,7 +3,6 @@ package diag
 import (
 	"net/netip"
 	"sort"
-	"strings"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -460,10 +459,4 @@ func (x *index) upInterfaces(node string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func joinSorted(s []string) string {
-	s = append([]string(nil), s...)
-	sort.Strings(s)
-	return strings.Join(s, ", ")
 }
