@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	goflag "flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -97,10 +96,8 @@ func newSpeakerCommand(o *options) *cobra.Command {
 			})
 		},
 	}
+	// Logging flags (-v, --logging-format, ...) are the root command's, shared by every subcommand.
 	f := cmd.Flags()
-	klogFlags := goflag.NewFlagSet("klog", goflag.ContinueOnError)
-	klog.InitFlags(klogFlags)
-	f.AddGoFlagSet(klogFlags)
 	f.StringVar(&configPath, "config", "", "the SpeakerConfiguration file (default: the default configuration)")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster or $KUBECONFIG)")
 	f.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "the node this speaker runs on (default $NODE_NAME)")
