@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -178,6 +179,13 @@ func (x *index) noCandidate(a *framework.Advertisement, obj ObjectRef, selected 
 		"0/%d nodes selected by %s %s can announce: %s", len(selected), obj.Kind, a.Name, strings.Join(parts, ", ")), true
 }
 
+// Event reasons the speakers record on a BGPPeer they cannot use (speaker.ReasonPeerInvalid
+// and speaker.ReasonPeerRejected; constants here so diag does not link the speaker).
+const (
+	reasonPeerInvalid  = "InvalidBGPPeer"
+	reasonPeerRejected = "BGPPeerRejected"
+)
+
 // checkBGP checks BGPPeers against nodes and BFD profiles, and BGPAdvertisements' peer names.
 // Herald does not publish BGP session state to the API (only as speaker metrics), so when
 // peers exist one info finding says so.
@@ -206,6 +214,13 @@ func checkBGP(x *index) []Finding {
 		}
 		if f, ok := x.peerNodes(p.Name, p.Spec.NodeSelectors, obj); ok {
 			out = append(out, f)
+		}
+		for _, reason := range []string{reasonPeerInvalid, reasonPeerRejected} {
+			if ev := x.latestEventOn(kindBGPPeer, svcKey{p.Namespace, p.Name}, reason); ev != nil {
+				out = append(out, finding("bgppeer.rejected", Warning, obj,
+					"fix the BGPPeer field the message names (kubectl -n "+p.Namespace+" describe bgppeer "+p.Name+")",
+					"%s (Event %s from %s, %s)", ev.Message, reason, ev.Source.Host, eventTime(ev).UTC().Format(time.RFC3339)))
+			}
 		}
 	}
 	for _, a := range x.bgpAdvs {

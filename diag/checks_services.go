@@ -64,11 +64,16 @@ func (x *index) pendingReason(s *corev1.Service) (reason, fix string) {
 
 // latestEvent returns the newest Warning Event on the Service with the reason ("" for any).
 func (x *index) latestEvent(k svcKey, reason string) *corev1.Event {
+	return x.latestEventOn(kindService, k, reason)
+}
+
+// latestEventOn returns the newest Warning Event on the object with the reason ("" for any).
+func (x *index) latestEventOn(kind string, k svcKey, reason string) *corev1.Event {
 	var best *corev1.Event
 	for i := range x.Events {
 		e := &x.Events[i]
 		io := e.InvolvedObject
-		if io.Kind != kindService || io.Namespace != k.ns || io.Name != k.name || e.Type != corev1.EventTypeWarning {
+		if io.Kind != kind || io.Namespace != k.ns || io.Name != k.name || e.Type != corev1.EventTypeWarning {
 			continue
 		}
 		if reason != "" && e.Reason != reason {

@@ -286,6 +286,20 @@ func TestChecks(t *testing.T) {
 			want: []string{"warning bgppeer.unknown-bfd-profile BGPPeer/herald-system/router", "info bgp.session-state-unknown BGPPeer/herald-system/router"},
 		},
 		{
+			name: "BGP peer a speaker could not use",
+			mutate: func(c *Cluster) {
+				c.BGPPeers = []metallbv1beta2.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "router"}}}
+				c.Events = []corev1.Event{{
+					ObjectMeta:     metav1.ObjectMeta{Namespace: ns, Name: "router.1"},
+					InvolvedObject: corev1.ObjectReference{Kind: "BGPPeer", Namespace: ns, Name: "router"},
+					Type:           corev1.EventTypeWarning, Reason: reasonPeerInvalid, Source: corev1.EventSource{Host: "n1"},
+					Message: "BGPPeer herald-system/router is not used on this node: spec.passwordSecret: secret not found",
+				}}
+			},
+			want:      []string{"warning bgppeer.rejected BGPPeer/herald-system/router", "info bgp.session-state-unknown BGPPeer/herald-system/router"},
+			inMessage: "spec.passwordSecret",
+		},
+		{
 			name: "BGP advertisement naming a missing peer",
 			mutate: func(c *Cluster) {
 				c.BGPAdvertisements = []metallbv1beta1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bgp"},

@@ -81,8 +81,11 @@ func Gather(ctx context.Context, cl Clients, o Options) *Cluster {
 	if l, err := cl.Kube.DiscoveryV1().EndpointSlices("").List(ctx, all); ok("endpointslices.discovery.k8s.io", err) {
 		c.EndpointSlices = l.Items
 	}
-	if l, err := core.Events("").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Service,type=Warning"}); ok("events", err) {
-		c.Events = l.Items
+	for _, kind := range []string{"Service", "BGPPeer"} {
+		sel := metav1.ListOptions{FieldSelector: "involvedObject.kind=" + kind + ",type=Warning"}
+		if l, err := core.Events("").List(ctx, sel); ok("events", err) {
+			c.Events = append(c.Events, l.Items...)
+		}
 	}
 	gatherMetalLB(ctx, cl.MetalLB, c)
 	return c

@@ -183,7 +183,7 @@ type Cluster struct {
 	Leases         []coordinationv1.Lease
 	Services       []corev1.Service
 	EndpointSlices []discoveryv1.EndpointSlice
-	// Events are Warning Events on Services.
+	// Events are Warning Events on Services and BGPPeers.
 	Events []corev1.Event
 
 	Pools             []metallbv1beta1.IPAddressPool
