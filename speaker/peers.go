@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -215,11 +216,13 @@ type peerSync struct {
 	last     []announcers.BGPPeer
 	names    []string
 	reported map[string]string // peer key to the last problem reported
+	// rejected are the peers the announcer refused (from its status): no route goes to them.
+	rejected map[string]bool
 }
 
 func newPeerSync(log logr.Logger, announcer string, mgr *manager.Manager, inputs func() (peerInputs, error), rec record.EventRecorder, changed func()) *peerSync {
 	return &peerSync{log: log, announcer: announcer, mgr: mgr, inputs: inputs, recorder: rec, changed: changed,
-		trigger: make(chan struct{}, 1), reported: map[string]string{}}
+		trigger: make(chan struct{}, 1), reported: map[string]string{}, rejected: map[string]bool{}}
 }
 
 // poke asks for a recomputation; it never blocks.
@@ -245,11 +248,18 @@ func (p *peerSync) run(ctx context.Context) {
 	}
 }
 
-// Names returns the names of the peers configured for this node, sorted.
+// Names returns the names of the peers configured for this node that the announcer has not
+// refused, sorted: the peers a route from this node can go to.
 func (p *peerSync) Names() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return slices.Clone(p.names)
+	out := make([]string, 0, len(p.names))
+	for _, n := range p.names {
+		if !p.rejected[n] {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (p *peerSync) sync(ctx context.Context) error {
@@ -317,6 +327,19 @@ func (p *peerSync) report(problems []peerProblem) {
 // reportStatus turns the announcer's per-peer status into logs and Events: a peer it never
 // added (state unknown, with a message) has a configuration the announcer cannot honour.
 func (p *peerSync) reportStatus(namespace string, st announcers.Status) {
+	rejected := map[string]bool{}
+	for _, ps := range st.Peers {
+		if ps.State == announcers.SessionUnknown && ps.Message != "" {
+			rejected[ps.Name] = true
+		}
+	}
+	p.mu.Lock()
+	changed := !maps.Equal(rejected, p.rejected)
+	p.rejected = rejected
+	p.mu.Unlock()
+	if changed && p.changed != nil {
+		p.changed()
+	}
 	for _, ps := range st.Peers {
 		key := announcerReportPrefix + ps.Name
 		msg := ""

@@ -105,8 +105,10 @@ func TestBuildPeers(t *testing.T) {
 			return ""
 		},
 	}, {
-		name:    "Secret in another namespace",
-		peer:    testPeer("r1", func(s *metallbv1beta2.BGPPeerSpec) { s.PasswordSecret = &corev1.SecretReference{Name: "good", Namespace: "tenant"} }),
+		name: "Secret in another namespace",
+		peer: testPeer("r1", func(s *metallbv1beta2.BGPPeerSpec) {
+			s.PasswordSecret = &corev1.SecretReference{Name: "good", Namespace: "tenant"}
+		}),
 		problem: "spec.passwordSecret.namespace",
 	}, {
 		name:    "Secret missing",
@@ -225,6 +227,9 @@ func TestPeerSyncConfiguresOnChangeAndReportsOnce(t *testing.T) {
 	}})
 	if n := len(rec.Events); n != 1 {
 		t.Fatalf("%d events after announcer status, want 1", n)
+	}
+	if got := ps.Names(); len(got) != 0 || changed != 2 {
+		t.Fatalf("after the announcer refused r1: Names %v, changed %d; a refused peer receives no route", got, changed)
 	}
 	if ev := <-rec.Events; !strings.Contains(ev, ReasonPeerRejected) || !strings.Contains(ev, "holdTime") {
 		t.Fatalf("event %q", ev)

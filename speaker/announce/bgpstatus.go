@@ -116,7 +116,17 @@ func (w *BGPStatusWriter) update(ctx context.Context, cur *metallbv1beta1.Servic
 	}
 	obj := cur.DeepCopy()
 	obj.Status = st
-	updated, err := w.client.ServiceBGPStatuses(obj.Namespace).UpdateStatus(ctx, obj, metav1.UpdateOptions{})
+	c := w.client.ServiceBGPStatuses(obj.Namespace)
+	updated, err := c.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		// The copy was stale (the lister lags, or another worker of this speaker wrote it
+		// just now): read it and try once more.
+		var fresh *metallbv1beta1.ServiceBGPStatus
+		if fresh, err = c.Get(ctx, obj.Name, metav1.GetOptions{}); err == nil {
+			fresh.Status = st
+			updated, err = c.UpdateStatus(ctx, fresh, metav1.UpdateOptions{})
+		}
+	}
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		// Deleted or changed behind this process's back: read it afresh on the retry.
 		w.forget(obj.Namespace + "/" + obj.Name)

@@ -63,6 +63,8 @@ type clusterOptions struct {
 	notReady []int
 	// leaseDuration of the heartbeats (default 2s).
 	leaseDuration time.Duration
+	// announcers, when set, lists the speakers' announcers (default: arp and ndp).
+	announcers []string
 }
 
 func newCluster(t testing.TB, o clusterOptions) *cluster {
@@ -108,6 +110,12 @@ draining:
   timeout: 5s
 metricsBindAddress: ":7472"
 `, lease, speakerNamespace)
+	if len(o.announcers) > 0 {
+		cfg += "announcers:\n"
+		for _, a := range o.announcers {
+			cfg += "- name: " + a + "\n"
+		}
+	}
 	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,333 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
+	metallbv1beta2 "github.com/herald-lb/herald/config/metallb/v1beta2"
+	"github.com/herald-lb/herald/test/frr"
+	"github.com/herald-lb/herald/test/testbin"
+)
+
+// The lab's BGP: iBGP (one AS), so FRR keeps the local preference the nodes send.
+const (
+	bgpASN       = 64500
+	bgpHoldTime  = 9 * time.Second
+	bgpPeerName  = "router"
+	bgpLocalPref = 150
+)
+
+// bgpCluster is a cluster whose speakers run the bgp announcer, with FRR as the router, a pool
+// of 203.0.113.0/24 addresses covered only by a BGPAdvertisement (so its IPs have BGP units
+// only), and one BGPPeer (the router) for every node.
+type bgpCluster struct {
+	*cluster
+	router *frr.Router
+	pool   string
+}
+
+func newBGPCluster(t testing.TB, nodes int) *bgpCluster {
+	t.Helper()
+	if os.Getenv("HERALD_E2E_PREBUILT") == "" {
+		// The speakers look for the announcer beside herald: build it first.
+		herald := testbin.Build(t, "./cmd/herald")
+		if got := testbin.Build(t, "./cmd/herald-announcer-bgp"); filepath.Dir(got) != filepath.Dir(herald) {
+			t.Fatalf("announcer %s is not beside herald (%s)", got, herald)
+		}
+	}
+	c := newCluster(t, clusterOptions{nodes: nodes, announcers: []string{"arp", "ndp", "bgp"}})
+	var neighbors []frr.Neighbor
+	for _, n := range c.lab.Nodes {
+		neighbors = append(neighbors, frr.Neighbor{Address: n.IPv4, ASN: bgpASN, HoldTime: bgpHoldTime})
+	}
+	bc := &bgpCluster{cluster: c, pool: c.lab.Prefix + "bgp"}
+	bc.router = frr.Start(t, c.lab.Router.Netns, frr.Config{ASN: bgpASN, RouterID: c.lab.Router.IPv4, Neighbors: neighbors})
+	bc.createBGPConfig()
+	return bc
+}
+
+// createBGPConfig creates the pool, a Community alias, the BGPAdvertisement (local preference,
+// a standard community and the alias of a large one) and the router's BGPPeer.
+func (c *bgpCluster) createBGPConfig() {
+	c.t.Helper()
+	ctx := context.Background()
+	m := c.mlb.MetallbV1beta1()
+	lp := uint32(bgpLocalPref)
+	objs := []struct {
+		what   string
+		create func() error
+		del    func() error
+	}{{
+		"pool", func() error {
+			_, err := m.IPAddressPools(speakerNamespace).Create(ctx, &metallbv1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: c.pool, Namespace: speakerNamespace},
+				Spec: metallbv1beta1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/24"}, AutoAssign: ptrTo(false)}}, metav1.CreateOptions{})
+			return err
+		}, func() error { return m.IPAddressPools(speakerNamespace).Delete(ctx, c.pool, metav1.DeleteOptions{}) },
+	}, {
+		"community", func() error {
+			_, err := m.Communities(speakerNamespace).Create(ctx, &metallbv1beta1.Community{ObjectMeta: metav1.ObjectMeta{Name: c.pool, Namespace: speakerNamespace},
+				Spec: metallbv1beta1.CommunitySpec{Communities: []metallbv1beta1.CommunityAlias{{Name: "lab-large", Value: "large:64500:7:8"}}}}, metav1.CreateOptions{})
+			return err
+		}, func() error { return m.Communities(speakerNamespace).Delete(ctx, c.pool, metav1.DeleteOptions{}) },
+	}, {
+		"bgpadvertisement", func() error {
+			_, err := m.BGPAdvertisements(speakerNamespace).Create(ctx, &metallbv1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: c.pool, Namespace: speakerNamespace},
+				Spec: metallbv1beta1.BGPAdvertisementSpec{IPAddressPools: []string{c.pool}, LocalPref: lp, Communities: []string{"64500:100", "lab-large"}}}, metav1.CreateOptions{})
+			return err
+		}, func() error { return m.BGPAdvertisements(speakerNamespace).Delete(ctx, c.pool, metav1.DeleteOptions{}) },
+	}, {
+		"bgppeer", func() error { return c.createPeer(bgpPeerName, nil) },
+		func() error {
+			return c.mlb.MetallbV1beta2().BGPPeers(speakerNamespace).Delete(ctx, c.lab.Prefix+bgpPeerName, metav1.DeleteOptions{})
+		},
+	}}
+	for _, o := range objs {
+		if err := o.create(); err != nil {
+			c.t.Fatalf("creating %s: %v", o.what, err)
+		}
+		c.t.Cleanup(func() { _ = o.del() })
+	}
+}
+
+// createPeer creates a BGPPeer named prefix+name towards the router, changed by mutate.
+func (c *bgpCluster) createPeer(name string, mutate func(*metallbv1beta2.BGPPeerSpec)) error {
+	spec := metallbv1beta2.BGPPeerSpec{MyASN: bgpASN, ASN: bgpASN, Address: c.lab.Router.IPv4.String(),
+		HoldTime: &metav1.Duration{Duration: bgpHoldTime}, ConnectTime: &metav1.Duration{Duration: 2 * time.Second}}
+	if mutate != nil {
+		mutate(&spec)
+	}
+	_, err := c.mlb.MetallbV1beta2().BGPPeers(speakerNamespace).Create(context.Background(),
+		&metallbv1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: c.lab.Prefix + name, Namespace: speakerNamespace}, Spec: spec}, metav1.CreateOptions{})
+	return err
+}
+
+// nodeAddrs returns the IPv4 addresses of the lab nodes with the given indexes, sorted.
+func (c *bgpCluster) nodeAddrs(idx ...int) []netip.Addr {
+	var out []netip.Addr
+	for _, i := range idx {
+		out = append(out, c.lab.Nodes[i].IPv4)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// waitNexthops waits until FRR installs ip/32 through exactly the given nodes.
+func (c *bgpCluster) waitNexthops(ip netip.Addr, timeout time.Duration, nodes ...int) {
+	c.t.Helper()
+	want := c.nodeAddrs(nodes...)
+	pfx := netip.PrefixFrom(ip, 32)
+	eventually(c.t, timeout, func() (bool, string) {
+		rt, ok, err := c.router.Route(pfx)
+		if err != nil {
+			return false, err.Error()
+		}
+		got := slices.Clone(rt.Nexthops)
+		slices.SortFunc(got, netip.Addr.Compare)
+		if len(want) == 0 {
+			return !ok, fmt.Sprintf("FRR still routes %s via %v", pfx, got)
+		}
+		return ok && rt.Installed && slices.Equal(got, want), fmt.Sprintf("FRR routes %s via %v (installed %v), want %v", pfx, got, rt.Installed, want)
+	})
+}
+
+// bgpStatuses returns, for a Service, the nodes named by its ServiceBGPStatus objects (sorted)
+// and each object's peers.
+func (c *bgpCluster) bgpStatuses(svc string) ([]string, map[string][]string) {
+	c.t.Helper()
+	list, err := c.mlb.MetallbV1beta1().ServiceBGPStatuses(c.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		c.t.Fatalf("listing servicebgpstatuses: %v", err)
+	}
+	var nodes []string
+	peers := map[string][]string{}
+	for _, s := range list.Items {
+		if s.Status.ServiceName != svc {
+			continue
+		}
+		nodes = append(nodes, s.Status.Node)
+		peers[s.Status.Node] = s.Status.Peers
+	}
+	slices.Sort(nodes)
+	return nodes, peers
+}
+
+// waitBGPStatuses waits until the Service's ServiceBGPStatus objects name exactly the nodes
+// with the given indexes, each listing the router's peer.
+func (c *bgpCluster) waitBGPStatuses(svc string, timeout time.Duration, idx ...int) {
+	c.t.Helper()
+	var want []string
+	for _, i := range idx {
+		want = append(want, c.nodes[i])
+	}
+	slices.Sort(want)
+	eventually(c.t, timeout, func() (bool, string) {
+		nodes, peers := c.bgpStatuses(svc)
+		if !slices.Equal(nodes, want) {
+			return false, fmt.Sprintf("ServiceBGPStatus of %s names %v, want %v", svc, nodes, want)
+		}
+		for n, p := range peers {
+			if !slices.Equal(p, []string{c.lab.Prefix + bgpPeerName}) {
+				return false, fmt.Sprintf("ServiceBGPStatus of %s on %s lists peers %v", svc, n, p)
+			}
+		}
+		return true, ""
+	})
+}
+
+// metric returns the value of one sample of node i's speaker metrics ("" when absent).
+func (c *bgpCluster) metric(i int, sample string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := c.lab.Nodes[i].Command(ctx, "curl", "-s", "http://127.0.0.1:7472/metrics").Output()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestE2EBGPECMPWithAttributes: every node's speaker advertises the /32 to FRR with the
+// advertisement's local preference and communities (one of them a Community alias for a large
+// community); FRR installs an ECMP route through every node; each node publishes its own
+// ServiceBGPStatus; a bad BGPPeer is reported with its field and disturbs nobody; killing a
+// node's speaker takes its path away within the hold time.
+func TestE2EBGPECMPWithAttributes(t *testing.T) {
+	c := newBGPCluster(t, 3)
+	c.createService(serviceOptions{name: "bgp-web", ip: "203.0.113.10"})
+	ip := c.waitIP("bgp-web")
+	c.waitNexthops(ip, 40*time.Second, 0, 1, 2)
+
+	paths, err := c.router.Paths(netip.PrefixFrom(ip, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) != 3 {
+		t.Fatalf("FRR holds %d paths for %s, want one per node: %+v", len(paths), ip, paths)
+	}
+	for _, p := range paths {
+		if p.LocalPref == nil || *p.LocalPref != bgpLocalPref || !slices.Equal(p.Communities, []string{"64500:100"}) ||
+			!slices.Equal(p.LargeCommunities, []string{"64500:7:8"}) || !p.Valid {
+			t.Fatalf("path from %s: local-pref %v, communities %v, large %v, valid %v", p.Peer, p.LocalPref, p.Communities, p.LargeCommunities, p.Valid)
+		}
+	}
+	c.waitBGPStatuses("bgp-web", 10*time.Second, 0, 1, 2)
+	if l2 := c.l2Statuses("bgp-web"); len(l2) != 0 {
+		t.Fatalf("a BGP-only IP has ServiceL2Status objects: %+v", l2)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		up, ann := c.metric(0, `herald_speaker_bgp_session_up{peer="`+c.lab.Prefix+bgpPeerName+`"}`), c.metric(0, `herald_speaker_announcements_total{mode="BGP"}`)
+		return up == "1" && ann != "" && ann != "0", fmt.Sprintf("session_up %q announcements_total %q", up, ann)
+	})
+
+	// Two bad peers: one the speaker cannot resolve (missing BFDProfile), one the announcer
+	// refuses (a VRF). Both are reported with the field; the good session and route stay.
+	sessions := map[netip.Addr]int{}
+	for _, n := range c.lab.Nodes {
+		st, err := c.router.Neighbor(n.IPv4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions[n.IPv4] = st.Established
+	}
+	if err := c.createPeer("no-bfd", func(s *metallbv1beta2.BGPPeerSpec) { s.Address = "192.0.2.251"; s.BFDProfile = "missing" }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.createPeer("in-vrf", func(s *metallbv1beta2.BGPPeerSpec) { s.Address = "192.0.2.252"; s.VRFName = "red" }); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"no-bfd", "in-vrf"} {
+		t.Cleanup(func() {
+			_ = c.mlb.MetallbV1beta2().BGPPeers(speakerNamespace).Delete(context.Background(), c.lab.Prefix+bad, metav1.DeleteOptions{})
+		})
+	}
+	eventually(t, 20*time.Second, func() (bool, string) {
+		bfd := c.peerEvents(c.lab.Prefix+"no-bfd", "InvalidBGPPeer")
+		vrf := c.peerEvents(c.lab.Prefix+"in-vrf", "BGPPeerRejected")
+		ok := len(bfd) > 0 && strings.Contains(bfd[0], "spec.bfdProfile") && len(vrf) > 0 && strings.Contains(vrf[0], "vrf")
+		return ok, fmt.Sprintf("events: no-bfd %q, in-vrf %q", bfd, vrf)
+	})
+	c.waitNexthops(ip, 5*time.Second, 0, 1, 2)
+	c.waitBGPStatuses("bgp-web", 5*time.Second, 0, 1, 2)
+	for _, n := range c.lab.Nodes {
+		st, err := c.router.Neighbor(n.IPv4)
+		if err != nil || st.State != "Established" || st.Established != sessions[n.IPv4] {
+			t.Fatalf("session with %s after the bad peers: %+v, %v (it must not have been reset)", n.Name, st, err)
+		}
+	}
+
+	// Kill node 2's speaker (and its announcer, in its process group): its path goes.
+	start := time.Now()
+	if err := c.speaker(c.nodes[2]).Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.waitNexthops(ip, bgpHoldTime+2*time.Second, 0, 1)
+	t.Logf("path of the killed node withdrawn after %s (hold time %s)", time.Since(start).Round(time.Millisecond), bgpHoldTime)
+
+	// Freeze node 1's speaker and announcer: no FIN is sent, so FRR's hold timer is what
+	// takes the path away. Thawed, the node reconnects and advertises again.
+	frozen := c.speaker(c.nodes[1])
+	start = time.Now()
+	if err := frozen.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = frozen.Signal(syscall.SIGCONT) })
+	c.waitNexthops(ip, bgpHoldTime+2*time.Second, 0)
+	t.Logf("path of the frozen node withdrawn after %s (hold time %s)", time.Since(start).Round(time.Millisecond), bgpHoldTime)
+	if err := frozen.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	c.waitNexthops(ip, 30*time.Second, 0, 1)
+}
+
+// TestE2EBGPLocalTrafficPolicy: with externalTrafficPolicy Local only the nodes with a local
+// endpoint advertise, and the advertisement (route and ServiceBGPStatus) follows the endpoint.
+func TestE2EBGPLocalTrafficPolicy(t *testing.T) {
+	c := newBGPCluster(t, 3)
+	c.createService(serviceOptions{name: "bgp-local", ip: "203.0.113.20", local: true, endpoints: []int{1}})
+	ip := c.waitIP("bgp-local")
+	c.waitNexthops(ip, 40*time.Second, 1)
+	c.waitBGPStatuses("bgp-local", 10*time.Second, 1)
+
+	c.setEndpoints("bgp-local", []int{0, 2})
+	c.waitNexthops(ip, 10*time.Second, 0, 2)
+	c.waitBGPStatuses("bgp-local", 10*time.Second, 0, 2)
+
+	c.setEndpoints("bgp-local", nil)
+	c.waitNexthops(ip, 10*time.Second)
+	c.waitBGPStatuses("bgp-local", 10*time.Second)
+}
+
+// peerEvents returns the messages of the Events on a BGPPeer with the reason.
+func (c *bgpCluster) peerEvents(peer, reason string) []string {
+	c.t.Helper()
+	list, err := c.client.CoreV1().Events(speakerNamespace).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.InvolvedObject.Kind == "BGPPeer" && e.InvolvedObject.Name == peer && e.Reason == reason {
+			out = append(out, e.Message)
+		}
+	}
+	return out
+}
+
+func ptrTo[T any](v T) *T { return &v }
