@@ -88,9 +88,10 @@ type Speaker struct {
 	announce *announce.Plugin
 	// statusWriter writes this node's ServiceL2Status objects, bgpStatusWriter its
 	// ServiceBGPStatus objects.
-	statusWriter    *announce.L2StatusWriter
-	bgpStatusWriter *announce.BGPStatusWriter
-	recorder        record.EventRecorder
+	statusWriter *announce.L2StatusWriter
+	// bgpStatus writes ServiceBGPStatus objects outside the cycle (see AsyncStatus).
+	bgpStatus *announce.AsyncStatus
+	recorder  record.EventRecorder
 	// peers configures the BGP announcer; nil when no bgp announcer is configured.
 	peers      *peerSync
 	nodeLister corelisters.NodeLister
@@ -238,7 +239,9 @@ func (s *Speaker) run(ctx context.Context) error {
 	}
 	s.recorder = s.newRecorder(ctx)
 	s.statusWriter = announce.NewL2StatusWriter(s.o.NodeName, s.metallb.MetallbV1beta1(), statusLister)
-	s.bgpStatusWriter = announce.NewBGPStatusWriter(s.o.NodeName, s.metallb.MetallbV1beta1(), l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister())
+	s.bgpStatus = announce.NewAsyncStatus(
+		announce.NewBGPStatusWriter(s.o.NodeName, s.metallb.MetallbV1beta1(), l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister()),
+		s.log.WithName("bgp-status"))
 	deps := announce.Deps{
 		Announcers:    s.mgr,
 		AnnouncerFor:  s.announcerFor,
@@ -246,7 +249,7 @@ func (s *Speaker) run(ctx context.Context) error {
 		Recorder:      s.recorder,
 		InterfacesFor: s.interfacesFor,
 		BGPAnnouncer:  s.bgpAnnouncer(),
-		BGPStatus:     s.bgpStatusWriter,
+		BGPStatus:     s.bgpStatus,
 		OnAnnounce:    observeAnnounce,
 		MayClaim:      func() bool { return s.hb.current() && !s.hb.isDraining() },
 		MayWithdraw:   func() bool { return s.hb.current() && !s.hb.isDraining() },
@@ -351,6 +354,8 @@ func (s *Speaker) run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.pollAnnouncers(runCtx, 2*time.Second) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.bgpStatus.Run(runCtx, 2) }()
 	s.queue.Add(allKey)
 	const workers = 2
 	for i := 0; i < workers; i++ {
@@ -388,6 +393,9 @@ func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, w
 			if rerr := s.announce.Retract(stopCtx, cur); rerr != nil {
 				s.log.Error(rerr, "removing status on shutdown", "ip", cur.IP)
 			}
+		}
+		if ferr := s.bgpStatus.Flush(stopCtx); ferr != nil {
+			s.log.Error(ferr, "removing ServiceBGPStatus on shutdown")
 		}
 	}
 	stopRun()

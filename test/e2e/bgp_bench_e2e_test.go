@@ -149,11 +149,8 @@ func BenchmarkE2EBGPServiceToRoute(b *testing.B) {
 				}
 			}()
 		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			b.Fatal(err)
-		}
+		// Poll while the Services are being created: the first routes appear long before
+		// the hundredth Service exists.
 		firstSeen := make([]time.Time, benchServices)
 		fullSeen := make([]time.Time, benchServices)
 		deadline := time.Now().Add(2 * time.Minute)
@@ -161,11 +158,17 @@ func BenchmarkE2EBGPServiceToRoute(b *testing.B) {
 			if time.Now().After(deadline) {
 				b.Fatalf("%d of %d routes not complete after 2m", left, benchServices)
 			}
+			select {
+			case err := <-errs:
+				b.Fatal(err)
+			default:
+			}
 			routes, err := c.installedRoutes()
 			if err != nil {
 				b.Fatal(err)
 			}
 			now := time.Now()
+
 			left = 0
 			for i, ip := range ips {
 				n := routes[netip.PrefixFrom(ip, 32)]
@@ -182,6 +185,11 @@ func BenchmarkE2EBGPServiceToRoute(b *testing.B) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		b.StopTimer()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
 		stopWatch()
 		<-watchDone
 		for i := range ips {
