@@ -1,0 +1,331 @@
+//go:build integration
+
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/herald-lb/herald/config"
+	"github.com/herald-lb/herald/plugins"
+	"github.com/herald-lb/herald/plugins/excludelb"
+	"github.com/herald-lb/herald/speaker/announce"
+	"github.com/herald-lb/herald/test/kubeapi"
+)
+
+// seedGuideValues are the production values of the MetalLB guide (seed 003): both roles on
+// control-plane nodes, tolerating NoSchedule taints, and speaker.ignoreExcludeLB.
+const seedGuideValues = `
+controller:
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+        - matchExpressions:
+          - key: node-role.kubernetes.io/control-plane
+            operator: Exists
+  tolerations:
+  - operator: Exists
+    effect: NoSchedule
+speaker:
+  ignoreExcludeLB: true
+  logLevel: 4
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+        - matchExpressions:
+          - key: node-role.kubernetes.io/control-plane
+            operator: Exists
+  tolerations:
+  - operator: Exists
+    effect: NoSchedule
+logLevel: 2
+`
+
+// serviceMonitorCRD stands in for the Prometheus Operator's CRD so the optional
+// ServiceMonitor can be applied; its schema accepts any spec.
+const serviceMonitorCRD = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  names: {kind: ServiceMonitor, listKind: ServiceMonitorList, plural: servicemonitors, singular: servicemonitor}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+`
+
+// TestIntegrationChartAppliesToTheAPIServer renders the chart with several value sets and
+// server-side-applies every object to the real API server, then checks what the API server
+// stored: the speaker's privileges, the seed guide's scheduling values, the configuration
+// file (loaded strictly, as the speaker loads it) and the log levels.
+func TestIntegrationChartAppliesToTheAPIServer(t *testing.T) {
+	env := kubeapi.Env(t)
+	admin := env.Client(t)
+	apply(t, env.AdminConfig(), decode(t, []byte(serviceMonitorCRD)))
+	tests := []struct {
+		name, release, values string
+		ignoreExcludeLB       bool
+		caps                  []corev1.Capability // the speaker's added capabilities
+		tolerations           bool
+		speakerV, controllerV string
+		// secrets: the speaker may list Secrets in the release namespace (BGP passwords).
+		secrets bool
+		objects []string // kinds that must be rendered besides the defaults
+	}{
+		{name: "defaults", release: "herald", caps: []corev1.Capability{"NET_RAW"}, speakerV: "--v=0", controllerV: "--v=0"},
+		{name: "seed guide", release: "lb", values: seedGuideValues, ignoreExcludeLB: true,
+			caps: []corev1.Capability{"NET_RAW"}, tolerations: true, speakerV: "--v=4", controllerV: "--v=2"},
+		{name: "bgp only with a ServiceMonitor", release: "bgp",
+			values:   "speaker:\n  announcers: [bgp]\nmetrics:\n  serviceMonitor:\n    enabled: true\n",
+			speakerV: "--v=0", controllerV: "--v=0", secrets: true, objects: []string{"ServiceMonitor"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			ns := env.Namespace(t)
+			objs := decode(t, helmTemplate(t, tt.release, ns, tt.values))
+			for _, kind := range append([]string{"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+				"Role", "RoleBinding", "ConfigMap", "Deployment", "DaemonSet", "Service"}, tt.objects...) {
+				if len(find(objs, kind)) == 0 {
+					t.Errorf("the chart rendered no %s", kind)
+				}
+			}
+			apply(t, env.AdminConfig(), objs)
+
+			ds := find(objs, "DaemonSet")[0]
+			served, err := admin.AppsV1().DaemonSets(ns).Get(ctx, ds.GetName(), metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("the applied DaemonSet: %v", err)
+			}
+			checkSpeakerPod(t, served, tt.caps, tt.speakerV)
+			if got := len(served.Spec.Template.Spec.Tolerations) > 0 && served.Spec.Template.Spec.Affinity != nil; got != tt.tolerations {
+				t.Errorf("speaker tolerations and affinity set = %v, want %v", got, tt.tolerations)
+			}
+			dep := find(objs, "Deployment")[0]
+			ctrl, err := admin.AppsV1().Deployments(ns).Get(ctx, dep.GetName(), metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("the applied Deployment: %v", err)
+			}
+			checkControllerPod(t, ctrl, ns, tt.controllerV)
+			if got := grantsSecrets(t, objs); got != tt.secrets {
+				t.Errorf("the speaker may read Secrets: %v, want %v (only with the bgp announcer)", got, tt.secrets)
+			}
+			if got := len(ctrl.Spec.Template.Spec.Tolerations) > 0 && ctrl.Spec.Template.Spec.Affinity != nil; got != tt.tolerations {
+				t.Errorf("controller tolerations and affinity set = %v, want %v", got, tt.tolerations)
+			}
+
+			cm, err := admin.CoreV1().ConfigMaps(ns).Get(ctx, find(objs, "ConfigMap")[0].GetName(), metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := loadConfig(t, cm.Data["config.yaml"])
+			if c.Heartbeat.Namespace != ns {
+				t.Errorf("heartbeat namespace %q, want the release namespace %q", c.Heartbeat.Namespace, ns)
+			}
+			for _, p := range c.Profiles {
+				if got := ignoreExcludeLB(t, p); got != tt.ignoreExcludeLB {
+					t.Errorf("profile %q: ExcludeLB ignoreExcludeLB = %v, want %v (speaker.ignoreExcludeLB)", p.Name, got, tt.ignoreExcludeLB)
+				}
+			}
+			if len(c.Profiles) != 2 || c.Profiles[1].LoadBalancerClass != "herald.dev/herald" {
+				t.Errorf("profiles %+v: want the default one and one for class herald.dev/herald", c.Profiles)
+			}
+		})
+	}
+}
+
+// checkSpeakerPod asserts the speaker's pod template: host network, the node name from the
+// downward API, exactly the capabilities the announcers need, read-only root filesystem.
+func checkSpeakerPod(t *testing.T, ds *appsv1.DaemonSet, caps []corev1.Capability, verbosity string) {
+	t.Helper()
+	spec := ds.Spec.Template.Spec
+	if !spec.HostNetwork {
+		t.Error("the speaker does not use the host network")
+	}
+	c := spec.Containers[0]
+	if !slices.Contains(c.Args, "--node-name=$(NODE_NAME)") || !slices.Contains(c.Args, verbosity) {
+		t.Errorf("speaker args %v: want --node-name=$(NODE_NAME) and %s", c.Args, verbosity)
+	}
+	var nodeFromField bool
+	for _, e := range c.Env {
+		if e.Name == "NODE_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName" {
+			nodeFromField = true
+		}
+	}
+	if !nodeFromField {
+		t.Error("NODE_NAME does not come from the pod's spec.nodeName")
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.Capabilities == nil {
+		t.Fatal("the speaker has no security context with capabilities")
+	}
+	if !reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("dropped capabilities %v, want [ALL]", sc.Capabilities.Drop)
+	}
+	if !slices.Equal(sc.Capabilities.Add, caps) {
+		t.Errorf("added capabilities %v, want %v", sc.Capabilities.Add, caps)
+	}
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Error("the speaker's root filesystem is writable or it may escalate privileges")
+	}
+	if sc.Privileged != nil && *sc.Privileged {
+		t.Error("the speaker is privileged")
+	}
+}
+
+func checkControllerPod(t *testing.T, d *appsv1.Deployment, ns, verbosity string) {
+	t.Helper()
+	spec := d.Spec.Template.Spec
+	if spec.HostNetwork {
+		t.Error("the controller uses the host network")
+	}
+	c := spec.Containers[0]
+	if c.Args[0] != "controller" || !slices.Contains(c.Args, "--namespace="+ns) || !slices.Contains(c.Args, verbosity) {
+		t.Errorf("controller args %v: want controller --namespace=%s %s", c.Args, ns, verbosity)
+	}
+	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" ||
+		c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+		t.Error("the controller has no /healthz liveness and /readyz readiness probes")
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.Capabilities == nil || len(sc.Capabilities.Add) != 0 || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("controller capabilities %+v, want every one dropped and none added", sc)
+	}
+	if spec.SecurityContext == nil || spec.SecurityContext.RunAsNonRoot == nil || !*spec.SecurityContext.RunAsNonRoot {
+		t.Error("the controller may run as root")
+	}
+}
+
+// grantsSecrets reports whether any rendered rule lets the speaker's account touch Secrets,
+// and fails if such a rule is cluster-wide.
+func grantsSecrets(t *testing.T, objs []*unstructured.Unstructured) bool {
+	t.Helper()
+	ds := typedOne[appsv1.DaemonSet](t, objs, "DaemonSet")
+	found := false
+	for _, g := range grantsFor(t, objs, ds.Namespace, ds.Spec.Template.Spec.ServiceAccountName) {
+		if slices.Contains(g.rule.Resources, "secrets") || slices.Contains(g.rule.Resources, "*") {
+			if g.namespace == "" {
+				t.Errorf("%s grants Secrets cluster-wide", g.role)
+			}
+			found = true
+		}
+	}
+	return found
+}
+
+// loadConfig loads a configuration file as `herald speaker --config` does.
+func loadConfig(t *testing.T, data string) *config.SpeakerConfiguration {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := config.Options{Registry: plugins.NewInTreeRegistry(), DefaultPlugins: plugins.DefaultProfile()}
+	if err := opts.Registry.Register(announce.Name, announce.PlaceholderRegistration()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path, opts)
+	if err != nil {
+		t.Fatalf("the chart's speaker configuration does not load: %v\n%s", err, data)
+	}
+	return c
+}
+
+func ignoreExcludeLB(t *testing.T, p config.Profile) bool {
+	t.Helper()
+	for _, pc := range p.PluginConfig {
+		if pc.Name == excludelb.Name {
+			var a excludelb.ExcludeLBArgs
+			if err := json.Unmarshal(pc.Args, &a); err != nil {
+				t.Fatalf("profile %q ExcludeLB args: %v", p.Name, err)
+			}
+			return a.IgnoreExcludeLB
+		}
+	}
+	t.Fatalf("profile %q has no ExcludeLB args", p.Name)
+	return false
+}
+
+// TestIntegrationKustomizeManifestsAreTheChart checks that deploy/kustomize/herald.yaml is the
+// chart rendered as generate.sh renders it (so the plain manifests and the chart agree on
+// everything, RBAC included), that the RBAC objects of `kustomize build` equal the chart's,
+// and that `kubectl apply -k deploy/kustomize` would succeed: every object of the kustomize
+// output is applied to the real API server.
+func TestIntegrationKustomizeManifestsAreTheChart(t *testing.T) {
+	env := kubeapi.Env(t)
+	chart := helmTemplate(t, "herald", "herald-system", "")
+	committed, err := os.ReadFile("kustomize/herald.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := []byte("# Generated by deploy/kustomize/generate.sh from deploy/helm/herald; do not edit.\n")
+	if !bytes.Equal(committed, append(header, chart...)) {
+		t.Fatal("deploy/kustomize/herald.yaml is not the rendered chart: run deploy/kustomize/generate.sh and commit the result")
+	}
+	built := decode(t, run(t, tool(t, "kustomize"), "build", "kustomize"))
+	want := rbacObjects(t, decode(t, chart))
+	got := rbacObjects(t, built)
+	if len(want) == 0 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("kustomize RBAC objects differ from the chart's:\nkustomize: %v\nchart:     %v", got, want)
+	}
+	if ns := find(built, "Namespace"); len(ns) != 1 || ns[0].GetName() != "herald-system" {
+		t.Fatalf("the kustomize output must create namespace herald-system, has %v", ns)
+	}
+	apply(t, env.AdminConfig(), built)
+	ctx := context.Background()
+	if _, err := env.Client(t).AppsV1().DaemonSets("herald-system").Get(ctx, "herald-speaker", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the speaker DaemonSet after apply: %v", err)
+	}
+}
+
+// rbacObjects maps "Kind namespace/name" to the object's rules, or its roleRef and subjects.
+func rbacObjects(t *testing.T, objs []*unstructured.Unstructured) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, o := range objs {
+		var v any
+		switch o.GetKind() {
+		case "ClusterRole":
+			v = typed[rbacv1.ClusterRole](t, o).Rules
+		case "Role":
+			v = typed[rbacv1.Role](t, o).Rules
+		case "ClusterRoleBinding":
+			b := typed[rbacv1.ClusterRoleBinding](t, o)
+			v = []any{b.RoleRef, b.Subjects}
+		case "RoleBinding":
+			b := typed[rbacv1.RoleBinding](t, o)
+			v = []any{b.RoleRef, b.Subjects}
+		default:
+			continue
+		}
+		data, err := yaml.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName()] = string(data)
+	}
+	return out
+}

@@ -1,0 +1,563 @@
+//go:build integration
+
+package deploy_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/herald-lb/herald/cmd/herald/app"
+	metallbclient "github.com/herald-lb/herald/config/metallb/client/clientset/versioned"
+	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
+	"github.com/herald-lb/herald/controller"
+	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/plugins"
+	"github.com/herald-lb/herald/speaker"
+	"github.com/herald-lb/herald/test/kubeapi"
+	"github.com/herald-lb/herald/test/testbin"
+)
+
+// rbacTestValues shorten the chart's timers so that every renewal path (Lease updates, pool
+// status writes) runs within the test.
+const rbacTestValues = `
+controller:
+  poolStatusInterval: 1s
+  leaderElection: {leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 1s}
+speaker:
+  heartbeat: {leaseDuration: 4s, renewInterval: 1s}
+  drainingTimeout: 2s
+`
+
+// TestIntegrationRolesRunWithTheChartsRBAC is the least-privilege proof. The chart's RBAC is
+// applied to a real API server with RBAC authorization on; the controller and a speaker then
+// run in this process, configured from the chart's own arguments and configuration file,
+// each authenticated as its chart ServiceAccount, with every request recorded by a wrapping
+// RoundTripper. They complete an allocation (the Service gets an address) and an announcement
+// (ServiceL2Status for this node), a refused Service and a withdrawal, then shut down. Then:
+//   - no request was refused (HTTP 403), and each recorded request is allowed by the rendered
+//     rules (checked again by evaluating the rules here);
+//   - every verb on every resource the rules grant was used at least once: no rule is spare.
+//
+// The recording sees every request either role makes through client-go; the roles make no
+// other API requests (no exec of kubectl, no other HTTP client).
+func TestIntegrationRolesRunWithTheChartsRBAC(t *testing.T) {
+	env := kubeapi.Env(t)
+	env.InstallCRDs(t)
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	objs := decode(t, helmTemplate(t, "rbac", ns, rbacTestValues))
+	apply(t, env.AdminConfig(), objs)
+	admin := env.Client(t)
+	mlb := metallbclient.NewForConfigOrDie(env.AdminConfig())
+
+	dep := typedOne[appsDeployment](t, objs, "Deployment")
+	ds := typedOne[appsDaemonSet](t, objs, "DaemonSet")
+	ctrlSA, spkSA := dep.Spec.Template.Spec.ServiceAccountName, ds.Spec.Template.Spec.ServiceAccountName
+	ctrlRec, spkRec := newRecorder(), newRecorder()
+	ctrlCfg := ctrlRec.wrap(env.ServiceAccountConfig(t, ns, ctrlSA))
+	spkCfg := spkRec.wrap(env.ServiceAccountConfig(t, ns, spkSA))
+	waitAuthorized(t, ctrlCfg, ns)
+
+	node := "rbac-node-1"
+	createReadyNode(t, admin, node)
+	pool := &metallbv1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "rbac", Namespace: ns},
+		Spec: metallbv1beta1.IPAddressPoolSpec{Addresses: []string{"192.0.2.100-192.0.2.109"}}}
+	if _, err := mlb.MetallbV1beta1().IPAddressPools(ns).Create(ctx, pool, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	adv := &metallbv1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "rbac", Namespace: ns},
+		Spec: metallbv1beta1.L2AdvertisementSpec{IPAddressPools: []string{"rbac"}}}
+	if _, err := mlb.MetallbV1beta1().L2Advertisements(ns).Create(ctx, adv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	ctrlOpts := controllerOptions(t, dep.Spec.Template.Spec.Containers[0].Args)
+	wg.Go(func() { errs <- roleErr("controller", controller.Run(runCtx, ctrlCfg, ctrlOpts)) })
+	spkOpts := speakerOptions(t, objs, ds.Spec.Template.Spec.Containers[0].Args, node, spkCfg)
+	wg.Go(func() { errs <- roleErr("speaker", speaker.Run(runCtx, spkOpts)) })
+	stopped := false
+	shutdown := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		stop()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("the controller or the speaker did not stop within 30s")
+		}
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer shutdown()
+
+	// On failure, show the scheduling cycle the speaker ran, as `herald explain` computes it.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("herald explain %s/web:\n%s", ns, explain(t, env.Kubeconfig, ns+"/web", typedOne[corev1.ConfigMap](t, objs, "ConfigMap").Data["config.yaml"]))
+		}
+	})
+
+	// Allocation and announcement.
+	svc := loadBalancer(ns, "web", nil)
+	if _, err := admin.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Nobody announces a Service without a serving endpoint: give it one on the node.
+	createEndpointSlice(t, admin, ns, "web", node)
+	ip := waitFor(t, "the Service's address", func() (string, bool) {
+		s, err := admin.CoreV1().Services(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil || len(s.Status.LoadBalancer.Ingress) == 0 {
+			return "", false
+		}
+		return s.Status.LoadBalancer.Ingress[0].IP, true
+	})
+	if a, err := netip.ParseAddr(ip); err != nil || a.Less(netip.MustParseAddr("192.0.2.100")) || netip.MustParseAddr("192.0.2.109").Less(a) {
+		t.Fatalf("the Service got %q, not an address of pool 192.0.2.100-192.0.2.109", ip)
+	}
+	waitFor(t, "a ServiceL2Status naming "+node, func() (string, bool) {
+		list, err := mlb.MetallbV1beta1().ServiceL2Statuses(ns).List(ctx, metav1.ListOptions{})
+		if err != nil || len(list.Items) != 1 {
+			return "", false
+		}
+		st := list.Items[0].Status
+		return st.Node, st.Node == node && st.ServiceName == "web"
+	})
+	waitFor(t, "the pool's status counting the address", func() (string, bool) {
+		p, err := mlb.MetallbV1beta1().IPAddressPools(ns).Get(ctx, "rbac", metav1.GetOptions{})
+		return "", err == nil && p.Status.AssignedIPv4 == 1
+	})
+
+	// A refusal, twice: an address outside every pool, then one inside, then the outside one
+	// again. The controller records an Event per change; the second, identical refusal Event
+	// is aggregated by client-go's event recorder, which patches the first one.
+	refused := loadBalancer(ns, "refused", map[string]string{"metallb.io/loadBalancerIPs": "198.51.100.7"})
+	if _, err := admin.CoreV1().Services(ns).Create(ctx, refused, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ingress := func(want bool) func() (string, bool) {
+		return func() (string, bool) {
+			s, err := admin.CoreV1().Services(ns).Get(ctx, "refused", metav1.GetOptions{})
+			return fmt.Sprint(err), err == nil && (len(s.Status.LoadBalancer.Ingress) > 0) == want && len(s.Status.Conditions) > 0
+		}
+	}
+	waitFor(t, "the refusal", ingress(false))
+	for _, step := range []struct {
+		ip     string
+		assign bool
+	}{{"192.0.2.105", true}, {"198.51.100.7", false}} {
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{"metallb.io/loadBalancerIPs":%q}}}`, step.ip)
+		if _, err := admin.CoreV1().Services(ns).Patch(ctx, "refused", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the controller's answer to "+step.ip, ingress(step.assign))
+	}
+	waitFor(t, "the refusal Event counted twice", func() (string, bool) {
+		evs, err := admin.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=refused,type=Warning"})
+		if err != nil || len(evs.Items) == 0 {
+			return fmt.Sprint(err), false
+		}
+		return fmt.Sprint(evs.Items[0].Count), evs.Items[0].Count >= 2
+	})
+
+	// Withdrawal: the Service goes, the speaker deletes its ServiceL2Status.
+	if err := admin.CoreV1().Services(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the ServiceL2Status gone", func() (string, bool) {
+		list, err := mlb.MetallbV1beta1().ServiceL2Statuses(ns).List(ctx, metav1.ListOptions{})
+		return "", err == nil && len(list.Items) == 0
+	})
+	// Let both roles renew their Leases at least once more before they stop.
+	time.Sleep(1500 * time.Millisecond)
+	shutdown()
+
+	checkCalls(t, "controller", ctrlRec, grantsFor(t, objs, ns, ctrlSA), nil)
+	checkCalls(t, "speaker", spkRec, grantsFor(t, objs, ns, spkSA), nil)
+}
+
+// checkCalls asserts both directions between the recorded calls and the granted rules.
+// unused lists "verb resource.group" pairs the role may legitimately not reach in the test,
+// with the reason; it must stay empty unless a path cannot be driven from outside.
+func checkCalls(t *testing.T, role string, rec *recorder, grants []grant, unused map[string]string) {
+	t.Helper()
+	calls, nonResource := rec.snapshot()
+	if len(calls) == 0 {
+		t.Fatalf("%s: no API calls recorded", role)
+	}
+	for _, p := range nonResource {
+		if p != "/api" && p != "/apis" && !strings.HasPrefix(p, "/api/") && !strings.HasPrefix(p, "/apis/") {
+			t.Errorf("%s: non-resource request %s (only discovery is expected)", role, p)
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range calls {
+		if c.Code == 403 {
+			t.Errorf("%s: refused by the API server: %s", role, c)
+		}
+		allowed := false
+		for _, g := range grants {
+			if g.allows(c) {
+				allowed = true
+				seen[grantKey(g, c)] = true
+			}
+		}
+		if !allowed {
+			t.Errorf("%s: no rule of the chart allows %s", role, c)
+		}
+	}
+	// Every granted verb on every granted resource was used.
+	for _, g := range grants {
+		for _, group := range g.rule.APIGroups {
+			for _, res := range g.rule.Resources {
+				for _, verb := range g.rule.Verbs {
+					key := fmt.Sprintf("%s %s.%s", verb, res, groupName(group))
+					if !seen[g.role+"|"+key] {
+						if why, ok := unused[key]; ok {
+							t.Logf("%s: %s granted but not exercised here: %s", role, key, why)
+							continue
+						}
+						t.Errorf("%s: %s grants %s, which the %s never used: remove it or exercise it", role, g.role, key, role)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%s: %d API calls, %d distinct rule uses", role, len(calls), len(seen))
+}
+
+func grantKey(g grant, c call) string {
+	res := c.Resource
+	if c.Subresource != "" {
+		res += "/" + c.Subresource
+	}
+	return fmt.Sprintf("%s|%s %s.%s", g.role, c.Verb, res, groupName(c.Group))
+}
+
+// groupName names the core API group "core", as RBAC docs do.
+func groupName(g string) string {
+	if g == "" {
+		return "core"
+	}
+	return g
+}
+
+// controllerOptions parses the chart's controller arguments with the real command's flags,
+// so a renamed or misspelt flag in the chart fails here.
+func controllerOptions(t *testing.T, args []string) controller.Options {
+	t.Helper()
+	if len(args) == 0 || args[0] != "controller" {
+		t.Fatalf("controller args %v do not start with the controller subcommand", args)
+	}
+	parseWithCommand(t, args)
+	opts := controller.DefaultOptions()
+	fs := newFlagSet()
+	// parseWithCommand checked every flag; the root command's logging flags are not the
+	// controller's options.
+	fs.ParseErrorsWhitelist.UnknownFlags = true
+	opts.AddFlags(fs)
+	args = expand(args[1:], map[string]string{"POD_NAME": "rbac-controller-0"})
+	// The pod serves metrics on its own address; here the test must not bind a fixed port.
+	if fs.Lookup("metrics-bind-address") != nil {
+		args = append(args, "--metrics-bind-address=127.0.0.1:0")
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("the chart's controller args: %v", err)
+	}
+	return opts
+}
+
+// speakerOptions builds the speaker's options from the chart: its arguments (checked against
+// the real command's flags), its configuration file from the ConfigMap, and this test's node.
+// Two things differ from a pod: the node's interfaces are given (a real speaker reads them
+// from the host), and the announcers are an in-memory test announcer, because the API calls,
+// not the wire, are under test here.
+func speakerOptions(t *testing.T, objs []*unstructured.Unstructured, args []string, node string, cfg *rest.Config) speaker.Options {
+	t.Helper()
+	if len(args) == 0 || args[0] != "speaker" {
+		t.Fatalf("speaker args %v do not start with the speaker subcommand", args)
+	}
+	parseWithCommand(t, args)
+	var nodeArg, holderArg bool
+	for _, a := range args {
+		nodeArg = nodeArg || a == "--node-name=$(NODE_NAME)"
+		holderArg = holderArg || a == "--holder=$(POD_NAME)"
+	}
+	if !nodeArg || !holderArg {
+		t.Fatalf("speaker args %v: want --node-name=$(NODE_NAME) and --holder=$(POD_NAME)", args)
+	}
+	c := loadConfig(t, typedOne[corev1.ConfigMap](t, objs, "ConfigMap").Data["config.yaml"])
+	// The pod serves metrics on the host network; here the test must not bind fixed ports.
+	c.MetricsBindAddress, c.HealthBindAddress = "", ""
+	dir := t.TempDir()
+	fake := testbin.Build(t, "./announcers/manager/testdata/testannouncer")
+	for _, a := range c.Announcers {
+		if err := os.Symlink(fake, filepath.Join(dir, "herald-announcer-"+a.Name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return speaker.Options{
+		NodeName: node, Holder: "rbac-speaker-" + node, Config: c, Registry: plugins.NewInTreeRegistry(),
+		KubeConfig: cfg, Logger: testr.NewWithOptions(t, testr.Options{Verbosity: 4}), AnnouncerDir: dir,
+		Interfaces: func() ([]framework.Interface, error) {
+			return []framework.Interface{{Name: "eth0", Up: true, MAC: "02:00:00:00:00:01",
+				Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/24")}}}, nil
+		},
+	}
+}
+
+// parseWithCommand parses args with the herald command's own flags (without running it).
+func parseWithCommand(t *testing.T, args []string) {
+	t.Helper()
+	root := app.NewHeraldCommand()
+	cmd, rest, err := root.Find(args)
+	if err != nil || cmd == root {
+		t.Fatalf("herald has no subcommand for %v: %v", args, err)
+	}
+	if err := cmd.ParseFlags(expand(rest, map[string]string{"POD_NAME": "p", "NODE_NAME": "n"})); err != nil {
+		t.Fatalf("herald %s rejects the chart's arguments %v: %v", cmd.Name(), args, err)
+	}
+}
+
+// expand replaces $(VAR) as the kubelet does in container args.
+func expand(args []string, vars map[string]string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		for k, v := range vars {
+			a = strings.ReplaceAll(a, "$("+k+")", v)
+		}
+		out[i] = a
+	}
+	return out
+}
+
+func roleErr(role string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", role, err)
+	}
+	return nil
+}
+
+// waitAuthorized waits until the RBAC authorizer's informers see the new bindings.
+func waitAuthorized(t *testing.T, cfg *rest.Config, ns string) {
+	t.Helper()
+	client := kubernetes.NewForConfigOrDie(rest.CopyConfig(cfg))
+	waitFor(t, "the controller's RoleBinding to take effect", func() (string, bool) {
+		_, err := client.CoreV1().Services(ns).List(context.Background(), metav1.ListOptions{Limit: 1})
+		return fmt.Sprint(err), err == nil
+	})
+}
+
+func createReadyNode(t *testing.T, client kubernetes.Interface, name string) {
+	t.Helper()
+	ctx := context.Background()
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}}}
+	if _, err := client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "Test",
+		LastHeartbeatTime: now, LastTransitionTime: now}}
+	if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createEndpointSlice creates what the EndpointSlice controller would: one ready endpoint of
+// the Service on node.
+func createEndpointSlice(t *testing.T, client kubernetes.Interface, ns, svc, node string) {
+	t.Helper()
+	ready, port := true, int32(8080)
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: svc + "-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.51.100.20"}, NodeName: &node,
+			Conditions: discoveryv1.EndpointConditions{Ready: &ready, Serving: &ready}}},
+		Ports: []discoveryv1.EndpointPort{{Name: ptr("http"), Port: &port}},
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices(ns).Create(context.Background(), slice, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func loadBalancer(ns, name string, annotations map[string]string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: annotations},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": name},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}},
+	}
+}
+
+// waitFor polls cond (bounded: 30s) and returns its value once it reports true.
+func waitFor(t *testing.T, what string, cond func() (string, bool)) string {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		v, ok := cond()
+		last = v
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v (last: %s)", what, err, last)
+	}
+	return last
+}
+
+func typedOne[T any](t *testing.T, objs []*unstructured.Unstructured, kind string) *T {
+	t.Helper()
+	found := find(objs, kind)
+	if len(found) != 1 {
+		t.Fatalf("want one %s in the rendering, found %d", kind, len(found))
+	}
+	return typed[T](t, found[0])
+}
+
+// TestIntegrationSpeakerAccountIsRefused checks what the speaker's ServiceAccount must not
+// do: read Secrets anywhere, or change a Service (spec, metadata or status). The controller's
+// account may not read Secrets either.
+func TestIntegrationSpeakerAccountIsRefused(t *testing.T) {
+	env := kubeapi.Env(t)
+	env.InstallCRDs(t)
+	ctx := context.Background()
+	ns, other := env.Namespace(t), env.Namespace(t)
+	objs := decode(t, helmTemplate(t, "refuse", ns, ""))
+	apply(t, env.AdminConfig(), objs)
+	admin := env.Client(t)
+	for _, n := range []string{ns, other} {
+		if _, err := admin.CoreV1().Secrets(n).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bgp-password"},
+			StringData: map[string]string{"password": "x"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc, err := admin.CoreV1().Services(other).Create(ctx, loadBalancer(other, "web", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spkSA := typedOne[appsDaemonSet](t, objs, "DaemonSet").Spec.Template.Spec.ServiceAccountName
+	ctrlSA := typedOne[appsDeployment](t, objs, "Deployment").Spec.Template.Spec.ServiceAccountName
+	speakerClient := kubernetes.NewForConfigOrDie(env.ServiceAccountConfig(t, ns, spkSA))
+	ctrlClient := kubernetes.NewForConfigOrDie(env.ServiceAccountConfig(t, ns, ctrlSA))
+	// First prove the bindings are live, so a Forbidden below is RBAC's answer, not a race.
+	waitFor(t, "the speaker's bindings", func() (string, bool) {
+		_, err := speakerClient.CoreV1().Services(other).List(ctx, metav1.ListOptions{Limit: 1})
+		return fmt.Sprint(err), err == nil
+	})
+	waitAuthorized(t, env.ServiceAccountConfig(t, ns, ctrlSA), ns)
+
+	changed := svc.DeepCopy()
+	changed.Spec.Ports[0].Port = 81
+	patch := []byte(`{"spec":{"externalTrafficPolicy":"Local"}}`)
+	tests := []struct {
+		name string
+		do   func() error
+	}{
+		{"speaker gets a Secret in its namespace", func() error {
+			_, err := speakerClient.CoreV1().Secrets(ns).Get(ctx, "bgp-password", metav1.GetOptions{})
+			return err
+		}},
+		{"speaker gets a Secret in another namespace", func() error {
+			_, err := speakerClient.CoreV1().Secrets(other).Get(ctx, "bgp-password", metav1.GetOptions{})
+			return err
+		}},
+		{"speaker lists Secrets cluster-wide", func() error {
+			_, err := speakerClient.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{"speaker updates a Service's spec", func() error {
+			_, err := speakerClient.CoreV1().Services(other).Update(ctx, changed, metav1.UpdateOptions{})
+			return err
+		}},
+		{"speaker patches a Service's spec", func() error {
+			_, err := speakerClient.CoreV1().Services(other).Patch(ctx, "web", types.MergePatchType, patch, metav1.PatchOptions{})
+			return err
+		}},
+		{"speaker writes a Service's status", func() error {
+			_, err := speakerClient.CoreV1().Services(other).UpdateStatus(ctx, svc, metav1.UpdateOptions{})
+			return err
+		}},
+		{"speaker deletes a Service", func() error {
+			return speakerClient.CoreV1().Services(other).Delete(ctx, "web", metav1.DeleteOptions{})
+		}},
+		{"speaker updates a Node", func() error {
+			_, err := speakerClient.CoreV1().Nodes().Patch(ctx, "any", types.MergePatchType, []byte(`{}`), metav1.PatchOptions{})
+			return err
+		}},
+		{"controller gets a Secret in its namespace", func() error {
+			_, err := ctrlClient.CoreV1().Secrets(ns).Get(ctx, "bgp-password", metav1.GetOptions{})
+			return err
+		}},
+		{"controller updates a Service (not only its status)", func() error {
+			_, err := ctrlClient.CoreV1().Services(other).Update(ctx, changed, metav1.UpdateOptions{})
+			return err
+		}},
+		{"controller renews a Lease that is not its own", func() error {
+			_, err := ctrlClient.CoordinationV1().Leases(ns).Get(ctx, "someone-else", metav1.GetOptions{})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		if err := tt.do(); !apierrors.IsForbidden(err) {
+			t.Errorf("%s: got %v, want Forbidden", tt.name, err)
+		}
+	}
+	// And the speaker may read what it needs, there.
+	if _, err := speakerClient.DiscoveryV1().EndpointSlices(other).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("speaker lists EndpointSlices: %v", err)
+	}
+	if slices.Contains([]string{spkSA}, ctrlSA) {
+		t.Error("the controller and the speaker share a ServiceAccount")
+	}
+}
+
+// explain runs `herald explain` in process and returns its output, for failure messages.
+func explain(t *testing.T, kubeconfig, service, configYAML string) string {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
+		return err.Error()
+	}
+	var out strings.Builder
+	cmd := app.NewHeraldCommand()
+	cmd.SetArgs([]string{"explain", service, "--kubeconfig", kubeconfig, "--config", path})
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintf(&out, "\nexplain: %v", err)
+	}
+	return out.String()
+}
