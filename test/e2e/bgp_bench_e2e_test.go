@@ -202,18 +202,18 @@ func BenchmarkE2EBGPServiceToRoute(b *testing.B) {
 		}
 		c.deleteBenchServices(iter, ips)
 	}
-	report := func(name string, ds []time.Duration) {
+	reportMS := func(name string, ds []time.Duration) {
 		slices.Sort(ds)
-		b.ReportMetric(float64(percentile(ds, 50).Milliseconds()), name+"_p50_ms")
-		b.ReportMetric(float64(percentile(ds, 99).Milliseconds()), name+"_p99_ms")
+		b.ReportMetric(float64(bgpPercentile(ds, 50).Milliseconds()), name+"_p50_ms")
+		b.ReportMetric(float64(bgpPercentile(ds, 99).Milliseconds()), name+"_p99_ms")
 	}
-	report("present", present)
-	report("ecmp", ecmp)
-	report("allocated", allocated)
-	report("alloc_to_route", afterAlloc)
+	reportMS("present", present)
+	reportMS("ecmp", ecmp)
+	reportMS("allocated", allocated)
+	reportMS("alloc_to_route", afterAlloc)
 	b.Logf("%d Services: route present p50 %s p99 %s; full ECMP p50 %s p99 %s; IP allocation (controller) p50 %s p99 %s; allocation to route (speakers, BGP, FRR) p50 %s p99 %s",
-		len(present), percentile(present, 50), percentile(present, 99), percentile(ecmp, 50), percentile(ecmp, 99),
-		percentile(allocated, 50), percentile(allocated, 99), percentile(afterAlloc, 50), percentile(afterAlloc, 99))
+		len(present), bgpPercentile(present, 50), bgpPercentile(present, 99), bgpPercentile(ecmp, 50), bgpPercentile(ecmp, 99),
+		bgpPercentile(allocated, 50), bgpPercentile(allocated, 99), bgpPercentile(afterAlloc, 50), bgpPercentile(afterAlloc, 99))
 }
 
 // deleteBenchServices deletes one iteration's Services and waits until FRR has no route left
@@ -240,8 +240,8 @@ func (c *bgpCluster) deleteBenchServices(iter int, ips []netip.Addr) {
 	})
 }
 
-// percentile returns the p-th percentile (nearest rank) of sorted durations.
-func percentile(sorted []time.Duration, p int) time.Duration {
+// bgpPercentile returns the p-th percentile (nearest rank) of sorted durations.
+func bgpPercentile(sorted []time.Duration, p int) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}

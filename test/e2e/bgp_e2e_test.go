@@ -73,7 +73,7 @@ func (c *bgpCluster) createBGPConfig() {
 	}{{
 		"pool", func() error {
 			_, err := m.IPAddressPools(speakerNamespace).Create(ctx, &metallbv1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: c.pool, Namespace: speakerNamespace},
-				Spec: metallbv1beta1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/24"}, AutoAssign: ptrTo(false)}}, metav1.CreateOptions{})
+				Spec: metallbv1beta1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/24"}, AutoAssign: bgpPtr(false)}}, metav1.CreateOptions{})
 			return err
 		}, func() error { return m.IPAddressPools(speakerNamespace).Delete(ctx, c.pool, metav1.DeleteOptions{}) },
 	}, {
@@ -297,7 +297,8 @@ func TestE2EBGPECMPWithAttributes(t *testing.T) {
 }
 
 // TestE2EBGPLocalTrafficPolicy: with externalTrafficPolicy Local only the nodes with a local
-// endpoint advertise, and the advertisement (route and ServiceBGPStatus) follows the endpoint.
+// endpoint advertise, and the advertisement (route and ServiceBGPStatus) follows the endpoint;
+// a speaker stopped with SIGTERM takes its route and its status object away.
 func TestE2EBGPLocalTrafficPolicy(t *testing.T) {
 	c := newBGPCluster(t, 3)
 	c.createService(serviceOptions{name: "bgp-local", ip: "203.0.113.20", local: true, endpoints: []int{1}})
@@ -308,6 +309,19 @@ func TestE2EBGPLocalTrafficPolicy(t *testing.T) {
 	c.setEndpoints("bgp-local", []int{0, 2})
 	c.waitNexthops(ip, 10*time.Second, 0, 2)
 	c.waitBGPStatuses("bgp-local", 10*time.Second, 0, 2)
+
+	// A speaker stopped with SIGTERM withdraws its route and deletes its own status object.
+	stopped := c.speaker(c.nodes[0])
+	if err := stopped.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stopped.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("speaker did not stop within 30s of SIGTERM")
+	}
+	c.waitNexthops(ip, 10*time.Second, 2)
+	c.waitBGPStatuses("bgp-local", 10*time.Second, 2)
 
 	c.setEndpoints("bgp-local", nil)
 	c.waitNexthops(ip, 10*time.Second)
@@ -330,4 +344,4 @@ func (c *bgpCluster) peerEvents(peer, reason string) []string {
 	return out
 }
 
-func ptrTo[T any](v T) *T { return &v }
+func bgpPtr[T any](v T) *T { return &v }
