@@ -39,7 +39,23 @@ type bgpCluster struct {
 	pool   string
 }
 
-func newBGPCluster(t testing.TB, nodes int) *bgpCluster {
+// bgpOptions change the lab's BGP set-up.
+type bgpOptions struct {
+	// bfd turns BFD on at 300ms x 3: a BFDProfile on the BGPPeer and on FRR's neighbors.
+	bfd bool
+}
+
+// bfdInterval and bfdMultiplier are the BFD timers when BFD is on.
+const (
+	bfdInterval   = 300 * time.Millisecond
+	bfdMultiplier = 3
+)
+
+func newBGPCluster(t testing.TB, nodes int, opts ...bgpOptions) *bgpCluster {
+	var o bgpOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	t.Helper()
 	if os.Getenv("HERALD_E2E_PREBUILT") == "" {
 		// The speakers look for the announcer beside herald: build it first.
@@ -51,21 +67,30 @@ func newBGPCluster(t testing.TB, nodes int) *bgpCluster {
 	c := newCluster(t, clusterOptions{nodes: nodes, announcers: []string{"arp", "ndp", "bgp"}})
 	var neighbors []frr.Neighbor
 	for _, n := range c.lab.Nodes {
-		neighbors = append(neighbors, frr.Neighbor{Address: n.IPv4, ASN: bgpASN, HoldTime: bgpHoldTime})
+		nb := frr.Neighbor{Address: n.IPv4, ASN: bgpASN, HoldTime: bgpHoldTime}
+		if o.bfd {
+			nb.BFD = &frr.BFD{ReceiveInterval: bfdInterval, TransmitInterval: bfdInterval, DetectMultiplier: bfdMultiplier}
+		}
+		neighbors = append(neighbors, nb)
 	}
 	bc := &bgpCluster{cluster: c, pool: c.lab.Prefix + "bgp"}
 	bc.router = frr.Start(t, c.lab.Router.Netns, frr.Config{ASN: bgpASN, RouterID: c.lab.Router.IPv4, Neighbors: neighbors})
-	bc.createBGPConfig()
+	bc.createBGPConfig(o)
 	return bc
 }
 
 // createBGPConfig creates the pool, a Community alias, the BGPAdvertisement (local preference,
 // a standard community and the alias of a large one) and the router's BGPPeer.
-func (c *bgpCluster) createBGPConfig() {
+func (c *bgpCluster) createBGPConfig(o bgpOptions) {
 	c.t.Helper()
 	ctx := context.Background()
 	m := c.mlb.MetallbV1beta1()
 	lp := uint32(bgpLocalPref)
+	ms, mult := uint32(bfdInterval.Milliseconds()), uint32(bfdMultiplier)
+	var peerBFD func(*metallbv1beta2.BGPPeerSpec)
+	if o.bfd {
+		peerBFD = func(s *metallbv1beta2.BGPPeerSpec) { s.BFDProfile = c.pool }
+	}
 	objs := []struct {
 		what   string
 		create func() error
@@ -89,7 +114,16 @@ func (c *bgpCluster) createBGPConfig() {
 			return err
 		}, func() error { return m.BGPAdvertisements(speakerNamespace).Delete(ctx, c.pool, metav1.DeleteOptions{}) },
 	}, {
-		"bgppeer", func() error { return c.createPeer(bgpPeerName, nil) },
+		"bfdprofile", func() error {
+			if !o.bfd {
+				return nil
+			}
+			_, err := m.BFDProfiles(speakerNamespace).Create(ctx, &metallbv1beta1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Name: c.pool, Namespace: speakerNamespace},
+				Spec: metallbv1beta1.BFDProfileSpec{ReceiveInterval: &ms, TransmitInterval: &ms, DetectMultiplier: &mult}}, metav1.CreateOptions{})
+			return err
+		}, func() error { return m.BFDProfiles(speakerNamespace).Delete(ctx, c.pool, metav1.DeleteOptions{}) },
+	}, {
+		"bgppeer", func() error { return c.createPeer(bgpPeerName, peerBFD) },
 		func() error {
 			return c.mlb.MetallbV1beta2().BGPPeers(speakerNamespace).Delete(ctx, c.lab.Prefix+bgpPeerName, metav1.DeleteOptions{})
 		},
@@ -345,3 +379,55 @@ func (c *bgpCluster) peerEvents(peer, reason string) []string {
 }
 
 func bgpPtr[T any](v T) *T { return &v }
+
+// TestE2EBGPAggregationAndBFD: changing the BGPAdvertisement to aggregationLength 24 replaces
+// the /32 with a /24 from every node; with BFD on (300ms x 3, from a BFDProfile), freezing a
+// node's speaker takes its path away in BFD's detection time, well before the hold time.
+func TestE2EBGPAggregationAndBFD(t *testing.T) {
+	c := newBGPCluster(t, 3, bgpOptions{bfd: true})
+	c.createService(serviceOptions{name: "bgp-agg", ip: "203.0.113.30"})
+	ip := c.waitIP("bgp-agg")
+	c.waitNexthops(ip, 40*time.Second, 0, 1, 2)
+	for _, n := range c.lab.Nodes {
+		eventually(t, 10*time.Second, func() (bool, string) {
+			st, err := c.router.BFDStatus(n.IPv4)
+			return err == nil && st == "up", fmt.Sprintf("FRR's BFD session with %s: %q, %v", n.Name, st, err)
+		})
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		v := c.metric(0, `herald_speaker_bgp_bfd_up{peer="`+c.lab.Prefix+bgpPeerName+`"}`)
+		return v == "1", fmt.Sprintf("herald_speaker_bgp_bfd_up %q", v)
+	})
+
+	advs := c.mlb.MetallbV1beta1().BGPAdvertisements(speakerNamespace)
+	adv, err := advs.Get(context.Background(), c.pool, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := int32(24)
+	adv.Spec.AggregationLength = &agg
+	if _, err := advs.Update(context.Background(), adv, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	aggregate := netip.MustParsePrefix("203.0.113.0/24")
+	rt := c.router.WaitRoute(t, aggregate, 3, 20*time.Second)
+	got := slices.Clone(rt.Nexthops)
+	slices.SortFunc(got, netip.Addr.Compare)
+	if want := c.nodeAddrs(0, 1, 2); !slices.Equal(got, want) {
+		t.Fatalf("aggregate %s via %v, want %v", aggregate, got, want)
+	}
+	c.router.WaitRoute(t, netip.PrefixFrom(ip, 32), 0, 10*time.Second)
+
+	frozen := c.speaker(c.nodes[1])
+	start := time.Now()
+	if err := frozen.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = frozen.Signal(syscall.SIGCONT) })
+	// Far below the 9s hold time: only BFD can have taken the path away this fast.
+	rt = c.router.WaitRoute(t, aggregate, 2, 4*time.Second)
+	t.Logf("path of the frozen node withdrawn after %s (BFD %s x %d, hold time %s)", time.Since(start).Round(time.Millisecond), bfdInterval, bfdMultiplier, bgpHoldTime)
+	if slices.Contains(rt.Nexthops, c.lab.Nodes[1].IPv4) {
+		t.Fatalf("the frozen node is still a next hop: %v", rt.Nexthops)
+	}
+}
