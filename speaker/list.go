@@ -83,5 +83,12 @@ func ListBuilder(ctx context.Context, client kubernetes.Interface, mlb metallbcl
 	for i := range st.Items {
 		b.SetL2Status(&st.Items[i])
 	}
+	bst, err := m.ServiceBGPStatuses("").List(ctx, all)
+	if err != nil {
+		return nil, fmt.Errorf("listing servicebgpstatuses.metallb.io: %w", err)
+	}
+	for i := range bst.Items {
+		b.SetBGPStatus(&bst.Items[i])
+	}
 	return b, nil
 }
