@@ -14,7 +14,7 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// leaseHealthTimeout is how long past its renew deadline a leader may go without renewing
+// leaseHealthTimeout is how long past its lease duration a leader may go without renewing
 // before /healthz fails (kube-controller-manager's value), so a leader stuck renewing is
 // restarted by its liveness probe.
 const leaseHealthTimeout = 20 * time.Second
