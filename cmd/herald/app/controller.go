@@ -21,7 +21,8 @@ func newControllerCommand(_ *options) *cobra.Command {
 		Long: `The controller gives every LoadBalancer Service it owns (no spec.loadBalancerClass, unless
 --handle-no-class=false, or --load-balancer-class) its addresses from the metallb.io
 IPAddressPools in --namespace, honouring MetalLB's annotations, and explains every refusal
-with an Event and the herald.dev/AddressAllocated status condition.`,
+with an Event and the herald.dev/AddressAllocated status condition. It serves /metrics,
+/healthz and /readyz on --metrics-bind-address (docs/metrics.md lists the metrics).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
