@@ -13,6 +13,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/component-base/metrics/testutil"
 )
@@ -154,5 +155,41 @@ func TestIntegrationControllerMetrics(t *testing.T) {
 		used := sample(got, "herald_controller_pool_used_addresses", pool)
 		allocs := sample(got, "herald_controller_allocations_total", map[string]string{"pool": "metrics-pool"})
 		return p == 0 && used == 2 && allocs == baseAlloc+3, fmt.Sprintf("pending %v used %v allocations %v", p, used, allocs)
+	})
+}
+
+// TestIntegrationControllerReadyzFollowsSync runs a controller as a service account that may
+// not list anything: it stays unready (and healthy) with "informers not synced" until RBAC
+// lets it list, then leads, finishes its first sync and reports ready.
+func TestIntegrationControllerReadyzFollowsSync(t *testing.T) {
+	f := newFixture(t)
+	f.timeout = time.Minute // the reflectors retry a forbidden list with backoff
+	cfg := f.env.ServiceAccountConfig(t, f.ns, "no-rights-yet")
+	ln, url := listen(t)
+	f.start("readyz", cfg, func(o *Options) { o.listener = ln })
+	f.waitFor("the metrics server", func() (bool, string) {
+		code, body := scrape(t, url+"/healthz")
+		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
+	})
+	for range 5 {
+		if code, body := scrape(t, url+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "informers not synced") {
+			t.Fatalf("/readyz without list rights = %d %q, want 503 informers not synced", code, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: f.ns + "-readyz"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: f.ns, Name: "no-rights-yet"}},
+	}
+	if _, err := f.client.RbacV1().ClusterRoleBindings().Create(context.Background(), binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = f.client.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
+	f.waitFor("/readyz 200 once the controller may list, leads and has synced", func() (bool, string) {
+		code, body := scrape(t, url+"/readyz")
+		return code == http.StatusOK && f.leaseHolder() == "readyz", fmt.Sprintf("%d %s, holder %q", code, body, f.leaseHolder())
 	})
 }
