@@ -132,6 +132,18 @@ type Plugin struct {
 	announced map[string]Current
 	// warnedNoBGP is set once the missing BGP announcer has been logged.
 	warnedNoBGP bool
+	// units serialises Bind and Forget per unit key: the speaker's workers may run a unit's
+	// cycle twice at once (a full pass and the unit's own key), and without it both would
+	// see the unit as new, send it twice and count it twice.
+	units sync.Map // unit key → *sync.Mutex
+}
+
+// lockUnit locks the unit's key and returns the unlock.
+func (p *Plugin) lockUnit(key string) func() {
+	m, _ := p.units.LoadOrStore(key, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 var _ framework.BindPlugin = (*Plugin)(nil)
@@ -175,6 +187,7 @@ func summaryOf(state *framework.CycleState) string {
 // Bind announces the unit when this node is selected and withdraws it otherwise. BGP units are
 // left to other bind plugins (Skip) when no BGP announcer is configured.
 func (p *Plugin) Bind(ctx context.Context, state *framework.CycleState, unit *framework.Unit, selected []string) *framework.Status {
+	defer p.lockUnit(unit.Key())()
 	switch unit.Mode {
 	case framework.ModeL2:
 		if slices.Contains(selected, p.node) {
@@ -369,6 +382,7 @@ func (p *Plugin) retractAll(ctx context.Context, unit *framework.Unit) *framewor
 // Forget withdraws a unit that no longer exists (its Services were deleted or lost the IP):
 // no cycle runs for it any more.
 func (p *Plugin) Forget(ctx context.Context, key string) error {
+	defer p.lockUnit(key)()
 	p.mu.Lock()
 	cur, ok := p.announced[key]
 	p.mu.Unlock()

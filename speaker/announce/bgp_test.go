@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,4 +224,22 @@ func dump(as []announcers.Announcement) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// The speaker's workers may bind one unit twice at once; it is sent and counted once.
+func TestBindSameUnitConcurrently(t *testing.T) {
+	e := newBGPEnv()
+	u := bgpUnit("203.0.113.10", bgpAdv("all", framework.BGPRouteAttributes{AggregationLength: 32}, ""))
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.p.Bind(context.Background(), bgpState(), u, []string{"node-a"})
+		}()
+	}
+	wg.Wait()
+	if len(e.ann.upserts) != 1 || len(e.observed) != 1 {
+		t.Fatalf("upserts %d, announcements counted %d; want 1 and 1", len(e.ann.upserts), len(e.observed))
+	}
 }
