@@ -267,10 +267,13 @@ func (c *controller) campaign(ctx context.Context, election *leaderelection.Heal
 	return ErrLostLeadership
 }
 
-// stopLeading withdraws what only a leader reports.
+// stopLeading withdraws what only a leader reports. A replica that never led has nothing to
+// withdraw (client-go calls OnStoppedLeading on every exit).
 func (c *controller) stopLeading() {
+	if !c.readiness.stopLeading() {
+		return
+	}
 	leaderGauge.Set(0)
-	c.readiness.stopLeading()
 	c.mu.Lock()
 	c.usage.reset()
 	c.mu.Unlock()

@@ -36,10 +36,13 @@ func (r *readiness) startLeading() {
 	r.leading, r.synced, r.initial = true, false, nil
 }
 
-func (r *readiness) stopLeading() {
+// stopLeading reports whether the replica was leading.
+func (r *readiness) stopLeading() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	was := r.leading
 	r.leading, r.initial = false, nil
+	return was
 }
 
 // expect starts the first full sync with the keys queued by rebuild.

@@ -95,21 +95,25 @@ var poolReasons = []ipam.Reason{ipam.ReasonPoolOverlap, ipam.ReasonInvalidPool}
 
 type poolFamily struct{ pool, family string }
 
+// poolFigures is a series' size, used and free as last exported.
+type poolFigures [3]float64
+
 // usageMetrics is the leader's view of pools and pending Services as gauges. It remembers
-// which series it set so that a deleted pool's series go away. Callers serialise (c.mu).
+// which series it set, and their values, so that a deleted pool's series go away and
+// unchanged ones cost no label lookup. Callers serialise (c.mu).
 type usageMetrics struct {
-	series   map[poolFamily]struct{}
+	series   map[poolFamily]poolFigures
 	pending  map[string]ipam.Reason
 	byReason map[ipam.Reason]int
 }
 
 func newUsageMetrics() *usageMetrics {
-	return &usageMetrics{series: map[poolFamily]struct{}{}, pending: map[string]ipam.Reason{}, byReason: map[ipam.Reason]int{}}
+	return &usageMetrics{series: map[poolFamily]poolFigures{}, pending: map[string]ipam.Reason{}, byReason: map[ipam.Reason]int{}}
 }
 
 // setPools exports the usage of every usable pool, per family it has addresses of.
 func (u *usageMetrics) setPools(stats []ipam.PoolStats) {
-	seen := make(map[poolFamily]struct{}, len(u.series))
+	seen := make(map[poolFamily]poolFigures, len(u.series))
 	for _, s := range stats {
 		if !s.Usable {
 			continue
@@ -122,10 +126,14 @@ func (u *usageMetrics) setPools(stats []ipam.PoolStats) {
 				continue
 			}
 			k := poolFamily{s.Name, string(f.family)}
-			seen[k] = struct{}{}
-			poolSize.WithLabelValues(k.pool, k.family).Set(float64(f.size))
-			poolUsed.WithLabelValues(k.pool, k.family).Set(float64(f.used))
-			poolFree.WithLabelValues(k.pool, k.family).Set(float64(f.size - f.used))
+			v := poolFigures{float64(f.size), float64(f.used), float64(f.size - f.used)}
+			seen[k] = v
+			if old, ok := u.series[k]; ok && old == v {
+				continue
+			}
+			poolSize.WithLabelValues(k.pool, k.family).Set(v[0])
+			poolUsed.WithLabelValues(k.pool, k.family).Set(v[1])
+			poolFree.WithLabelValues(k.pool, k.family).Set(v[2])
 		}
 	}
 	for k := range u.series {

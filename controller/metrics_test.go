@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -277,5 +278,26 @@ func TestPendingCountsByReason(t *testing.T) {
 				t.Errorf("after %s→%q: services_pending{reason=%s} = %v (%v), want %v", step.key, step.reason, r, got, err, v)
 			}
 		}
+	}
+}
+
+// BenchmarkSyncMetrics100Pools is what every Service sync adds for the gauges: the allocator's
+// stats and the pool series, with 100 pools of both families.
+func BenchmarkSyncMetrics100Pools(b *testing.B) {
+	registerMetrics()
+	a := ipam.New()
+	var specs []ipam.Pool
+	for i := range 100 {
+		specs = append(specs, ipam.Pool{Name: fmt.Sprintf("p%03d", i), Created: time.Unix(int64(i), 0), AutoAssign: true,
+			Addresses: []string{fmt.Sprintf("198.51.100.%d/32", i), fmt.Sprintf("2001:db8:%x::/120", i)}})
+	}
+	if problems, _ := a.SetPools(specs); len(problems) > 0 {
+		b.Fatal(problems[0])
+	}
+	u := newUsageMetrics()
+	b.Cleanup(u.reset)
+	for b.Loop() {
+		u.setPending("ns/svc", "")
+		u.setPools(a.Stats())
 	}
 }

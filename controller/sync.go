@@ -66,6 +66,7 @@ func (c *controller) syncService(ctx context.Context, key string) error {
 		return nil
 	}
 	c.mu.Lock()
+	prev, held := c.alloc.Lookup(ipamKey)
 	res, err := c.alloc.Assign(toIPAM(svc, c.namespaceLabels(ns)))
 	var refusal *ipam.Error
 	if err != nil && !errors.As(err, &refusal) {
@@ -76,7 +77,10 @@ func (c *controller) syncService(ctx context.Context, key string) error {
 	} else {
 		c.usage.setPending(key, "")
 	}
-	c.usage.setPools(c.alloc.Stats())
+	// Most syncs confirm what the Service holds; only a change moves the pool figures.
+	if held != (err == nil) || (held && !sameAssignment(prev, res)) {
+		c.usage.setPools(c.alloc.Stats())
+	}
 	c.mu.Unlock()
 	if refusal != nil {
 		if len(svc.Status.LoadBalancer.Ingress) > 0 {
@@ -98,6 +102,18 @@ func (c *controller) enqueueRefused() {
 			c.queue.Add(s.Namespace + "/" + s.Name)
 		}
 	}
+}
+
+func sameAssignment(a, b ipam.Assignment) bool {
+	if a.Pool != b.Pool || len(a.IPs) != len(b.IPs) {
+		return false
+	}
+	for i := range a.IPs {
+		if a.IPs[i] != b.IPs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *controller) release(key ipam.ServiceKey) bool {
