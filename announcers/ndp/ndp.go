@@ -1,33 +1,36 @@
-// Package ndp is Herald's IPv6 announcer: it joins the solicited-node multicast group of each
-// announced address, answers Neighbor Solicitations with the interface's MAC, sends unsolicited
-// Neighbor Advertisements (override flag set) on announce and refresh, and reports other MACs
-// advertising our addresses (see package l2 for the shared behaviour and how links are chosen).
+// Package ndp is Herald's IPv6 announcer: it answers Neighbor Solicitations for announced
+// addresses with the interface's MAC, sends unsolicited Neighbor Advertisements (override
+// flag set) on announce and refresh, and reports other MACs advertising our addresses (see
+// package l2 for the shared behaviour and how links are chosen).
 //
-// Solicitations are read from an ICMPv6 socket (mdlayher/ndp); advertisements are written as
-// whole Ethernet frames on a packet socket so their IPv6 source is the announced address itself
-// (hosts such as ndisc6 ignore an advertisement whose source is not its target) without
-// needing net.ipv6.ip_nonlocal_bind. Both need CAP_NET_RAW only.
+// Each link is one packet socket bound to IPv6 on the interface, with a BPF filter that lets
+// only Neighbor Solicitations and Advertisements through and a PACKET_MR_ALLMULTI membership,
+// so every solicitation on the link reaches it whatever its solicited-node group, and
+// unicast ones (neighbour unreachability probes) too, which the host's own stack would drop
+// for an address it does not hold. Announcing an address therefore costs no system call and
+// there is no limit on how many are announced (joining one solicited-node group per address
+// on an ICMPv6 socket stopped at about 2,300, the kernel's bound on a socket's memberships).
+// The membership belongs to the socket, so the kernel takes the interface out of
+// all-multicast mode when the socket closes, even if the process is killed.
 //
-// Limit: each distinct solicited-node group is a membership of the ICMPv6 socket, and the
-// kernel bounds those by net.core.optmem_max (131072 allows about 2,300). Addresses whose join
-// fails are still answered when a solicitation reaches the host some other way, are retried on
-// every change, and make the status degraded, naming them. Reading solicitations from a
-// packet socket in all-multicast mode would lift the limit.
+// Advertisements are written as whole Ethernet frames so their IPv6 source is the announced
+// address itself (hosts such as ndisc6 ignore an advertisement whose source is not its
+// target) without needing net.ipv6.ip_nonlocal_bind. Answers go out at once; unsolicited
+// advertisements are paced (see pacer). All of it needs CAP_NET_RAW only.
 package ndp
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
-	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/announcers/l2"
@@ -35,11 +38,14 @@ import (
 
 // New returns the NDP announcer.
 func New(log hclog.Logger, version string) *l2.Announcer {
-	return l2.New(Driver{}, log, nil, version)
+	return l2.New(Driver{Log: log}, log, nil, version)
 }
 
 // Driver is the NDP protocol for package l2.
-type Driver struct{}
+type Driver struct {
+	// Log receives failures of paced advertisements, which no caller waits for.
+	Log hclog.Logger
+}
 
 // Kind implements l2.Driver.
 func (Driver) Kind() string { return announcers.KindNDP }
@@ -62,36 +68,62 @@ func (Driver) Validate(addr netip.Addr) error {
 func (Driver) Suitable(ifaceAddr netip.Addr) bool { return ifaceAddr.Is6() && !ifaceAddr.Is4In6() }
 
 // Open implements l2.Driver.
-func (Driver) Open(ifi *net.Interface, h l2.Handler) (l2.Link, error) {
-	conn, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+func (d Driver) Open(ifi *net.Interface, h l2.Handler) (l2.Link, error) {
+	prog, err := filter()
 	if err != nil {
-		return nil, fmt.Errorf("ndp listen: %w", err)
+		return nil, fmt.Errorf("assemble filter: %w", err)
 	}
-	var filter ipv6.ICMPFilter
-	filter.SetAll(true)
-	filter.Accept(ipv6.ICMPTypeNeighborSolicitation)
-	filter.Accept(ipv6.ICMPTypeNeighborAdvertisement)
-	if err := conn.SetICMPFilter(&filter); err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("ndp filter: %w", err)
-	}
-	// Protocol 0: this socket only sends, it receives nothing.
-	out, err := packet.Listen(ifi, packet.Raw, 0, nil)
+	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_IPV6, &packet.Config{Filter: prog})
 	if err != nil {
-		_ = conn.Close()
 		return nil, fmt.Errorf("packet socket: %w", err)
 	}
-	return &link{conn: conn, out: out, mac: ifi.HardwareAddr, h: h, groups: map[netip.Addr]int{}}, nil
+	if err := setsockopt(conn, func(fd int) error {
+		return unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP,
+			&unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_ALLMULTI})
+	}); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("all-multicast membership: %w", err)
+	}
+	// Our own advertisements would otherwise come back to us. Kernels before 4.20 lack the
+	// option; l2 then drops them as coming from our own MAC.
+	_ = setsockopt(conn, func(fd int) error {
+		return unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	})
+	log := d.Log
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	l := &link{conn: conn, name: ifi.Name, mac: ifi.HardwareAddr, h: h}
+	l.pacer = newPacer(h.Owns, func(addr netip.Addr) {
+		if err := l.announce(addr); err != nil {
+			l.warn(log, addr, err)
+		}
+	}, pacerBatch, pacerTick)
+	return l, nil
+}
+
+func setsockopt(conn *packet.Conn, set func(fd int) error) error {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = set(int(fd)) }); err != nil {
+		return err
+	}
+	return serr
 }
 
 type link struct {
-	conn *ndp.Conn
-	out  *packet.Conn
-	mac  net.HardwareAddr
-	h    l2.Handler
+	conn  *packet.Conn
+	name  string
+	mac   net.HardwareAddr
+	h     l2.Handler
+	pacer *pacer
 
-	mu     sync.Mutex
-	groups map[netip.Addr]int // solicited-node group → announced addresses in it
+	warnMu   sync.Mutex
+	warnLast time.Time
+	warnLeft int // failures not logged since warnLast
 }
 
 var (
@@ -101,8 +133,9 @@ var (
 
 // Serve answers solicitations for owned addresses and reports foreign advertisements.
 func (l *link) Serve() error {
+	b := make([]byte, maxFrame)
 	for {
-		msg, _, src, err := l.conn.ReadFrom()
+		n, _, err := l.conn.ReadFrom(b)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -111,16 +144,15 @@ func (l *link) Serve() error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			// A malformed message (a parse error, not a socket error) is the sender's
-			// problem, not a reason to stop.
-			if !isNetError(err) {
-				continue
-			}
 			return err
 		}
-		switch m := msg.(type) {
+		r, err := parseFrame(b[:n])
+		if err != nil {
+			continue // the sender's problem, not a reason to stop
+		}
+		switch m := r.msg.(type) {
 		case *ndp.NeighborSolicitation:
-			l.solicited(m, src)
+			l.solicited(m, r)
 		case *ndp.NeighborAdvertisement:
 			if l.h.Owns(m.TargetAddress) {
 				if mac := linkLayer(m.Options, ndp.Target); mac != nil {
@@ -131,13 +163,7 @@ func (l *link) Serve() error {
 	}
 }
 
-func isNetError(err error) bool {
-	var ne net.Error
-	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe)
-}
-
-func (l *link) solicited(ns *ndp.NeighborSolicitation, src netip.Addr) {
+func (l *link) solicited(ns *ndp.NeighborSolicitation, r received) {
 	if !l.h.Owns(ns.TargetAddress) {
 		return
 	}
@@ -145,21 +171,29 @@ func (l *link) solicited(ns *ndp.NeighborSolicitation, src netip.Addr) {
 		Solicited: true, Override: true, TargetAddress: ns.TargetAddress,
 		Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: l.mac}},
 	}
-	dst, dstMAC := src, linkLayer(ns.Options, ndp.Source)
-	if src.IsUnspecified() {
+	dst, dstMAC := r.src, linkLayer(ns.Options, ndp.Source)
+	switch {
+	case r.src.IsUnspecified():
 		// Duplicate address detection: answer to all nodes (RFC 4861 7.2.4).
 		na.Solicited, dst, dstMAC = false, allNodes, allNodesMAC
-	}
-	if dstMAC == nil {
-		return // nowhere to send it: hosts include their address in solicitations
+	case dstMAC == nil:
+		// A unicast probe may leave the option out (RFC 4861 7.2.2); the frame says
+		// where it came from.
+		dstMAC = r.srcMAC
 	}
 	if err := l.send(na, dst, dstMAC); err == nil {
 		l.h.Answered()
 	}
 }
 
-// Announce sends an unsolicited advertisement with the override flag to all nodes.
+// Announce queues an unsolicited advertisement with the override flag to all nodes; the
+// pacer sends it shortly, if addr is still ours then.
 func (l *link) Announce(addr netip.Addr) error {
+	l.pacer.enqueue(addr)
+	return nil
+}
+
+func (l *link) announce(addr netip.Addr) error {
 	na := &ndp.NeighborAdvertisement{
 		Override: true, TargetAddress: addr,
 		Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: l.mac}},
@@ -167,68 +201,40 @@ func (l *link) Announce(addr netip.Addr) error {
 	return l.send(na, allNodes, allNodesMAC)
 }
 
-// send writes na from its target address as a whole Ethernet frame.
+// send writes na from its target address.
 func (l *link) send(na *ndp.NeighborAdvertisement, dst netip.Addr, dstMAC net.HardwareAddr) error {
-	src := na.TargetAddress
-	body, err := ndp.MarshalMessageChecksum(na, src, dst)
+	b, err := marshalFrame(na, na.TargetAddress, l.mac, dst, dstMAC)
 	if err != nil {
-		return fmt.Errorf("marshal advertisement: %w", err)
+		return err
 	}
-	ip := make([]byte, 40, 40+len(body))
-	ip[0] = 6 << 4
-	binary.BigEndian.PutUint16(ip[4:6], uint16(len(body)))
-	ip[6] = 58 // ICMPv6
-	ip[7] = ndp.HopLimit
-	s, d := src.As16(), dst.As16()
-	copy(ip[8:24], s[:])
-	copy(ip[24:40], d[:])
-	frame := ethernet.Frame{Destination: dstMAC, Source: l.mac, EtherType: ethernet.EtherTypeIPv6, Payload: append(ip, body...)}
-	b, err := frame.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("marshal frame: %w", err)
-	}
-	_, err = l.out.WriteTo(b, &packet.Addr{HardwareAddr: dstMAC})
+	_, err = l.conn.WriteTo(b, &packet.Addr{HardwareAddr: dstMAC})
 	return err
 }
 
-// Watch joins addr's solicited-node group so solicitations for it reach us.
-func (l *link) Watch(addr netip.Addr) error {
-	group, err := ndp.SolicitedNodeMulticast(addr)
-	if err != nil {
-		return err
+// warn logs a failed advertisement at most once a second, with the number left out since,
+// so 10,000 addresses failing the same way make one line.
+func (l *link) warn(log hclog.Logger, addr netip.Addr, err error) {
+	l.warnMu.Lock()
+	now := time.Now()
+	if now.Sub(l.warnLast) < time.Second {
+		l.warnLeft++
+		l.warnMu.Unlock()
+		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.groups[group] == 0 {
-		if err := l.conn.JoinGroup(group); err != nil {
-			return fmt.Errorf("join %s: %w", group, err)
-		}
-	}
-	l.groups[group]++
-	return nil
+	left := l.warnLeft
+	l.warnLast, l.warnLeft = now, 0
+	l.warnMu.Unlock()
+	log.Warn("unsolicited advertisement failed", "interface", l.name, "address", addr, "error", err, "suppressedSinceLast", left)
 }
 
-// Unwatch leaves the group when no announced address is left in it.
-func (l *link) Unwatch(addr netip.Addr) error {
-	group, err := ndp.SolicitedNodeMulticast(addr)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.groups[group] == 0 {
-		return nil
-	}
-	l.groups[group]--
-	if l.groups[group] == 0 {
-		delete(l.groups, group)
-		return l.conn.LeaveGroup(group)
-	}
-	return nil
-}
+// Watch and Unwatch have nothing to do: the socket sees every solicitation on the link.
+func (l *link) Watch(netip.Addr) error   { return nil }
+func (l *link) Unwatch(netip.Addr) error { return nil }
 
+// Close stops the pacer first so no advertisement is written to a closed socket.
 func (l *link) Close() error {
-	return errors.Join(l.conn.Close(), l.out.Close())
+	l.pacer.stop()
+	return l.conn.Close()
 }
 
 func linkLayer(opts []ndp.Option, dir ndp.Direction) net.HardwareAddr {

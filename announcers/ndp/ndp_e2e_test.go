@@ -53,6 +53,37 @@ func TestE2ENDPAnswersForAnnouncedAddressOnly(t *testing.T) {
 	}
 }
 
+// TestE2ENDPAnswersBeyondOldMembershipLimit announces 10,000 addresses: joining one
+// solicited-node group per address stopped at about 2,300, so the 5,000th and the last
+// went unanswered. Now every one of them resolves and the status stays healthy.
+func TestE2ENDPAnswersBeyondOldMembershipLimit(t *testing.T) {
+	l := lab.New(t, lab.Options{Nodes: 1})
+	node := l.Nodes[0]
+	var log labtest.Log
+	m := labtest.Start(t, log.Logger(t), nil, labtest.SpecOn(node, "ndp", labtest.Binary(t, "herald-announcer-ndp")))
+	set := make([]netip.Addr, 10000)
+	for i := range set {
+		set[i] = labtest.OnLink6(node, uint16(0x1000+i))
+	}
+	labtest.Announce(t, m, "ndp", set)
+
+	st, err := m.Status(context.Background(), "ndp")
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if len(st.Announced) != len(set) || st.Message != "" {
+		t.Errorf("status: %d addresses announced, health %s %q; want %d and no problem", len(st.Announced), st.Health, truncate(st.Message, 200), len(set))
+	}
+	for _, addr := range []netip.Addr{set[4999], set[len(set)-1]} {
+		if mac := ndisc6(t, l.Client, addr, 3); mac != node.MAC.String() {
+			t.Errorf("ndisc6 resolved %s to %q, want the node's MAC %s", addr, mac, node.MAC)
+		}
+	}
+	if mac := ndisc6(t, l.Client, labtest.OnLink6(node, uint16(0x1000+len(set))), 1); mac != "" {
+		t.Errorf("the address after the announced range resolved to %s", mac)
+	}
+}
+
 func neighbour(t *testing.T, h *lab.Host, addr netip.Addr) string {
 	out, err := h.Command(context.Background(), "ip", "-6", "neigh", "show", addr.String(), "dev", h.Iface).Output()
 	if err != nil {

@@ -1,8 +1,8 @@
 // Command herald-announcer-ndp is Herald's IPv6 L2 announcer, run by the speaker through
 // hashicorp/go-plugin (it refuses to run by hand). It answers Neighbor Solicitations for the
-// addresses the speaker asks it to announce. It needs CAP_NET_RAW only (a raw ICMPv6 socket and
-// a packet socket), e.g. `setcap cap_net_raw+ep herald-announcer-ndp` or the container
-// capability NET_RAW.
+// addresses the speaker asks it to announce. It needs CAP_NET_RAW only (one packet socket per
+// interface, which also puts the interface in all-multicast mode while it is open), e.g.
+// `setcap cap_net_raw+ep herald-announcer-ndp` or the container capability NET_RAW.
 package main
 
 import (

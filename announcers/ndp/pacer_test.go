@@ -1,0 +1,128 @@
+package ndp
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// sendLog records what a pacer sent and when, in the bubble's fake time.
+type sendLog struct {
+	mu    sync.Mutex
+	addrs []netip.Addr
+	at    []time.Duration
+	start time.Time
+}
+
+func (s *sendLog) send(a netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addrs = append(s.addrs, a)
+	s.at = append(s.at, time.Since(s.start))
+}
+
+func addrs(n int) []netip.Addr {
+	out := make([]netip.Addr, n)
+	for i := range out {
+		out[i] = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(i >> 8), 15: byte(i)})
+	}
+	return out
+}
+
+func all(netip.Addr) bool { return true }
+
+func TestPacerSendsInOrderOnceEach(t *testing.T) {
+	a := addrs(4)
+	head, a := a[3], a[:3]
+	tests := []struct {
+		name    string
+		enqueue []netip.Addr
+		owns    func(netip.Addr) bool
+		want    []netip.Addr
+	}{
+		{name: "in order", enqueue: a, owns: all, want: a},
+		{name: "waiting address not queued twice", enqueue: []netip.Addr{a[0], a[1], a[0], a[2], a[1]}, owns: all, want: a},
+		{name: "withdrawn while waiting is skipped", enqueue: a, owns: func(x netip.Addr) bool { return x != a[1] }, want: []netip.Addr{a[0], a[2]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				log := &sendLog{start: time.Now()}
+				// Batch 1: head goes out at once and the rest queue behind it for a second.
+				p := newPacer(tt.owns, log.send, 1, time.Second)
+				defer p.stop()
+				p.enqueue(head)
+				synctest.Wait()
+				for _, x := range tt.enqueue {
+					p.enqueue(x)
+				}
+				time.Sleep(10 * time.Second)
+				synctest.Wait()
+				if want := append([]netip.Addr{head}, tt.want...); !slices.Equal(log.addrs, want) {
+					t.Errorf("sent %v, want %v", log.addrs, want)
+				}
+			})
+		})
+	}
+}
+
+func TestPacerBoundsTheRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log := &sendLog{start: time.Now()}
+		p := newPacer(all, log.send, 100, 10*time.Millisecond)
+		defer p.stop()
+		for _, x := range addrs(1000) {
+			p.enqueue(x)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if len(log.at) != 1000 {
+			t.Fatalf("sent %d, want 1000", len(log.at))
+		}
+		for i, at := range log.at {
+			// The i-th goes out in tick i/100: never earlier, and the queue does not stall.
+			if want := time.Duration(i/100) * 10 * time.Millisecond; at != want {
+				t.Fatalf("advertisement %d sent at %s, want %s", i, at, want)
+			}
+		}
+	})
+}
+
+func TestPacerSendsAtOnceWhenIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log := &sendLog{start: time.Now()}
+		p := newPacer(all, log.send, 100, 10*time.Millisecond)
+		defer p.stop()
+		a := addrs(2)
+		p.enqueue(a[0])
+		synctest.Wait()
+		time.Sleep(time.Hour)
+		p.enqueue(a[1])
+		synctest.Wait()
+		if want := []time.Duration{0, time.Hour}; !slices.Equal(log.at, want) {
+			t.Errorf("sent at %v, want %v", log.at, want)
+		}
+	})
+}
+
+func TestPacerStopDropsTheQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log := &sendLog{start: time.Now()}
+		p := newPacer(all, log.send, 1, time.Second)
+		for _, x := range addrs(5) {
+			p.enqueue(x)
+		}
+		synctest.Wait()
+		p.stop()
+		p.stop() // a second stop is harmless
+		p.enqueue(addrs(6)[5])
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if len(log.addrs) != 1 {
+			t.Errorf("sent %d after stop, want only the 1 sent before", len(log.addrs))
+		}
+	})
+}
