@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -328,4 +329,36 @@ func rbacObjects(t *testing.T, objs []*unstructured.Unstructured) map[string]str
 		out[o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName()] = string(data)
 	}
 	return out
+}
+
+// TestIntegrationKubectlApplyK runs the README's command itself, `kubectl apply -k
+// deploy/kustomize` (server-side), against the real API server: kubectl's built-in kustomize
+// must accept the kustomization as the standalone one does.
+func TestIntegrationKubectlApplyK(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		kubectl = filepath.Join(cacheBin(), "kubectl")
+		if _, err := os.Stat(kubectl); err != nil {
+			t.Skip("kubectl is not installed (test/tools/install.sh apiserver builds it)")
+		}
+	}
+	env := kubeapi.Env(t)
+	out := run(t, kubectl, "--kubeconfig", env.Kubeconfig, "apply", "--server-side", "--force-conflicts", "-k", "kustomize")
+	for _, want := range []string{"daemonset.apps/herald-speaker", "deployment.apps/herald-controller", "clusterrole.rbac.authorization.k8s.io/herald-speaker"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("kubectl apply -k did not apply %s:\n%s", want, out)
+		}
+	}
+	if _, err := env.Client(t).RbacV1().ClusterRoles().Get(context.Background(), "herald-controller", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the controller's ClusterRole after kubectl apply -k: %v", err)
+	}
+}
+
+// TestIntegrationHelmLintStrict runs `helm lint --strict` with the default values and with
+// every optional part on.
+func TestIntegrationHelmLintStrict(t *testing.T) {
+	helm := tool(t, "helm")
+	run(t, helm, "lint", "--strict", "helm/herald")
+	run(t, helm, "lint", "--strict", "helm/herald", "--set", "metrics.serviceMonitor.enabled=true",
+		"--set", "speaker.announcers={arp,ndp,bgp}", "--set", "speaker.ignoreExcludeLB=true")
 }

@@ -38,18 +38,23 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(kubeapi.Main(m)) }
 
+// cacheBin is where test/tools/install.sh installs tools: $HERALD_CACHE/bin.
+func cacheBin() string {
+	cache := os.Getenv("HERALD_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "herald")
+	}
+	return filepath.Join(cache, "bin")
+}
+
 // tool finds a tool test/tools/install.sh installs: on $PATH, else in $HERALD_CACHE/bin.
 func tool(t *testing.T, name string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	cache := os.Getenv("HERALD_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "herald")
-	}
-	p := filepath.Join(cache, "bin", name)
+	p := filepath.Join(cacheBin(), name)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("%s not found on $PATH or in %s: run `bash test/tools/install.sh tools`", name, filepath.Dir(p))
 	}
