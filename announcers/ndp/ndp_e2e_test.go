@@ -174,6 +174,66 @@ func BenchmarkE2ENDPSetDesired10k(b *testing.B) {
 	b.Logf("status with 10k addresses: %s %q ... %q", st.Health, truncate(st.Message, 120), st.Message[max(0, len(st.Message)-40):])
 }
 
+// BenchmarkE2ENDPUnsolicited10k announces 10,000 new addresses and counts the frames the
+// client's interface receives until it goes quiet: ideally three unsolicited advertisements
+// per address (the gratuitous burst), fewer when the pacer merges repeats that are still
+// queued, and far fewer when frames are dropped on the way (a burst faster than the
+// receiving host's backlog). It reports NAs received per address and the time from the
+// acknowledged Apply to the last one.
+func BenchmarkE2ENDPUnsolicited10k(b *testing.B) {
+	l := lab.New(b, lab.Options{Nodes: 1})
+	node := l.Nodes[0]
+	var log labtest.Log
+	m := labtest.Start(b, log.Logger(b), nil, labtest.SpecOn(node, "ndp", labtest.Binary(b, "herald-announcer-ndp")))
+	set := make([]netip.Addr, 10000)
+	for i := range set {
+		set[i] = labtest.OnLink6(node, uint16(0x1000+i))
+	}
+	var received, took float64
+	for b.Loop() {
+		b.StopTimer()
+		labtest.Announce(b, m, "ndp", nil)
+		quiet(b, l.Client)
+		before := rxPackets(b, l.Client)
+		labtest.Announce(b, m, "ndp", set)
+		start := time.Now()
+		last, n := quiet(b, l.Client)
+		received += float64(n - before)
+		took += last.Sub(start).Seconds()
+		b.StartTimer()
+	}
+	b.ReportMetric(received/float64(b.N)/float64(len(set)), "NAs/address")
+	b.ReportMetric(took/float64(b.N), "s-to-last-NA")
+	b.ReportMetric(0, "ns/op") // the Apply is timed by BenchmarkE2ENDPSetDesired10k
+}
+
+// quiet waits until h's eth0 has received nothing for 500ms (at most 20s) and returns when
+// its receive counter last moved and its value.
+func quiet(b *testing.B, h *lab.Host) (time.Time, uint64) {
+	last, n := time.Now(), rxPackets(b, h)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		if m := rxPackets(b, h); m != n {
+			last, n = time.Now(), m
+		} else if time.Since(last) > 500*time.Millisecond {
+			break
+		}
+	}
+	return last, n
+}
+
+func rxPackets(b *testing.B, h *lab.Host) uint64 {
+	out, err := h.Command(context.Background(), "cat", "/sys/class/net/"+h.Iface+"/statistics/rx_packets").Output()
+	if err != nil {
+		b.Fatalf("rx_packets: %v", err)
+	}
+	var n uint64
+	if _, err := fmt.Sscan(string(out), &n); err != nil {
+		b.Fatalf("rx_packets %q: %v", out, err)
+	}
+	return n
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

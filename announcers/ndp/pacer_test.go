@@ -44,7 +44,8 @@ func TestPacerSendsInOrderOnceEach(t *testing.T) {
 		want    []netip.Addr
 	}{
 		{name: "in order", enqueue: a, owns: all, want: a},
-		{name: "waiting address not queued twice", enqueue: []netip.Addr{a[0], a[1], a[0], a[2], a[1]}, owns: all, want: a},
+		{name: "a repeat asked while waiting goes to the back", enqueue: []netip.Addr{a[0], a[1], a[0], a[2], a[1]}, owns: all, want: []netip.Addr{a[0], a[1], a[2], a[0], a[1]}},
+		{name: "at most pacerMaxPending owed", enqueue: slices.Repeat(a[:1], pacerMaxPending+5), owns: all, want: slices.Repeat(a[:1], pacerMaxPending)},
 		{name: "withdrawn while waiting is skipped", enqueue: a, owns: func(x netip.Addr) bool { return x != a[1] }, want: []netip.Addr{a[0], a[2]}},
 	}
 	for _, tt := range tests {
@@ -123,6 +124,26 @@ func TestPacerStopDropsTheQueue(t *testing.T) {
 		synctest.Wait()
 		if len(log.addrs) != 1 {
 			t.Errorf("sent %d after stop, want only the 1 sent before", len(log.addrs))
+		}
+	})
+}
+
+func TestPacerSpacesRepeatsByATick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log := &sendLog{start: time.Now()}
+		p := newPacer(all, log.send, 100, 10*time.Millisecond)
+		defer p.stop()
+		a := addrs(2)
+		p.enqueue(a[1])
+		synctest.Wait() // a[1] goes at once; a burst for a[0] arrives within the tick
+		for range 3 {
+			p.enqueue(a[0])
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		ms := time.Millisecond
+		if want := []time.Duration{0, 10 * ms, 20 * ms, 30 * ms}; !slices.Equal(log.at, want) {
+			t.Errorf("sent at %v, want %v", log.at, want)
 		}
 	})
 }
