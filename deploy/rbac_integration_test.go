@@ -672,14 +672,22 @@ func typedOne[T any](t *testing.T, objs []*unstructured.Unstructured, kind strin
 }
 
 // TestIntegrationSpeakerAccountIsRefused checks what the speaker's ServiceAccount must not
-// do: read Secrets anywhere, or change a Service (spec, metadata or status). The controller's
-// account may not read Secrets either.
+// do, with and without the bgp announcer: get a Secret anywhere or list Secrets outside its
+// namespace (and, without bgp, inside it too), or change a Service (spec, metadata or
+// status) or a Node. The controller's account may not read Secrets, replace a Service or
+// touch another Lease.
 func TestIntegrationSpeakerAccountIsRefused(t *testing.T) {
+	t.Run("l2", func(t *testing.T) { checkRefusals(t, "refuse", "", false) })
+	// With the bgp announcer the speaker may list Secrets, in its own namespace only.
+	t.Run("bgp", func(t *testing.T) { checkRefusals(t, "refuse-bgp", "speaker:\n  announcers: [arp, ndp, bgp]\n", true) })
+}
+
+func checkRefusals(t *testing.T, release, values string, bgp bool) {
 	env := kubeapi.Env(t)
 	env.InstallCRDs(t)
 	ctx := context.Background()
 	ns, other := env.Namespace(t), env.Namespace(t)
-	objs := decode(t, helmTemplate(t, "refuse", ns, ""))
+	objs := decode(t, helmTemplate(t, release, ns, values))
 	apply(t, env.AdminConfig(), objs)
 	admin := env.Client(t)
 	for _, n := range []string{ns, other} {
@@ -760,6 +768,13 @@ func TestIntegrationSpeakerAccountIsRefused(t *testing.T) {
 		if err := tt.do(); !apierrors.IsForbidden(err) {
 			t.Errorf("%s: got %v, want Forbidden", tt.name, err)
 		}
+	}
+	_, err = speakerClient.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+	if bgp && err != nil {
+		t.Errorf("speaker with the bgp announcer lists Secrets in its namespace: %v", err)
+	}
+	if !bgp && !apierrors.IsForbidden(err) {
+		t.Errorf("speaker without the bgp announcer lists Secrets in its namespace: got %v, want Forbidden", err)
 	}
 	// And the speaker may read what it needs, there.
 	if _, err := speakerClient.DiscoveryV1().EndpointSlices(other).List(ctx, metav1.ListOptions{}); err != nil {
