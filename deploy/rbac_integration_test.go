@@ -5,6 +5,8 @@ package deploy_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -282,7 +284,11 @@ func startRoles(t *testing.T, values string, setup func(*roles)) *roles {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	ctrlOpts := controllerOptions(t, dep.Spec.Template.Spec.Containers[0].Args)
-	spkOpts := speakerOptions(t, h.objs, ds.Spec.Template.Spec.Containers[0].Args, h.node, spkCfg)
+	ctrlChartAddr, ctrlLive := ctrlOpts.MetricsBindAddress, freeAddr(t)
+	ctrlOpts.MetricsBindAddress = ctrlLive
+	spkLive := freeAddr(t)
+	spkChartAddr := loadConfig(t, typedOne[corev1.ConfigMap](t, h.objs, "ConfigMap").Data["config.yaml"]).MetricsBindAddress
+	spkOpts := speakerOptions(t, h.objs, ds.Spec.Template.Spec.Containers[0].Args, h.node, spkCfg, spkLive)
 	wg.Go(func() { errs <- roleErr("controller", controller.Run(runCtx, ctrlCfg, ctrlOpts)) })
 	wg.Go(func() { errs <- roleErr("speaker", speaker.Run(runCtx, spkOpts)) })
 	// Wait until the speaker's heartbeat is written, and give its own informers a moment to
@@ -291,6 +297,8 @@ func startRoles(t *testing.T, values string, setup func(*roles)) *roles {
 		_, err := h.admin.CoordinationV1().Leases(ns).Get(context.Background(), heartbeat.LeaseName(h.node), metav1.GetOptions{})
 		return fmt.Sprint(err), err == nil
 	})
+	checkProbes(t, "controller", dep.Spec.Template.Spec.Containers[0], ctrlChartAddr, ctrlLive)
+	checkProbes(t, "speaker", ds.Spec.Template.Spec.Containers[0], spkChartAddr, spkLive)
 	time.Sleep(time.Second)
 	var once sync.Once
 	h.stop = func() {
@@ -509,15 +517,60 @@ func controllerOptions(t *testing.T, args []string) controller.Options {
 	// controller's options.
 	fs.ParseErrorsAllowlist.UnknownFlags = true
 	opts.AddFlags(fs)
-	args = expand(args[1:], map[string]string{"POD_NAME": "rbac-controller-0"})
-	// The pod serves metrics on its own address; here the test must not bind a fixed port.
-	if fs.Lookup("metrics-bind-address") != nil {
-		args = append(args, "--metrics-bind-address=127.0.0.1:0")
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(expand(args[1:], map[string]string{"POD_NAME": "rbac-controller-0"})); err != nil {
 		t.Fatalf("the chart's controller args: %v", err)
 	}
 	return opts
+}
+
+// freeAddr returns a loopback address with a port free a moment ago: the roles serve their
+// metrics and probes there instead of the chart's fixed port.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// checkProbes checks a container's liveness and readiness probes against the role running
+// here: each probes the port the role serves its health endpoints on (chartAddr's, as the
+// chart configures the role) and gets 200 from the role, listening at live instead.
+func checkProbes(t *testing.T, role string, c corev1.Container, chartAddr, live string) {
+	t.Helper()
+	_, portStr, err := net.SplitHostPort(chartAddr)
+	if err != nil {
+		t.Fatalf("%s serves health on %q: %v", role, chartAddr, err)
+	}
+	for _, p := range []struct {
+		kind  string
+		probe *corev1.Probe
+	}{{"liveness", c.LivenessProbe}, {"readiness", c.ReadinessProbe}} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			t.Errorf("%s: no HTTP %s probe", role, p.kind)
+			continue
+		}
+		port := p.probe.HTTPGet.Port.IntValue()
+		for _, cp := range c.Ports {
+			if p.probe.HTTPGet.Port.Type == intstr.String && cp.Name == p.probe.HTTPGet.Port.StrVal {
+				port = int(cp.ContainerPort)
+			}
+		}
+		if fmt.Sprint(port) != portStr {
+			t.Errorf("%s: %s probe on port %d, but the role serves %s on %s", role, p.kind, port, p.probe.HTTPGet.Path, chartAddr)
+		}
+		url := "http://" + live + p.probe.HTTPGet.Path
+		waitFor(t, fmt.Sprintf("%s %s probe %s to answer 200", role, p.kind, p.probe.HTTPGet.Path), func() (string, bool) {
+			resp, err := http.Get(url)
+			if err != nil {
+				return err.Error(), false
+			}
+			resp.Body.Close()
+			return resp.Status, resp.StatusCode == http.StatusOK
+		})
+	}
 }
 
 // speakerOptions builds the speaker's options from the chart: its arguments (checked against
@@ -525,7 +578,7 @@ func controllerOptions(t *testing.T, args []string) controller.Options {
 // Two things differ from a pod: the node's interfaces are given (a real speaker reads them
 // from the host), and the announcers are an in-memory test announcer, because the API calls,
 // not the wire, are under test here.
-func speakerOptions(t *testing.T, objs []*unstructured.Unstructured, args []string, node string, cfg *rest.Config) speaker.Options {
+func speakerOptions(t *testing.T, objs []*unstructured.Unstructured, args []string, node string, cfg *rest.Config, live string) speaker.Options {
 	t.Helper()
 	if len(args) == 0 || args[0] != "speaker" {
 		t.Fatalf("speaker args %v do not start with the speaker subcommand", args)
@@ -540,8 +593,9 @@ func speakerOptions(t *testing.T, objs []*unstructured.Unstructured, args []stri
 		t.Fatalf("speaker args %v: want --node-name=$(NODE_NAME) and --holder=$(POD_NAME)", args)
 	}
 	c := loadConfig(t, typedOne[corev1.ConfigMap](t, objs, "ConfigMap").Data["config.yaml"])
-	// The pod serves metrics on the host network; here the test must not bind fixed ports.
-	c.MetricsBindAddress, c.HealthBindAddress = "", ""
+	// The pod serves metrics and probes on the host network at the configured port; here
+	// the speaker listens on a free loopback port instead (the caller checks the probes).
+	c.MetricsBindAddress, c.HealthBindAddress = live, ""
 	dir := t.TempDir()
 	fake := testbin.Build(t, "./announcers/manager/testdata/testannouncer")
 	for _, a := range c.Announcers {
