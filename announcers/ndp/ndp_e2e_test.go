@@ -87,6 +87,42 @@ func TestE2ENDPAnswersBeyondOldMembershipLimit(t *testing.T) {
 	}
 }
 
+// allMulticast reports IFF_ALLMULTI in h's interface flags as the kernel holds them (sysfs
+// shows the flag while any socket's all-multicast membership counts; `ip link` does not).
+func allMulticast(t *testing.T, h *lab.Host) bool {
+	out, err := h.Command(context.Background(), "cat", "/sys/class/net/"+h.Iface+"/flags").Output()
+	if err != nil {
+		t.Fatalf("interface flags: %v", err)
+	}
+	flags, err := strconv.ParseUint(strings.TrimSpace(string(out)), 0, 32)
+	if err != nil {
+		t.Fatalf("interface flags %q: %v", out, err)
+	}
+	return flags&0x200 != 0 // IFF_ALLMULTI
+}
+
+// TestE2ENDPAllMulticastOnlyWhileAnnouncing checks the interface is in all-multicast mode
+// exactly while the announcer has its link open: the membership goes with the socket.
+func TestE2ENDPAllMulticastOnlyWhileAnnouncing(t *testing.T) {
+	l := lab.New(t, lab.Options{Nodes: 1})
+	node := l.Nodes[0]
+	var log labtest.Log
+	m := labtest.Start(t, log.Logger(t), nil, labtest.SpecOn(node, "ndp", labtest.Binary(t, "herald-announcer-ndp")))
+	vip := labtest.OnLink6(node, 0x100)
+	if allMulticast(t, node) {
+		t.Fatal("all-multicast before announcing")
+	}
+	labtest.Announce(t, m, "ndp", []netip.Addr{vip})
+	if !allMulticast(t, node) {
+		t.Error("not all-multicast while announcing")
+	}
+	labtest.Announce(t, m, "ndp", nil) // nothing left on the link: it closes
+	// The kernel releases the socket once the reader blocked on it has returned.
+	labtest.WaitFor(t, "all-multicast to end after the last address was withdrawn", 2*time.Second, func() bool {
+		return !allMulticast(t, node)
+	})
+}
+
 func neighbour(t *testing.T, h *lab.Host, addr netip.Addr) string {
 	out, err := h.Command(context.Background(), "ip", "-6", "neigh", "show", addr.String(), "dev", h.Iface).Output()
 	if err != nil {
