@@ -9,7 +9,8 @@
 // unicast ones (neighbour unreachability probes) too, which the host's own stack would drop
 // for an address it does not hold. Announcing an address therefore costs no system call and
 // there is no limit on how many are announced (joining one solicited-node group per address
-// on an ICMPv6 socket stopped at about 2,300, the kernel's bound on a socket's memberships).
+// on an ICMPv6 socket stopped at about 2,300, where net.core.optmem_max (131072) bounds a
+// socket's memberships).
 // The membership belongs to the socket, so the kernel takes the interface out of
 // all-multicast mode when the socket closes, even if the process is killed.
 //
