@@ -63,7 +63,7 @@ func DefaultOptions() Options {
 		Workers:            4,
 		PoolStatusInterval: 10 * time.Second,
 		KubeAPIQPS:         50,
-		KubeAPIBurst:       100,
+		KubeAPIBurst:       400,
 		MetricsBindAddress: DefaultMetricsBindAddress,
 	}
 }

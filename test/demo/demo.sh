@@ -75,7 +75,7 @@ done
 kubectl get nodes
 
 say "starting the controller and a speaker in every node namespace"
-setsid "$bin/herald" controller --kubeconfig "$KUBECONFIG" --namespace herald-system >"$work/controller.log" 2>&1 &
+setsid "$bin/herald" controller --kubeconfig "$KUBECONFIG" --namespace herald-system --metrics-bind-address 127.0.0.1:0 >"$work/controller.log" 2>&1 &
 pids+=($!)
 for n in "${nodes[@]}"; do
   # The echo server answers on the VIP: the VIP is local (on lo) in every node, and

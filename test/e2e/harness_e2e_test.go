@@ -194,7 +194,8 @@ func (c *cluster) createPool() {
 func (c *cluster) startController() {
 	c.t.Helper()
 	cmd := exec.Command(c.herald, "controller", "--kubeconfig", c.env.Kubeconfig, "--namespace", speakerNamespace,
-		"--lease-name", c.lab.Prefix+"controller", "--identity", c.lab.Prefix+"controller")
+		"--lease-name", c.lab.Prefix+"controller", "--identity", c.lab.Prefix+"controller",
+		"--metrics-bind-address", "127.0.0.1:0")
 	var out syncWriter
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -31,41 +31,50 @@ install_apt() {
   touch "$stamp"
 }
 
-install_apiserver() {
-  local out=$BIN/kube-apiserver-v$KUBE_VERSION
-  if [ -x "$out" ]; then return 0; fi
-  log "building kube-apiserver v$KUBE_VERSION from the Go module proxy (about 10 minutes on 2 cores)"
-  local mod=$CACHE/src/kube-apiserver-v$KUBE_VERSION
+# install_kube builds k8s.io/kubernetes/cmd/<name> (kube-apiserver, kubectl) at $KUBE_VERSION
+# from the Go module proxy into $BIN/<name>-v$KUBE_VERSION, linked as $BIN/<name>.
+install_kube() {
+  local name=$1 out=$BIN/$1-v$KUBE_VERSION
+  if [ -x "$out" ]; then ln -sf "$name-v$KUBE_VERSION" "$BIN/$name"; return 0; fi
+  log "building $name v$KUBE_VERSION from the Go module proxy (kube-apiserver: about 10 minutes on 2 cores)"
+  local mod=$CACHE/src/kube-v$KUBE_VERSION
   mkdir -p "$mod"
   (
     cd "$mod"
-    cat > go.mod <<MOD
+    if [ ! -f go.sum ]; then
+      cat > go.mod <<MOD
 module herald.local/kubetools
 
 go 1.26.0
 MOD
-    cat > tools.go <<'GO'
+      cat > tools.go <<'GO'
 //go:build tools
 
 package tools
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
 GO
-    go mod edit -require=k8s.io/kubernetes@v$KUBE_VERSION
-    # k8s.io/kubernetes pins its staging modules at v0.0.0; point each at the published release.
-    go mod download -json k8s.io/kubernetes@v$KUBE_VERSION >/dev/null
-    local kmod
-    kmod=$(go mod download -json k8s.io/kubernetes@v$KUBE_VERSION | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-    local minor=${KUBE_VERSION#1.}
-    for m in $(grep -E '^\s*k8s.io/[a-z0-9-]+ v0\.0\.0$' "$kmod" | awk '{print $1}' | sort -u); do
-      go mod edit -replace="$m=$m@v0.$minor"
-    done
-    GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
-    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+      go mod edit -require=k8s.io/kubernetes@v$KUBE_VERSION
+      # k8s.io/kubernetes pins its staging modules at v0.0.0; point each at the published release.
+      local kmod
+      kmod=$(go mod download -json k8s.io/kubernetes@v$KUBE_VERSION | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+      local minor=${KUBE_VERSION#1.}
+      for m in $(grep -E '^\s*k8s.io/[a-z0-9-]+ v0\.0\.0$' "$kmod" | awk '{print $1}' | sort -u); do
+        go mod edit -replace="$m=$m@v0.$minor"
+      done
+      GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
+    fi
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitVersion=v$KUBE_VERSION" -o "$out.tmp" k8s.io/kubernetes/cmd/$name
     mv "$out.tmp" "$out"
   )
-  log "kube-apiserver cached at $out"
+  ln -sf "$name-v$KUBE_VERSION" "$BIN/$name"
+  log "$name cached at $out"
 }
+
+install_apiserver() { install_kube kube-apiserver; install_kube kubectl; }
 
 # Go tools, pinned; installed into $BIN with a version suffix so upgrades never reuse stale ones.
 go_tools=(
