@@ -154,12 +154,32 @@ func (b *Builder) SetLease(l *coordinationv1.Lease) {
 		delete(b.leaseNode, l.Namespace+"/"+l.Name)
 		b.remerge(old)
 	}
+	change := Change{All: true}
 	if hb != nil {
-		b.speakers[hb.NodeName] = hb.SpeakerInfo()
+		info := hb.SpeakerInfo()
+		if renewalOnly(b.speakers[hb.NodeName], info, time.Now()) {
+			change.All = false
+		}
+		b.speakers[hb.NodeName] = info
 		b.leaseNode[l.Namespace+"/"+l.Name] = hb.NodeName
 		b.remerge(hb.NodeName)
 	}
-	b.done(Change{All: true})
+	b.done(change)
+}
+
+// renewalOnly reports whether next differs from prev only by a later renewal of a heartbeat
+// that was alive at now. Such a renewal changes no decision, so it must not re-run every unit:
+// with 1,000 speakers renewing every few seconds that would keep a core busy for nothing. The
+// speaker's expiry timer still re-runs every unit when a heartbeat lapses.
+func renewalOnly(prev, next *framework.SpeakerInfo, now time.Time) bool {
+	return prev != nil && prev.AliveAt(now) &&
+		prev.Draining == next.Draining && prev.LeaseDuration == next.LeaseDuration &&
+		!next.RenewTime.Before(prev.RenewTime) &&
+		slices.EqualFunc(prev.Interfaces, next.Interfaces, equalInterface)
+}
+
+func equalInterface(a, b framework.Interface) bool {
+	return a.Name == b.Name && a.Up == b.Up && a.MAC == b.MAC && slices.Equal(a.Prefixes, b.Prefixes)
 }
 
 // DeleteLease removes a Lease.

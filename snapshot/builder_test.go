@@ -234,3 +234,47 @@ func TestBadInputAffectsOnlyItself(t *testing.T) {
 		t.Fatalf("errors after delete: %v", b.Errors())
 	}
 }
+
+func TestLeaseRenewalReRunsUnitsOnlyWhenADecisionCanChange(t *testing.T) {
+	now := time.Now()
+	eth0 := []framework.Interface{{Name: "eth0", Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}}
+	eth1 := []framework.Interface{{Name: "eth1", Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}}
+	beat := func(renew time.Time, draining bool, itfs []framework.Interface) heartbeat.Heartbeat {
+		return heartbeat.Heartbeat{NodeName: "n1", RenewTime: renew, LeaseDuration: 10 * time.Second, Draining: draining, Interfaces: itfs}
+	}
+	tests := []struct {
+		name      string
+		prev, cur heartbeat.Heartbeat
+		wantAll   bool
+	}{
+		{"renewal of a live heartbeat", beat(now.Add(-2*time.Second), false, eth0), beat(now, false, eth0), false},
+		{"interfaces changed", beat(now.Add(-2*time.Second), false, eth0), beat(now, false, eth1), true},
+		{"draining", beat(now.Add(-2*time.Second), false, eth0), beat(now, true, eth0), true},
+		{"revived after expiry", beat(now.Add(-time.Minute), false, eth0), beat(now, false, eth0), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var last Change
+			b := NewBuilder(func(c Change) { last = c })
+			b.SetNode(node("n1", corev1.ConditionTrue, false, nil))
+			for i, hb := range []heartbeat.Heartbeat{tt.prev, tt.cur} {
+				lease, err := heartbeat.Encode(hb, "herald-system")
+				if err != nil {
+					t.Fatal(err)
+				}
+				last = Change{}
+				b.SetLease(lease)
+				if i == 0 && !last.All {
+					t.Fatalf("first heartbeat: got %+v, want All", last)
+				}
+			}
+			if last.All != tt.wantAll {
+				t.Fatalf("got All=%v, want %v", last.All, tt.wantAll)
+			}
+			// The snapshot always carries the latest renewal, whatever was signalled.
+			if got := b.Snapshot(now).Node("n1").Speaker.RenewTime; !got.Equal(tt.cur.RenewTime.Truncate(time.Microsecond)) && !got.Equal(tt.cur.RenewTime) {
+				t.Fatalf("renew time %v, want %v", got, tt.cur.RenewTime)
+			}
+		})
+	}
+}

@@ -105,22 +105,26 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, unit *fr
 		return framework.NewStatus(framework.Unschedulable, ReasonNoInterfaces).WithDetail("the node's speaker heartbeat lists no interface")
 	}
 	allowed := allowedFor(advertisement.FromState(state, unit), node)
+	// Filter runs for every node of every unit: decide without building lists, and describe
+	// the node's interfaces only when rejecting it.
+	anyUp := false
+	for _, itf := range node.Speaker.Interfaces {
+		if !itf.Up || (allowed != nil && !allowed[itf.Name]) {
+			continue
+		}
+		if !p.requireSubnet || onSubnet(itf, unit) {
+			return nil
+		}
+		anyUp = true
+	}
+	if !anyUp {
+		return framework.NewStatus(framework.Unschedulable, ReasonNoAllowedInterface).
+			WithDetail("allowed %s; node has %s", describeAllowed(allowed), describe(node.Speaker.Interfaces))
+	}
 	var up []framework.Interface
 	for _, itf := range node.Speaker.Interfaces {
 		if itf.Up && (allowed == nil || allowed[itf.Name]) {
 			up = append(up, itf)
-		}
-	}
-	if len(up) == 0 {
-		return framework.NewStatus(framework.Unschedulable, ReasonNoAllowedInterface).
-			WithDetail("allowed %s; node has %s", describeAllowed(allowed), describe(node.Speaker.Interfaces))
-	}
-	if !p.requireSubnet {
-		return nil
-	}
-	for _, itf := range up {
-		if onSubnet(itf, unit) {
-			return nil
 		}
 	}
 	return framework.NewStatus(framework.Unschedulable, ReasonNotOnSubnet).
