@@ -11,9 +11,13 @@ import (
 
 // Default values of the speaker's settings.
 const (
-	DefaultProfileName        = "default"
-	DefaultLeaseDuration      = 15 * time.Second
-	DefaultRenewInterval      = 5 * time.Second
+	DefaultProfileName = "default"
+	// A dead speaker's IPs move when its heartbeat lapses, so the lease is the failover time:
+	// 2.5 s keeps failover under 3 s, and renewing every second survives one lost renewal.
+	// That is one Lease write per node per second; large clusters may trade failover time for
+	// API load by raising both.
+	DefaultLeaseDuration      = 2500 * time.Millisecond
+	DefaultRenewInterval      = time.Second
 	DefaultNamespace          = "herald-system"
 	DefaultMetricsBindAddress = ":7472"
 	DefaultHealthBindAddress  = ":7473"

@@ -92,7 +92,7 @@ type Announcer struct {
 
 // Heartbeat configures the speaker's node heartbeat Lease.
 type Heartbeat struct {
-	// LeaseDuration is how long a renewal stays valid (default 15s).
+	// LeaseDuration is how long a renewal stays valid (default 2.5s).
 	LeaseDuration Duration `json:"leaseDuration"`
 	// RenewInterval is how often the speaker renews (default 5s); less than LeaseDuration.
 	RenewInterval Duration `json:"renewInterval"`

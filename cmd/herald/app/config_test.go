@@ -61,7 +61,7 @@ func TestConfigValidateReportsEveryError(t *testing.T) {
 	}
 	for _, want := range []string{
 		`profiles[0].plugins.score.enabled[0].weight: Invalid value: 0: must be in 1..100`,
-		`heartbeat.renewInterval: Invalid value: "1m0s": must be less than heartbeat.leaseDuration (15s)`,
+		`heartbeat.renewInterval: Invalid value: "1m0s": must be less than heartbeat.leaseDuration (2.5s)`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
