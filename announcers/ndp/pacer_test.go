@@ -83,11 +83,20 @@ func TestPacerBoundsTheRate(t *testing.T) {
 		if len(log.at) != 1000 {
 			t.Fatalf("sent %d, want 1000", len(log.at))
 		}
+		// The pacer may start sending while the queue is still being filled, so the first tick
+		// can carry fewer than 100; what must hold is the bound per tick, sends only on ticks,
+		// and no stall: 1,000 at 100 per tick are out by the eleventh tick.
+		perTick := map[time.Duration]int{}
 		for i, at := range log.at {
-			// The i-th goes out in tick i/100: never earlier, and the queue does not stall.
-			if want := time.Duration(i/100) * 10 * time.Millisecond; at != want {
-				t.Fatalf("advertisement %d sent at %s, want %s", i, at, want)
+			if at%(10*time.Millisecond) != 0 || (i > 0 && at < log.at[i-1]) {
+				t.Fatalf("advertisement %d sent at %s: not on a tick, or out of order", i, at)
 			}
+			if perTick[at]++; perTick[at] > 100 {
+				t.Fatalf("more than 100 advertisements in the tick at %s", at)
+			}
+		}
+		if last := log.at[len(log.at)-1]; last > 100*time.Millisecond {
+			t.Fatalf("last advertisement at %s, want by 100ms", last)
 		}
 	})
 }
