@@ -21,6 +21,8 @@ func (countingFilter) Filter(_ context.Context, _ *CycleState, _ *Unit, n *NodeI
 
 func TestMetricsCountVerdictsAndCycles(t *testing.T) {
 	RegisterMetrics()
+	// The counters are process-wide; start from zero so repeated runs (-count) see only theirs.
+	pluginVerdicts.Reset()
 	reg := Registry{}
 	if err := reg.Register("MetricsFilter", Registration{Factory: func(PluginArgs, Handle) (Plugin, error) { return countingFilter{}, nil }}); err != nil {
 		t.Fatal(err)
