@@ -331,6 +331,9 @@ func failover(t *testing.T, bfd, freeze bool, trials int, limit time.Duration) [
 	var took []time.Duration
 	for i := 0; i < trials; i++ {
 		victim := start(l.Nodes[0])
+		// Registered after startPlugin's cleanup, so it runs first: go-plugin's Kill talks to the
+		// process before killing it and would wait forever on a frozen one if a trial fails.
+		t.Cleanup(func() { _ = syscall.Kill(victim.pid, syscall.SIGKILL) })
 		r.WaitRoute(t, vip, 2, 60*time.Second)
 		if bfd {
 			waitFor(t, "BFD up on both sides", 10*time.Second, func() bool {
@@ -349,7 +352,8 @@ func failover(t *testing.T, bfd, freeze bool, trials int, limit time.Duration) [
 		rt, err := r.AwaitRoute(vip, 1, limit+5*time.Second)
 		d := time.Since(t0)
 		if err != nil {
-			t.Fatalf("trial %d: %v", i, err)
+			bfdState, _ := r.BFDStatus(l.Nodes[0].IPv4)
+			t.Fatalf("trial %d: %v (router's BFD state for the victim: %q)", i, err, bfdState)
 		}
 		if rt.Nexthops[0] != l.Nodes[1].IPv4 {
 			t.Fatalf("trial %d: remaining next hop %v, want the survivor %s", i, rt.Nexthops, l.Nodes[1].IPv4)
