@@ -327,7 +327,6 @@ func failover(t *testing.T, bfd, freeze bool, trials int, limit time.Duration) [
 		return p
 	}
 	survivor := start(l.Nodes[1])
-	_ = survivor
 	var took []time.Duration
 	for i := 0; i < trials; i++ {
 		victim := start(l.Nodes[0])
@@ -336,10 +335,17 @@ func failover(t *testing.T, bfd, freeze bool, trials int, limit time.Duration) [
 		t.Cleanup(func() { _ = syscall.Kill(victim.pid, syscall.SIGKILL) })
 		r.WaitRoute(t, vip, 2, 60*time.Second)
 		if bfd {
-			waitFor(t, "BFD up on both sides", 10*time.Second, func() bool {
-				s, _ := r.BFDStatus(l.Nodes[0].IPv4)
-				return s == "up" && peerStatus(t, victim, "router").BFDUp
-			})
+			// Both sessions up on both sides, and still up two seconds later: right after coming
+			// up, the sessions renegotiate from the slow start-up rate to 300 ms, and a freeze
+			// before that settles measures the start-up rate rather than the profile.
+			bothUp := func() bool {
+				sv, _ := r.BFDStatus(l.Nodes[0].IPv4)
+				ss, _ := r.BFDStatus(l.Nodes[1].IPv4)
+				return sv == "up" && ss == "up" && peerStatus(t, victim, "router").BFDUp && peerStatus(t, survivor, "router").BFDUp
+			}
+			waitFor(t, "BFD up on both sides", 10*time.Second, bothUp)
+			time.Sleep(2 * time.Second)
+			waitFor(t, "BFD still up on both sides", 10*time.Second, bothUp)
 		}
 		t0 := time.Now()
 		if freeze {
