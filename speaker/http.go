@@ -1,8 +1,12 @@
 package speaker
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/framework"
@@ -92,13 +96,21 @@ func observeSession(peer string, state announcers.SessionState) {
 	bgpSessionUp.WithLabelValues(peer).Set(up)
 }
 
-// serveHTTP serves /metrics on the configured metrics address and /healthz and /readyz
-// (ready once the informers synced) on the health address; an empty address serves nothing.
-func (s *Speaker) serveHTTP() *http.Server {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", legacyregistry.Handler())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+// httpServers are the speaker's listeners: /metrics (with /healthz and /readyz too, so probes
+// written for MetalLB's port keep working) on metricsBindAddress, and /healthz and /readyz
+// alone on healthBindAddress. Both listen before the speaker starts, so a taken port is a
+// startup error rather than a log line nobody reads.
+type httpServers struct {
+	servers []*http.Server
+	// addrs are the listeners' addresses, in the order of the fields, for tests.
+	addrs []string
+}
+
+// listenHTTP opens the configured addresses (an empty one is not served) and serves them.
+func (s *Speaker) listenHTTP() (httpServers, error) {
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		select {
 		case <-s.synced:
 			_, _ = w.Write([]byte("ok"))
@@ -106,15 +118,40 @@ func (s *Speaker) serveHTTP() *http.Server {
 			http.Error(w, "informers not synced", http.StatusServiceUnavailable)
 		}
 	})
-	addr := s.o.Config.MetricsBindAddress
-	if addr == "" {
-		return nil
-	}
-	srv := &http.Server{Addr: addr, Handler: mux}
-	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error(err, "metrics server stopped", "address", addr)
+	withMetrics := http.NewServeMux()
+	withMetrics.Handle("/metrics", legacyregistry.Handler())
+	withMetrics.Handle("/", health)
+
+	var srvs httpServers
+	for _, l := range []struct {
+		field, addr string
+		h           http.Handler
+	}{
+		{"metricsBindAddress", s.o.Config.MetricsBindAddress, withMetrics},
+		{"healthBindAddress", s.o.Config.HealthBindAddress, health},
+	} {
+		if l.addr == "" {
+			continue
 		}
-	}()
-	return srv
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			srvs.close(context.Background())
+			return httpServers{}, fmt.Errorf("%s %q: %w", l.field, l.addr, err)
+		}
+		srv := &http.Server{Handler: l.h, ReadHeaderTimeout: 10 * time.Second}
+		go func(field string) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error(err, "HTTP server stopped", "field", field, "address", ln.Addr().String())
+			}
+		}(l.field)
+		srvs.servers = append(srvs.servers, srv)
+		srvs.addrs = append(srvs.addrs, ln.Addr().String())
+	}
+	return srvs, nil
+}
+
+func (hs httpServers) close(ctx context.Context) {
+	for _, srv := range hs.servers {
+		_ = srv.Shutdown(ctx)
+	}
 }

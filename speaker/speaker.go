@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -101,9 +100,7 @@ type Speaker struct {
 
 	l2Lister func(namespace, name string) (*metallbv1beta1.ServiceL2Status, error)
 
-	expiryMu    sync.Mutex
-	expiryTimer *time.Timer
-	expiryAt    time.Time
+	expiry *expiryWatch
 
 	synced chan struct{}
 }
@@ -147,6 +144,7 @@ func newSpeaker(o Options) (*Speaker, error) {
 		workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "herald-speaker"})
 	s.builder = snapshot.NewBuilder(s.onChange)
+	s.expiry = &expiryWatch{snapshot: s.builder.Snapshot, fire: func() { s.queue.Add(allKey) }}
 	s.hb = &heartbeater{
 		log: s.log.WithName("heartbeat"), client: client.CoordinationV1(), namespace: o.Config.Heartbeat.Namespace,
 		node: o.NodeName, holder: o.Holder, duration: o.Config.Heartbeat.LeaseDuration.Duration,
@@ -274,6 +272,10 @@ func (s *Speaker) run(ctx context.Context) error {
 	if err := s.buildFrameworks(reg); err != nil {
 		return err
 	}
+	srv, err := s.listenHTTP()
+	if err != nil {
+		return err
+	}
 
 	core := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithTransform(stripUnread))
 	leases := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithTransform(stripUnread),
@@ -315,6 +317,7 @@ func (s *Speaker) run(ctx context.Context) error {
 	}
 	for _, h := range handlers {
 		if _, err := h.inf.AddEventHandler(h.h); err != nil {
+			srv.close(context.Background())
 			return err
 		}
 	}
@@ -334,7 +337,6 @@ func (s *Speaker) run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.hb.run(runCtx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watchAnnouncerEvents(runCtx) }()
-	srv := s.serveHTTP()
 
 	s.log.Info("waiting for informers to sync")
 	syncOK := cache.WaitForCacheSync(ctx.Done(), informersSynced(handlers)...)
@@ -379,12 +381,13 @@ func informersSynced(hs []struct {
 
 // shutdown hands the node's IPs over (when synced), stops the announcers (they drain) and
 // the loops.
-func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, wg *sync.WaitGroup, srv *http.Server, synced bool) error {
+func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, wg *sync.WaitGroup, srv httpServers, synced bool) error {
 	timeout := s.o.Config.Draining.Timeout.Duration
 	if synced {
 		s.handOver(runCtx, timeout)
 	}
 	s.queue.ShutDown()
+	s.expiry.stop()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := s.mgr.Stop(stopCtx)
@@ -399,9 +402,7 @@ func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, w
 		}
 	}
 	stopRun()
-	if srv != nil {
-		_ = srv.Shutdown(stopCtx)
-	}
+	srv.close(stopCtx)
 	wg.Wait()
 	s.log.Info("stopped")
 	return err
@@ -567,7 +568,7 @@ func (s *Speaker) process(ctx context.Context, key string) error {
 // processAll re-runs every unit, and withdraws units that no longer exist.
 func (s *Speaker) processAll(ctx context.Context) error {
 	snap := s.builder.Snapshot(time.Now())
-	s.scheduleExpiry(snap)
+	s.expiry.passed(snap)
 	seen := map[netip.Addr]bool{}
 	var errs []error
 	for _, u := range s.builder.Units() {
@@ -639,36 +640,6 @@ func (s *Speaker) runUnit(ctx context.Context, snap *framework.Snapshot, u *fram
 		return fmt.Errorf("unit %s: bind: %w", u.Key(), st.AsError())
 	}
 	return nil
-}
-
-// scheduleExpiry queues a full pass at the next moment a live heartbeat expires: plugins
-// compare heartbeats with the snapshot's time, so without a new cycle a dead speaker's
-// IPs would stay with it until some other event.
-func (s *Speaker) scheduleExpiry(snap *framework.Snapshot) {
-	var next time.Time
-	for _, n := range snap.Nodes() {
-		if n.Speaker == nil {
-			continue
-		}
-		exp := n.Speaker.RenewTime.Add(n.Speaker.LeaseDuration)
-		if exp.After(snap.Time) && (next.IsZero() || exp.Before(next)) {
-			next = exp
-		}
-	}
-	if next.IsZero() {
-		return
-	}
-	s.expiryMu.Lock()
-	defer s.expiryMu.Unlock()
-	if s.expiryTimer != nil && s.expiryAt.Equal(next) {
-		return
-	}
-	if s.expiryTimer != nil {
-		s.expiryTimer.Stop()
-	}
-	s.expiryAt = next
-	// A few milliseconds late so the snapshot taken then sees the heartbeat as expired.
-	s.expiryTimer = time.AfterFunc(time.Until(next)+5*time.Millisecond, func() { s.queue.Add(allKey) })
 }
 
 // watchAnnouncerEvents turns announcer conflicts into Events on the Services and a metric.

@@ -1,0 +1,80 @@
+package speaker
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+
+	"github.com/herald-lb/herald/config"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestListenHTTPServesMetricsAndHealthOnTheirAddresses(t *testing.T) {
+	s := &Speaker{log: logr.Discard(), synced: make(chan struct{}),
+		o: Options{Config: &config.SpeakerConfiguration{MetricsBindAddress: "127.0.0.1:0", HealthBindAddress: "127.0.0.1:0"}}}
+	srvs, err := s.listenHTTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srvs.close(context.Background())
+	if len(srvs.addrs) != 2 {
+		t.Fatalf("listening on %v, want the metrics and the health address", srvs.addrs)
+	}
+	metrics, health := "http://"+srvs.addrs[0], "http://"+srvs.addrs[1]
+
+	tests := []struct {
+		url      string
+		wantCode int
+		wantBody string
+	}{
+		{metrics + "/metrics", http.StatusOK, "process_start_time_seconds"},
+		{metrics + "/healthz", http.StatusOK, "ok"},
+		{health + "/healthz", http.StatusOK, "ok"},
+		{health + "/readyz", http.StatusServiceUnavailable, "informers not synced"},
+		{metrics + "/readyz", http.StatusServiceUnavailable, "informers not synced"},
+		{health + "/metrics", http.StatusNotFound, ""},
+	}
+	for _, tt := range tests {
+		code, body := get(t, tt.url)
+		if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
+			t.Errorf("GET %s = %d %.200q, want %d containing %q", tt.url, code, body, tt.wantCode, tt.wantBody)
+		}
+	}
+	close(s.synced)
+	if code, _ := get(t, health+"/readyz"); code != http.StatusOK {
+		t.Errorf("readyz after sync = %d, want 200", code)
+	}
+}
+
+func TestListenHTTPTakenPortIsAnError(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	s := &Speaker{log: logr.Discard(), synced: make(chan struct{}),
+		o: Options{Config: &config.SpeakerConfiguration{MetricsBindAddress: "127.0.0.1:0", HealthBindAddress: taken.Addr().String()}}}
+	srvs, err := s.listenHTTP()
+	if err == nil {
+		srvs.close(context.Background())
+		t.Fatal("listening on a taken health port succeeded")
+	}
+	if !strings.Contains(err.Error(), "healthBindAddress") {
+		t.Errorf("error %q does not name the field", err)
+	}
+}
