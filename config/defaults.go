@@ -20,7 +20,6 @@ const (
 	DefaultRenewInterval      = time.Second
 	DefaultNamespace          = "herald-system"
 	DefaultMetricsBindAddress = ":7472"
-	DefaultHealthBindAddress  = ":7473"
 	DefaultDrainTimeout       = 10 * time.Second
 	// DisableAll in a disabled list removes every default plugin of the stage.
 	DisableAll = "*"
@@ -76,9 +75,6 @@ func setScalarDefaults(c *SpeakerConfiguration) {
 	}
 	if c.MetricsBindAddress == "" {
 		c.MetricsBindAddress = DefaultMetricsBindAddress
-	}
-	if c.HealthBindAddress == "" {
-		c.HealthBindAddress = DefaultHealthBindAddress
 	}
 	logsapi.SetRecommendedLoggingConfiguration(&c.Logging)
 	if c.Draining.Timeout.Duration == 0 && c.Draining.Timeout.invalid == "" {

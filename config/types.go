@@ -28,7 +28,10 @@ type SpeakerConfiguration struct {
 	// HandleNoClass makes the profile without a loadBalancerClass serve Services that set no
 	// class. Default true.
 	HandleNoClass *bool `json:"handleNoClass,omitempty"`
-	// MetricsBindAddress and HealthBindAddress are host:port to serve /metrics and /healthz on.
+	// MetricsBindAddress is the host:port serving /metrics, /healthz and /readyz (default :7472,
+	// MetalLB's port, so scrape and probe configurations carry over). HealthBindAddress, when
+	// set, serves /healthz and /readyz alone on a second port; unset by default because a
+	// hostNetwork speaker takes the port on every node (7473 is MetalLB's FRR metrics port).
 	MetricsBindAddress string                       `json:"metricsBindAddress,omitempty"`
 	HealthBindAddress  string                       `json:"healthBindAddress,omitempty"`
 	Logging            logsapi.LoggingConfiguration `json:"logging"`

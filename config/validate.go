@@ -35,7 +35,9 @@ func Validate(c *SpeakerConfiguration, opts Options) field.ErrorList {
 	errs = append(errs, validateAnnouncers(c.Announcers, field.NewPath("announcers"))...)
 	errs = append(errs, validateHeartbeat(&c.Heartbeat, field.NewPath("heartbeat"))...)
 	errs = append(errs, validateAddress(c.MetricsBindAddress, field.NewPath("metricsBindAddress"))...)
-	errs = append(errs, validateAddress(c.HealthBindAddress, field.NewPath("healthBindAddress"))...)
+	if c.HealthBindAddress != "" {
+		errs = append(errs, validateAddress(c.HealthBindAddress, field.NewPath("healthBindAddress"))...)
+	}
 	if c.MetricsBindAddress != "" && c.MetricsBindAddress == c.HealthBindAddress {
 		errs = append(errs, field.Invalid(field.NewPath("healthBindAddress"), c.HealthBindAddress, "must differ from metricsBindAddress"))
 	}
