@@ -28,7 +28,9 @@
 // serving certificate's SANs cover loopback, localhost and all of 203.0.113.0/24, so
 // [Environment.LabServer] gives a URL that verifies from inside a lab node.
 //
-// The binaries come from test/tools/install.sh: kube-apiserver from
-// $HERALD_CACHE/bin/kube-apiserver-v<KubeVersion> (override with $HERALD_KUBE_APISERVER) and
-// etcd from $PATH (override with $HERALD_ETCD).
+// The binaries come from test/tools/install.sh, both built from the Go module proxy:
+// kube-apiserver from $HERALD_CACHE/bin/kube-apiserver-v<KubeVersion> (override with
+// $HERALD_KUBE_APISERVER) and etcd from $HERALD_CACHE/bin/etcd-v<EtcdVersion> (override with
+// $HERALD_ETCD). The etcd is the one Kubernetes ships with, new enough for kube-apiserver to
+// serve streaming lists (watch-list), so informers sync the way they do on a real cluster.
 package kubeapi

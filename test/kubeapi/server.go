@@ -26,6 +26,12 @@ import (
 // KubeVersion is the kube-apiserver version test/tools/install.sh builds and caches.
 const KubeVersion = "1.37.2"
 
+// EtcdVersion is the etcd version test/tools/install.sh builds and caches: the one Kubernetes
+// KubeVersion ships with. Debian's etcd 3.4 lacks RequestWatchProgress, so kube-apiserver
+// turns off streaming lists and every informer falls back to a paged LIST, a path real
+// clusters do not take.
+const EtcdVersion = "3.7.0"
+
 // startTimeout bounds how long etcd plus kube-apiserver may take to become ready; two shared
 // cores under a parallel test run are slow, an idle machine needs a few seconds.
 const startTimeout = 3 * time.Minute
@@ -78,34 +84,34 @@ type state struct {
 	Kubeconfig   string `json:"kubeconfig"`
 }
 
-// APIServerBinary returns the kube-apiserver binary to run.
+// APIServerBinary returns the kube-apiserver binary to run: $HERALD_KUBE_APISERVER, or the
+// one install.sh cached.
 func APIServerBinary() (string, error) {
-	if p := os.Getenv("HERALD_KUBE_APISERVER"); p != "" {
+	return cachedBinary("HERALD_KUBE_APISERVER", "kube-apiserver", KubeVersion, "apiserver")
+}
+
+// EtcdBinary returns the etcd binary to run: $HERALD_ETCD, or the one install.sh cached.
+func EtcdBinary() (string, error) {
+	return cachedBinary("HERALD_ETCD", "etcd", EtcdVersion, "etcd")
+}
+
+// cachedBinary returns $env if set, else $HERALD_CACHE/bin/<name>-v<version>, which
+// `install.sh <step>` builds.
+func cachedBinary(env, name, version, step string) (string, error) {
+	if p := os.Getenv(env); p != "" {
 		return p, nil
 	}
 	cache := os.Getenv("HERALD_CACHE")
 	if cache == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			return "", fmt.Errorf("locating kube-apiserver: %w", err)
+			return "", fmt.Errorf("locating %s: %w", name, err)
 		}
 		cache = filepath.Join(home, ".cache", "herald")
 	}
-	p := filepath.Join(cache, "bin", "kube-apiserver-v"+KubeVersion)
+	p := filepath.Join(cache, "bin", name+"-v"+version)
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("kube-apiserver v%s not found at %s (run `bash test/tools/install.sh apiserver`): %w", KubeVersion, p, err)
-	}
-	return p, nil
-}
-
-// EtcdBinary returns the etcd binary to run.
-func EtcdBinary() (string, error) {
-	if p := os.Getenv("HERALD_ETCD"); p != "" {
-		return p, nil
-	}
-	p, err := exec.LookPath("etcd")
-	if err != nil {
-		return "", fmt.Errorf("etcd not found in $PATH (run `bash test/tools/install.sh apt`): %w", err)
+		return "", fmt.Errorf("%s v%s not found at %s (run `bash test/tools/install.sh %s`, or set $%s): %w", name, version, p, step, env, err)
 	}
 	return p, nil
 }
