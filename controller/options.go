@@ -33,7 +33,10 @@ type Options struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election as in
 	// kube-controller-manager.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
-	// Workers is the number of Services reconciled in parallel.
+	// Workers is the number of Services reconciled in parallel. Deciding is serialised by the
+	// allocator's lock; what runs in parallel is waiting for the API server (a status update
+	// and an annotation patch per new Service), so a burst of new Services gets its
+	// addresses in a few round trips rather than one per Service.
 	Workers int
 	// PoolStatusInterval is how often pool usage is written to IPAddressPool status.
 	PoolStatusInterval time.Duration
@@ -60,7 +63,7 @@ func DefaultOptions() Options {
 		LeaseDuration:      15 * time.Second,
 		RenewDeadline:      10 * time.Second,
 		RetryPeriod:        2 * time.Second,
-		Workers:            4,
+		Workers:            16,
 		PoolStatusInterval: 10 * time.Second,
 		KubeAPIQPS:         50,
 		KubeAPIBurst:       400,

@@ -36,7 +36,16 @@ import (
 	"github.com/herald-lb/herald/test/kubeapi"
 )
 
-func TestMain(m *testing.M) { os.Exit(kubeapi.Main(m)) }
+// TestMain runs the roles with client-go's streaming lists off. Informers list by watch
+// (sendInitialEvents) where the API server supports it and fall back to a plain LIST where
+// it does not (older etcd, the feature disabled), so the charts must grant list as well as
+// watch; on the fallback path every list the RBAC test finds granted is also exercised.
+func TestMain(m *testing.M) {
+	if err := os.Setenv("KUBE_FEATURE_WatchListClient", "false"); err != nil {
+		panic(err)
+	}
+	os.Exit(kubeapi.Main(m))
+}
 
 // cacheBin is where test/tools/install.sh installs tools: $HERALD_CACHE/bin.
 func cacheBin() string {

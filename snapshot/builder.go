@@ -48,8 +48,11 @@ type Builder struct {
 	merged   map[string]*framework.NodeInfo
 	nodeList []*framework.NodeInfo
 
-	services     map[framework.ServiceKey]*service
-	endpoints    map[framework.ServiceKey]map[string]map[string]int // slice name → node → count
+	services map[framework.ServiceKey]*service
+	// endpoints holds each Service's slices' serving counts per node. A slice list rather
+	// than a map by slice name: most Services have one slice, and a map per Service is
+	// megabytes in a large cluster.
+	endpoints    map[framework.ServiceKey][]sliceCounts
 	serviceInfos map[framework.ServiceKey]*framework.ServiceInfo
 	byIP         map[netip.Addr][]framework.ServiceKey
 
@@ -75,7 +78,7 @@ type Builder struct {
 func NewBuilder(notify func(Change)) *Builder {
 	return &Builder{
 		nodes: map[string]*framework.NodeInfo{}, merged: map[string]*framework.NodeInfo{}, speakers: map[string]*framework.SpeakerInfo{}, leaseNode: map[string]string{},
-		services: map[framework.ServiceKey]*service{}, endpoints: map[framework.ServiceKey]map[string]map[string]int{},
+		services: map[framework.ServiceKey]*service{}, endpoints: map[framework.ServiceKey][]sliceCounts{},
 		serviceInfos: map[framework.ServiceKey]*framework.ServiceInfo{}, byIP: map[netip.Addr][]framework.ServiceKey{},
 		pools: map[string]map[string]string{}, l2: map[string]*framework.Advertisement{},
 		bgpRaw: map[string]*metallbv1beta1.BGPAdvertisement{}, bgp: map[string]*framework.Advertisement{},
@@ -312,10 +315,7 @@ func (b *Builder) SetEndpointSlice(es *discoveryv1.EndpointSlice) {
 	key := framework.ServiceKey{Namespace: es.Namespace, Name: svcName}
 	counts := ServingByNode(es)
 	b.mu.Lock()
-	if b.endpoints[key] == nil {
-		b.endpoints[key] = map[string]map[string]int{}
-	}
-	b.endpoints[key][es.Name] = counts
+	b.endpoints[key] = setSlice(b.endpoints[key], es.Name, counts)
 	delete(b.serviceInfos, key)
 	ips := b.serviceIPs(key)
 	b.invalidate(ips)
@@ -326,11 +326,10 @@ func (b *Builder) SetEndpointSlice(es *discoveryv1.EndpointSlice) {
 func (b *Builder) DeleteEndpointSlice(namespace, name, serviceName string) {
 	key := framework.ServiceKey{Namespace: namespace, Name: serviceName}
 	b.mu.Lock()
-	if m := b.endpoints[key]; m != nil {
-		delete(m, name)
-		if len(m) == 0 {
-			delete(b.endpoints, key)
-		}
+	if rest := deleteSlice(b.endpoints[key], name); len(rest) > 0 {
+		b.endpoints[key] = rest
+	} else {
+		delete(b.endpoints, key)
 	}
 	delete(b.serviceInfos, key)
 	ips := b.serviceIPs(key)
@@ -572,10 +571,17 @@ func (b *Builder) serviceInfo(k framework.ServiceKey) *framework.ServiceInfo {
 		return si
 	}
 	svc := b.services[k]
-	serving := map[string]int{}
-	for _, counts := range b.endpoints[k] {
-		for node, n := range counts {
-			serving[node] += n
+	slices := b.endpoints[k]
+	var serving map[string]int
+	if len(slices) == 1 {
+		// Shared, not copied: counts maps are replaced, never modified.
+		serving = slices[0].counts
+	} else {
+		serving = map[string]int{}
+		for _, sc := range slices {
+			for node, n := range sc.counts {
+				serving[node] += n
+			}
 		}
 	}
 	si := &framework.ServiceInfo{Key: k, Labels: svc.labels, TrafficPolicyLocal: svc.local, ServingEndpoints: serving}
@@ -628,4 +634,31 @@ func (b *Builder) String() string {
 	defer b.mu.Unlock()
 	return fmt.Sprintf("%d nodes, %d heartbeats, %d LoadBalancer Services on %d IPs, %d pools, %d L2 and %d BGP advertisements",
 		len(b.nodes), len(b.speakers), len(b.services), len(b.byIP), len(b.pools), len(b.l2), len(b.bgp))
+}
+
+// sliceCounts is one EndpointSlice's serving endpoints per node.
+type sliceCounts struct {
+	name   string
+	counts map[string]int
+}
+
+// setSlice sets the named slice's counts, copying the list so units built earlier keep theirs.
+func setSlice(list []sliceCounts, name string, counts map[string]int) []sliceCounts {
+	out := make([]sliceCounts, 0, len(list)+1)
+	for _, sc := range list {
+		if sc.name != name {
+			out = append(out, sc)
+		}
+	}
+	return append(out, sliceCounts{name: name, counts: counts})
+}
+
+func deleteSlice(list []sliceCounts, name string) []sliceCounts {
+	out := make([]sliceCounts, 0, len(list))
+	for _, sc := range list {
+		if sc.name != name {
+			out = append(out, sc)
+		}
+	}
+	return out
 }

@@ -167,6 +167,16 @@ func TestBuilder(t *testing.T) {
 	if units[0].Services[0].ServingEndpoints["n2"] != 1 {
 		t.Fatal("a unit handed out earlier was mutated")
 	}
+	// Deleting a slice leaves the other's endpoints; deleting both leaves none.
+	b.DeleteEndpointSlice("ns", "dns-tcp-2", "dns-tcp")
+	if got := b.UnitsFor(netip.MustParseAddr("192.0.2.10"))[0].Services[0].ServingEndpoints; got["n1"] != 1 {
+		t.Fatalf("after deleting one slice, serving %v", got)
+	}
+	b.DeleteEndpointSlice("ns", "dns-tcp-1", "dns-tcp")
+	if got := b.UnitsFor(netip.MustParseAddr("192.0.2.10"))[0].Services[0].ServingEndpoints; len(got) != 0 {
+		t.Fatalf("after deleting every slice, serving %v", got)
+	}
+	b.SetEndpointSlice(slice("ns", "dns-tcp-1", "dns-tcp", ep("n1", ptr(true), nil, nil)))
 
 	// Moving the status object to another node, then deleting it.
 	b.SetL2Status(&metallbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "l2-abc"},

@@ -88,6 +88,9 @@ type Speaker struct {
 	// statusWriter writes this node's ServiceL2Status objects, bgpStatusWriter its
 	// ServiceBGPStatus objects.
 	statusWriter *announce.L2StatusWriter
+	// l2Status writes ServiceL2Status objects outside the cycle, as bgpStatus does for BGP:
+	// a cycle that waited for its status write held the next IP's announcement back.
+	l2Status *announce.AsyncStatus
 	// bgpStatus writes ServiceBGPStatus objects outside the cycle (see AsyncStatus).
 	bgpStatus *announce.AsyncStatus
 	recorder  record.EventRecorder
@@ -237,13 +240,14 @@ func (s *Speaker) run(ctx context.Context) error {
 	}
 	s.recorder = s.newRecorder(ctx)
 	s.statusWriter = announce.NewL2StatusWriter(s.o.NodeName, s.metallb.MetallbV1beta1(), statusLister)
+	s.l2Status = announce.NewAsyncStatus(s.statusWriter, s.log.WithName("l2-status"))
 	s.bgpStatus = announce.NewAsyncStatus(
 		announce.NewBGPStatusWriter(s.o.NodeName, s.metallb.MetallbV1beta1(), l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister()),
 		s.log.WithName("bgp-status"))
 	deps := announce.Deps{
 		Announcers:    s.mgr,
 		AnnouncerFor:  s.announcerFor,
-		Status:        s.statusWriter,
+		Status:        s.l2Status,
 		Recorder:      s.recorder,
 		InterfacesFor: s.interfacesFor,
 		BGPAnnouncer:  s.bgpAnnouncer(),
@@ -278,6 +282,7 @@ func (s *Speaker) run(ctx context.Context) error {
 	}
 
 	core := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithTransform(stripUnread))
+	withoutIndexes(core)
 	leases := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithTransform(stripUnread),
 		informers.WithNamespace(s.o.Config.Heartbeat.Namespace),
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
@@ -358,6 +363,8 @@ func (s *Speaker) run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.pollAnnouncers(runCtx, 2*time.Second) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.bgpStatus.Run(runCtx, 2) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.l2Status.Run(runCtx, 2) }()
 	s.queue.Add(allKey)
 	const workers = 2
 	for i := 0; i < workers; i++ {
@@ -396,6 +403,9 @@ func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, w
 			if rerr := s.announce.Retract(stopCtx, cur); rerr != nil {
 				s.log.Error(rerr, "removing status on shutdown", "ip", cur.IP)
 			}
+		}
+		if ferr := s.l2Status.Flush(stopCtx); ferr != nil {
+			s.log.Error(ferr, "removing ServiceL2Status on shutdown")
 		}
 		if ferr := s.bgpStatus.Flush(stopCtx); ferr != nil {
 			s.log.Error(ferr, "removing ServiceBGPStatus on shutdown")
@@ -526,8 +536,16 @@ func (s *Speaker) newRecorder(ctx context.Context) record.EventRecorder {
 	return bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "herald-speaker", Host: s.o.NodeName})
 }
 
-// onChange is the builder's notification: queue the units it affects.
+// onChange is the builder's notification: queue the units it affects. Before the informers
+// synced nothing is queued: the first full pass, queued once they have, covers every unit,
+// and queuing each Service's IP during the initial list would run every unit twice and
+// leave the queue's sets sized for the whole cluster.
 func (s *Speaker) onChange(c snapshot.Change) {
+	select {
+	case <-s.synced:
+	default:
+		return
+	}
 	if c.All {
 		s.queue.Add(allKey)
 		return

@@ -390,6 +390,8 @@ type rssRun struct {
 	ready     time.Duration
 	hwm       float64   // VmHWM in MiB once drained
 	rss       []float64 // VmRSS samples in MiB
+	// anon and file split the last VmRSS sample: the heap and stacks, and the mapped binary.
+	anon, file float64
 	announced int
 	idleCPU   float64 // percent of a core in the steady state
 }
@@ -444,6 +446,11 @@ func (s *scaleCluster) rssRun(exe, announcerDir, kubeconfig, config string, samp
 			s.t.Fatal(err)
 		}
 		r.rss = append(r.rss, kib/1024)
+		anon, aerr := procStatus(pid, "RssAnon")
+		file, ferr := procStatus(pid, "RssFile")
+		if aerr == nil && ferr == nil {
+			r.anon, r.file = anon/1024, file/1024
+		}
 		time.Sleep(2 * time.Second)
 	}
 	if cur, err := cpuTicks(pid); err == nil {
@@ -509,8 +516,8 @@ func BenchmarkE2ESpeakerRSS10kServices1kNodes(b *testing.B) {
 		hwm = append(hwm, r.hwm)
 		rss = append(rss, r.rss...)
 		ready = append(ready, r.ready.Seconds())
-		b.Logf("run %d: synced and drained in %s, announcing %d addresses, steady CPU %.0f%% of a core; VmHWM %.1f MiB, VmRSS %.1f..%.1f MiB",
-			i, r.ready.Round(100*time.Millisecond), r.announced, r.idleCPU, r.hwm, slices.Min(r.rss), slices.Max(r.rss))
+		b.Logf("run %d: synced and drained in %s, announcing %d addresses, steady CPU %.0f%% of a core; VmHWM %.1f MiB, VmRSS %.1f..%.1f MiB (last: %.1f MiB anonymous, %.1f MiB file-backed)",
+			i, r.ready.Round(100*time.Millisecond), r.announced, r.idleCPU, r.hwm, slices.Min(r.rss), slices.Max(r.rss), r.anon, r.file)
 		idle = append(idle, r.idleCPU)
 		if r.announced > scaleServices/10 {
 			b.Errorf("run %d: the speaker announces %d addresses; with 1,000 live nodes it should win a small share", i, r.announced)

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"k8s.io/klog/v2"
 	"os/signal"
 	"syscall"
 
@@ -29,6 +30,7 @@ with an Event and the herald.dev/AddressAllocated status condition. It serves /m
 			if err != nil {
 				return err
 			}
+			tuneMemory(klog.Background().WithName("controller"), 0)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return controller.Run(ctx, cfg, opts)

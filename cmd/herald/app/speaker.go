@@ -88,6 +88,7 @@ func newSpeakerCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			tuneMemory(klog.Background().WithName("speaker"), speakerGCPercent)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 			return speaker.Run(ctx, speaker.Options{
