@@ -387,13 +387,13 @@ func (s *scaleCluster) announcedMetric() (n int, ok bool) {
 // pass done, then a second with its CPU use under a quarter of a core), and samples its
 // memory every 2 s, and its CPU use over that time.
 type rssRun struct {
-	ready     time.Duration
-	hwm       float64   // VmHWM in MiB once drained
-	rss       []float64 // VmRSS samples in MiB
+	ready time.Duration
+	hwm   float64   // VmHWM in MiB once drained
+	rss   []float64 // VmRSS samples in MiB
 	// anon and file split the last VmRSS sample: the heap and stacks, and the mapped binary.
 	anon, file float64
-	announced int
-	idleCPU   float64 // percent of a core in the steady state
+	announced  int
+	idleCPU    float64 // percent of a core in the steady state
 }
 
 func (s *scaleCluster) rssRun(exe, announcerDir, kubeconfig, config string, samples int, heapProfile string) rssRun {
