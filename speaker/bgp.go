@@ -56,16 +56,13 @@ func (s *Speaker) nodeLabels() (map[string]string, error) {
 	return n.Labels, nil
 }
 
-// pollAnnouncers refreshes, every interval, the metrics that come from the announcers'
-// health and status (restarts, BGP session state), and reports peers the BGP announcer
-// refused.
+// pollAnnouncers refreshes, every interval, the metrics that come from the BGP announcer's
+// status (session state) and reports peers it refused. Announcer restarts are the
+// manager's own counter, herald_announcer_restarts_total.
 func (s *Speaker) pollAnnouncers(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		for _, h := range s.mgr.Health() {
-			announcerRestarts.WithLabelValues(h.Name).Set(float64(h.Restarts))
-		}
 		if name := s.bgpAnnouncer(); name != "" {
 			cctx, cancel := context.WithTimeout(ctx, interval)
 			st, err := s.mgr.Status(cctx, name)

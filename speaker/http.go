@@ -65,18 +65,11 @@ var (
 		Help:           "1 when the BFD session with the peer (BGPPeer name) is up, 0 otherwise.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"peer"})
-	announcerRestarts = metrics.NewGaugeVec(&metrics.GaugeOpts{
-		Namespace:      "herald",
-		Subsystem:      "speaker",
-		Name:           "announcer_restarts",
-		Help:           "Restarts of each announcer process since the speaker started, as its supervisor counts them.",
-		StabilityLevel: metrics.ALPHA,
-	}, []string{"announcer"})
 )
 
 func init() {
 	legacyregistry.MustRegister(conflictsTotal, announcedGauge, announcementsTotal, failoversTotal,
-		bgpSessionUp, bgpSessionTransitions, bgpBFDUp, announcerRestarts)
+		bgpSessionUp, bgpSessionTransitions, bgpBFDUp)
 }
 
 // observeAnnounce counts a unit this node started announcing (announce.Deps.OnAnnounce).

@@ -46,8 +46,10 @@ type Link interface {
 	Serve() error
 	// Announce sends one gratuitous ARP / unsolicited NA for addr.
 	Announce(addr netip.Addr) error
-	// Watch and Unwatch tell the link an address is (no longer) ours, e.g. to join its
-	// solicited-node group.
+	// Watch and Unwatch tell the link an address is (no longer) ours, for links that must
+	// prepare to hear requests for it. Both ARP and NDP hear every request already (NDP
+	// through one all-multicast packet socket rather than a solicited-node join per address,
+	// which the kernel caps near 2,300), so theirs do nothing.
 	Watch(addr netip.Addr) error
 	Unwatch(addr netip.Addr) error
 	Close() error
