@@ -40,7 +40,10 @@ type Options struct {
 	Workers int
 	// PoolStatusInterval is how often pool usage is written to IPAddressPool status.
 	PoolStatusInterval time.Duration
-	// KubeAPIQPS and KubeAPIBurst limit the controller's requests to the API server.
+	// KubeAPIQPS and KubeAPIBurst limit the controller's requests to the API server. Each new
+	// Service costs three (status, pool annotation, Event); at 50 QPS a few bursts of 100
+	// Services in a row emptied the bucket and the last Service waited 2 s for its address.
+	// The API server's priority and fairness protects it; this bound only stops a runaway.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
 	// MetricsBindAddress is the host:port serving /metrics, /healthz and /readyz; empty
@@ -65,7 +68,7 @@ func DefaultOptions() Options {
 		RetryPeriod:        2 * time.Second,
 		Workers:            16,
 		PoolStatusInterval: 10 * time.Second,
-		KubeAPIQPS:         50,
+		KubeAPIQPS:         200,
 		KubeAPIBurst:       400,
 		MetricsBindAddress: DefaultMetricsBindAddress,
 	}

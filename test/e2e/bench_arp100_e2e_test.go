@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/netip"
@@ -22,17 +23,17 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
+	"github.com/herald-lb/herald/test/testbin"
 )
 
 const (
 	// batchSize Services are created at once in each round.
 	batchSize = 100
-	// probesPerIP long-running arping processes probe each IP, started a fraction of a
-	// second apart: arping sends one request per whole second (-i and -w take integers), so
-	// the staggered processes give a probe every 1s/probesPerIP. More would cost more than
-	// they measure: every ARP reply is copied to every live arping socket.
-	probesPerIP = 5
-	// probeDeadline bounds each arping process (seconds).
+	// probeInterval is how often test/arpprobe asks again for an unanswered IP: the
+	// resolution of the ARP milestone. (arping's -i takes whole seconds; timing to 0.2 s took
+	// five staggered arping processes per IP, 500 processes on the machine under test.)
+	probeInterval = 20 * time.Millisecond
+	// probeDeadline bounds the probe (seconds).
 	probeDeadline = 20
 	// apiWorkers bounds the concurrent API calls of a round.
 	apiWorkers = 25
@@ -70,51 +71,73 @@ type probeResult struct {
 	mac string
 }
 
-// probeIPs starts probesPerIP staggered `arping -f` processes per IP in the client
-// namespace. It returns once every process has sent its first request, with a function that
-// waits for them and returns, per IP, the first reply (zero when none came before the
-// deadline). The first reply of an IP stops its other processes: replies are timed by the
-// exit of the process (arping -f exits on its first reply; its output is flushed then).
+// probeIPs starts test/arpprobe in the client namespace: one ARP socket requesting every
+// unanswered IP each probeInterval. It returns once the first requests are out, with a
+// function that waits for the probe and returns, per IP, the first reply to one of its
+// requests (zero when none came before probeDeadline), and one that counts the IPs answered
+// so far. Replies are stamped when the probe reads them.
 func (c *cluster) probeIPs(ips []netip.Addr) (wait func() []probeResult, answered func() int) {
+	c.t.Helper()
+	args := []string{"-i", c.lab.Client.Iface, "-interval", probeInterval.String(), "-deadline", (probeDeadline * time.Second).String()}
+	index := map[netip.Addr]int{}
+	for i, ip := range ips {
+		args = append(args, ip.String())
+		index[ip] = i
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), (probeDeadline+10)*time.Second)
+	cmd := c.lab.Client.Command(ctx, testbin.Build(c.t, "./test/arpprobe"), args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
 	var mu sync.Mutex
 	first := make([]probeResult, len(ips))
-	var wg sync.WaitGroup
-	cancels := make([]context.CancelFunc, len(ips))
-	ctxs := make([]context.Context, len(ips))
-	for i := range ips {
-		ctxs[i], cancels[i] = context.WithTimeout(context.Background(), (probeDeadline+5)*time.Second)
-	}
-	step := time.Second / probesPerIP
-	start := time.Now()
-	for k := 0; k < probesPerIP; k++ {
-		time.Sleep(time.Until(start.Add(time.Duration(k) * step)))
-		for i, ip := range ips {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				out, _ := c.lab.Client.Command(ctxs[i], "arping", "-f", "-w", strconv.Itoa(probeDeadline), "-I", c.lab.Client.Iface, ip.String()).Output()
-				at := time.Now()
-				m := replyRE.FindStringSubmatch(string(out))
-				if m == nil || m[1] != ip.String() {
-					return
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				if first[i].at.IsZero() || at.Before(first[i].at) {
-					first[i] = probeResult{at: at, mac: m[2]}
-				}
-				cancels[i]()
-			}()
+	ready := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) == 1 && f[0] == "ready" {
+				close(ready)
+				continue
+			}
+			if len(f) != 3 {
+				continue
+			}
+			ip, err1 := netip.ParseAddr(f[0])
+			ns, err2 := strconv.ParseInt(f[2], 10, 64)
+			i, ok := index[ip]
+			if err1 != nil || err2 != nil || !ok {
+				continue
+			}
+			mu.Lock()
+			first[i] = probeResult{at: time.Unix(0, ns), mac: f[1]}
+			mu.Unlock()
 		}
+	}()
+	select {
+	case <-ready:
+	case <-done:
+		c.t.Fatalf("arpprobe exited before probing: %s", stderr.String())
 	}
-	// Every process has sent its first request one second after it started.
-	time.Sleep(time.Second + 100*time.Millisecond)
+	// Ten rounds of requests before the caller checks that nothing answers yet.
+	time.Sleep(10 * probeInterval)
 	wait = func() []probeResult {
-		wg.Wait()
-		for _, cancel := range cancels {
-			cancel()
+		<-done
+		if err := cmd.Wait(); err != nil {
+			c.t.Errorf("arpprobe: %v: %s", err, stderr.String())
 		}
-		return first
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(first)
 	}
 	answered = func() int {
 		mu.Lock()
@@ -421,7 +444,7 @@ func envInt(t testing.TB, name string, def int) int {
 // start of its create request until the client's arping gets the first reply, checked to
 // come from the MAC of the node its ServiceL2Status names. The distribution is over every
 // Service of every round ($HERALD_BENCH_ARP_ROUNDS rounds, default 3, so 300 samples); probe
-// resolution is 1s/probesPerIP. Goal: p99 ≤ 1 s. svc-to-ip (the controller wrote the ingress
+// resolution is probeInterval. Goal: p99 ≤ 1 s. svc-to-ip (the controller wrote the ingress
 // IP) and svc-to-l2status (the announcing speaker wrote its ServiceL2Status), seen through
 // watches, split that time between the roles; ip-to-arp is from the ingress IP to the ARP
 // reply, the speakers' and announcers' share.
@@ -449,7 +472,7 @@ func BenchmarkE2EServiceToARP100(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(failures)), "failed-services")
-	b.ReportMetric(float64(time.Second/probesPerIP)/float64(time.Second), "probe-resolution-s")
+	b.ReportMetric(probeInterval.Seconds(), "probe-resolution-s")
 	if len(failures) > 0 {
 		b.Errorf("%d of %d Services were not answered by their announcing node:\n%s", len(failures), rounds*batchSize, tail(strings.Join(failures, "\n"), 20))
 	}
