@@ -38,6 +38,10 @@ const (
 	AnnotationInterfaces = "herald.dev/interfaces"
 	// AnnotationDraining is "true" while the speaker hands its IPs over before stopping.
 	AnnotationDraining = "herald.dev/draining"
+	// AnnotationLeaseDuration holds the lease duration exactly (a Go duration, "2.5s"):
+	// spec.leaseDurationSeconds holds whole seconds only, rounded up, which turned the
+	// default 2.5 s into 3 s and failover after a crash with it past 3 s.
+	AnnotationLeaseDuration = "herald.dev/lease-duration"
 )
 
 // leasePrefix starts every heartbeat Lease name.
@@ -116,6 +120,7 @@ func EncodeInto(l *coordinationv1.Lease, hb Heartbeat) error {
 	if holder == "" {
 		holder = hb.NodeName
 	}
+	l.Annotations[AnnotationLeaseDuration] = hb.LeaseDuration.String()
 	secs := int32((hb.LeaseDuration + time.Second - 1) / time.Second)
 	renew := metav1.NewMicroTime(hb.RenewTime)
 	l.Spec.HolderIdentity = &holder
@@ -168,10 +173,23 @@ func Decode(l *coordinationv1.Lease) (*Heartbeat, error) {
 	if l.Spec.RenewTime != nil {
 		hb.RenewTime = l.Spec.RenewTime.Time
 	}
+	var errs []error
 	if l.Spec.LeaseDurationSeconds != nil {
 		hb.LeaseDuration = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
 	}
-	var errs []error
+	if v, ok := l.Annotations[AnnotationLeaseDuration]; ok {
+		// The exact duration may only shorten the whole seconds it was rounded up to: a
+		// value that would keep a node alive longer than the Lease says is refused.
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil || d <= 0:
+			errs = append(errs, fmt.Errorf("%s: %s: %q is not a positive duration", where, meta.Child("annotations").Key(AnnotationLeaseDuration), v))
+		case l.Spec.LeaseDurationSeconds != nil && d > hb.LeaseDuration:
+			errs = append(errs, fmt.Errorf("%s: %s: %s is longer than spec.leaseDurationSeconds (%s)", where, meta.Child("annotations").Key(AnnotationLeaseDuration), d, hb.LeaseDuration))
+		default:
+			hb.LeaseDuration = d
+		}
+	}
 	switch v := l.Annotations[AnnotationDraining]; v {
 	case "", "false":
 	case "true":

@@ -136,3 +136,51 @@ func TestLeaseNameOfLongNodes(t *testing.T) {
 		t.Fatalf("names %q (%d) and %q", a, len(a), b)
 	}
 }
+
+// A fractional lease survives the Lease's whole-second field: spec.leaseDurationSeconds is
+// rounded up for other readers, the annotation keeps the exact value, and a bad or longer
+// annotation is reported and falls back to the whole seconds.
+func TestFractionalLeaseDuration(t *testing.T) {
+	encode := func() *coordinationv1.Lease {
+		l, err := Encode(Heartbeat{NodeName: "n1", RenewTime: time.Now(), LeaseDuration: 2500 * time.Millisecond}, "ns")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if l := encode(); *l.Spec.LeaseDurationSeconds != 3 {
+		t.Fatalf("leaseDurationSeconds %d, want 3 (rounded up)", *l.Spec.LeaseDurationSeconds)
+	}
+	tests := []struct {
+		name       string
+		annotation *string
+		want       time.Duration
+		wantErr    string
+	}{
+		{name: "exact", want: 2500 * time.Millisecond},
+		{name: "written by an older speaker", annotation: new(string), want: 3 * time.Second, wantErr: ""},
+		{name: "not a duration", annotation: ptrTo("soon"), want: 3 * time.Second, wantErr: "herald.dev/lease-duration"},
+		{name: "longer than the Lease says", annotation: ptrTo("10s"), want: 3 * time.Second, wantErr: "longer than spec.leaseDurationSeconds"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := encode()
+			switch {
+			case tt.annotation == nil:
+			case *tt.annotation == "":
+				delete(l.Annotations, AnnotationLeaseDuration)
+			default:
+				l.Annotations[AnnotationLeaseDuration] = *tt.annotation
+			}
+			hb, err := Decode(l)
+			if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+			if hb.LeaseDuration != tt.want {
+				t.Fatalf("lease duration %s, want %s", hb.LeaseDuration, tt.want)
+			}
+		})
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }

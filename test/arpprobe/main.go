@@ -2,7 +2,8 @@
 // -interval it sends an ARP request for each address that has not answered yet, and prints
 // each address's first reply to one of its requests as "<ip> <mac> <unix nanoseconds>",
 // stamped when the reply is read. It prints "ready" once the first requests are out and exits
-// when every address answered or at -deadline.
+// when every address answered or at -deadline. With -all it keeps asking and prints every
+// reply to its requests until -deadline (or until it is killed), to watch an address move.
 //
 // arping sends at most one request per second per process, so timing a hundred addresses to
 // better than a second took hundreds of staggered processes; one socket probing every 20 ms
@@ -25,14 +26,15 @@ func main() {
 	iface := flag.String("i", "", "interface to probe on")
 	interval := flag.Duration("interval", 20*time.Millisecond, "time between requests for an unanswered address")
 	deadline := flag.Duration("deadline", 20*time.Second, "give up after this long")
+	all := flag.Bool("all", false, "print every reply, not only each address's first, until the deadline")
 	flag.Parse()
-	if err := run(*iface, *interval, *deadline, flag.Args()); err != nil {
+	if err := run(*iface, *interval, *deadline, *all, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "arpprobe:", err)
 		os.Exit(1)
 	}
 }
 
-func run(iface string, interval, deadline time.Duration, args []string) error {
+func run(iface string, interval, deadline time.Duration, all bool, args []string) error {
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
 		return err
@@ -81,7 +83,9 @@ func run(iface string, interval, deadline time.Duration, args []string) error {
 		}
 		mu.Lock()
 		if pending[p.SenderIP] {
-			delete(pending, p.SenderIP)
+			if !all {
+				delete(pending, p.SenderIP)
+			}
 			fmt.Printf("%s %s %d\n", p.SenderIP, p.SenderHardwareAddr, at.UnixNano())
 		}
 		mu.Unlock()

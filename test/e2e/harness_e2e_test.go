@@ -63,6 +63,9 @@ type clusterOptions struct {
 	notReady []int
 	// leaseDuration of the heartbeats (default 2s).
 	leaseDuration time.Duration
+	// defaultHeartbeat leaves the heartbeat timing to the speaker's defaults
+	// (config.DefaultLeaseDuration, config.DefaultRenewInterval); leaseDuration is ignored.
+	defaultHeartbeat bool
 	// announcers, when set, lists the speakers' announcers (default: arp and ndp).
 	announcers []string
 }
@@ -100,16 +103,18 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 		lease = 2 * time.Second
 	}
 	c.config = filepath.Join(t.TempDir(), "speaker.yaml")
+	timing := fmt.Sprintf("  leaseDuration: %s\n  renewInterval: 250ms\n", lease)
+	if o.defaultHeartbeat {
+		timing = ""
+	}
 	cfg := fmt.Sprintf(`apiVersion: herald.dev/v1alpha1
 kind: SpeakerConfiguration
 heartbeat:
-  leaseDuration: %s
-  renewInterval: 250ms
-  namespace: %s
+%s  namespace: %s
 draining:
   timeout: 5s
 metricsBindAddress: ":7472"
-`, lease, speakerNamespace)
+`, timing, speakerNamespace)
 	if len(o.announcers) > 0 {
 		cfg += "announcers:\n"
 		for _, a := range o.announcers {
