@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -679,9 +680,20 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 	switch {
 	case ev.Conflict != nil:
 		c := ev.Conflict
+		claimer := "MAC " + c.ForeignMAC
+		snap := s.builder.Snapshot(time.Now())
+		if peer := heraldPeerWithMAC(snap, s.o.NodeName, c.ForeignMAC); peer != nil {
+			if peer.Speaker.AliveAt(snap.Time) {
+				// A live Herald node taking the address over: this node withdraws as soon as
+				// its own cycle sees the change, milliseconds later. Not a conflict.
+				s.log.V(1).Info("another Herald node claims an address this node still announces (hand-over)", "ip", c.Address, "node", peer.Name)
+				return
+			}
+			claimer = fmt.Sprintf("Herald node %s (MAC %s), whose heartbeat has expired: it may be cut off from the API server and still announcing", peer.Name, c.ForeignMAC)
+		}
 		conflictsTotal.WithLabelValues(ev.Announcer, c.ForeignMAC).Inc()
-		msg := fmt.Sprintf("%s on node %s interface %s is also claimed by MAC %s (%s); Herald keeps announcing and does not fight it",
-			c.Address, s.o.NodeName, c.Interface, c.ForeignMAC, c.Detail)
+		msg := fmt.Sprintf("%s on node %s interface %s is also claimed by %s (%s); Herald keeps announcing and does not fight it",
+			c.Address, s.o.NodeName, c.Interface, claimer, c.Detail)
 		s.log.Info("address conflict", "ip", c.Address, "interface", c.Interface, "foreignMAC", c.ForeignMAC)
 		for _, svc := range s.announce.ServicesOf(c.Address.Unmap()) {
 			s.recorder.Event(announce.ServiceRef(svc), corev1.EventTypeWarning, ReasonAddressConflict, msg)
@@ -693,6 +705,22 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 	case ev.Error != nil:
 		s.log.Error(errors.New(ev.Error.Message), "announcer error", "announcer", ev.Announcer)
 	}
+}
+
+// heraldPeerWithMAC returns the node, other than self, whose speaker published an interface
+// with the MAC in its heartbeat; nil when no Herald node has it.
+func heraldPeerWithMAC(snap *framework.Snapshot, self, mac string) *framework.NodeInfo {
+	for _, n := range snap.Nodes() {
+		if n.Name == self || n.Speaker == nil {
+			continue
+		}
+		for _, itf := range n.Speaker.Interfaces {
+			if itf.MAC != "" && strings.EqualFold(itf.MAC, mac) {
+				return n
+			}
+		}
+	}
+	return nil
 }
 
 // ReasonAddressConflict is the Event reason for a foreign claim on an announced IP.

@@ -90,6 +90,14 @@ func TestE2ENotReadyNodesNeverAnnounceAndFailover(t *testing.T) {
 			t.Fatalf("%s moved from %s to %s although its node stayed ready", s, owners[s], node)
 		}
 	}
+	// The hand-over is not a conflict: the old node may hear the new one's gratuitous ARP
+	// before it withdraws, and must not report a live Herald peer as a foreign claim.
+	time.Sleep(time.Second) // Events are recorded asynchronously
+	for _, s := range svcs {
+		if evs := c.events(s, "AddressConflict"); len(evs) > 0 {
+			t.Errorf("%s: AddressConflict Events after a hand-over between Herald nodes: %v", s, evs)
+		}
+	}
 }
 
 // waitARPOwnerNot waits until arping gets exactly one answer, from a node other than node.
