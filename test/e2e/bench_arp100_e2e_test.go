@@ -279,8 +279,8 @@ func (c *cluster) watchMilestones() *milestones {
 	c.t.Helper()
 	m := &milestones{ip: map[string]time.Time{}, l2Status: map[string]time.Time{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	// Watch from a listed resource version: a watch from "now" on this test API server
-	// (etcd 3.4) may wait for a progress notification that never comes, and time out.
+	// Watch from a listed resource version, so the watch starts at a known point rather than
+	// at whatever "now" the API server picks.
 	svcList, err := c.client.CoreV1().Services(c.ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		c.t.Fatal(err)
