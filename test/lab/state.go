@@ -161,7 +161,9 @@ func (st *state) destroy() error {
 			continue
 		}
 		if linkExists(link) {
-			if err := ip("link", "del", link); err != nil {
+			// A veth whose peer was in a deleted namespace disappears when the kernel finishes
+			// tearing that namespace down, which it does asynchronously: gone is success.
+			if err := ip("link", "del", link); err != nil && linkExists(link) {
 				errs = append(errs, err)
 			}
 		}
