@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-lb/herald/heartbeat"
 	"github.com/herald-lb/herald/test/testbin"
 )
 
@@ -123,17 +126,37 @@ func sigkillFailover(b *testing.B, o clusterOptions) {
 	c := newCluster(b, o)
 	c.createService(serviceOptions{name: "fo"})
 	ip := c.waitIP("fo")
-	var ds []time.Duration
+	var ds, afterExpiry []time.Duration
 	for i := 0; i < trials; i++ {
 		owner := c.waitAnnouncer("fo", 20*time.Second)
 		c.waitARPOwner(ip, owner, 10*time.Second)
 		c.speaker(owner).Kill()
+		killed := time.Now()
+		hb := c.heartbeatOf(owner)
 		_, d := c.waitMoved(ip, owner, 15*time.Second)
 		ds = append(ds, d)
+		// The part Herald controls: from the dead speaker's heartbeat expiring to the client
+		// seeing the new MAC. The rest is the lease the speaker had left when it died.
+		afterExpiry = append(afterExpiry, killed.Add(d).Sub(hb.RenewTime.Add(hb.LeaseDuration)))
 		c.startSpeaker(c.nodeIndex(owner))
 		time.Sleep(500 * time.Millisecond) // its heartbeat is back before the next trial
 	}
 	report(b, "sigkill-failover", ds)
+	report(b, "sigkill-after-expiry", afterExpiry)
+}
+
+// heartbeatOf reads node's heartbeat Lease.
+func (c *cluster) heartbeatOf(node string) *heartbeat.Heartbeat {
+	c.t.Helper()
+	l, err := c.client.CoordinationV1().Leases(speakerNamespace).Get(context.Background(), heartbeat.LeaseName(node), metav1.GetOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	hb, err := heartbeat.Decode(l)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return hb
 }
 
 // BenchmarkE2EHandoverSIGTERM: the announcing node's speaker gets SIGTERM while the client
