@@ -49,9 +49,12 @@ test-integration: deps
 test-e2e: deps build
 	$(GO) test $(GOFLAGS_TEST) -p 1 -tags e2e -run 'E2E' -timeout $(E2E_TIMEOUT) ./...
 
-## bench: every benchmark that reports a figure named in the issues.
+## bench: every benchmark that reports a figure named in the issues; BENCH=regexp selects
+## some (e.g. make bench BENCH='Failover|Handover'), PKG=./test/e2e/ one package.
+BENCH ?= .
+PKG ?= ./...
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem -tags 'integration e2e' ./...
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 90m -tags 'integration e2e' $(PKG)
 
 ## demo: the whole system in network namespaces, no cluster needed.
 demo: deps build
