@@ -50,9 +50,12 @@ type SpeakerInfo struct {
 	Interfaces []Interface
 }
 
+// Expiry is when the heartbeat stops being valid unless renewed.
+func (s *SpeakerInfo) Expiry() time.Time { return s.RenewTime.Add(s.LeaseDuration) }
+
 // AliveAt reports whether the heartbeat is still valid at t.
 func (s *SpeakerInfo) AliveAt(t time.Time) bool {
-	return s != nil && t.Before(s.RenewTime.Add(s.LeaseDuration))
+	return s != nil && t.Before(s.Expiry())
 }
 
 // NodeInfo is everything the framework knows about one node. Plugins read it and never mutate it.

@@ -642,19 +642,15 @@ type sliceCounts struct {
 	counts map[string]int
 }
 
-// setSlice sets the named slice's counts, copying the list so units built earlier keep theirs.
+// setSlice sets the named slice's counts.
 func setSlice(list []sliceCounts, name string, counts map[string]int) []sliceCounts {
-	out := make([]sliceCounts, 0, len(list)+1)
-	for _, sc := range list {
-		if sc.name != name {
-			out = append(out, sc)
-		}
-	}
-	return append(out, sliceCounts{name: name, counts: counts})
+	return append(deleteSlice(list, name), sliceCounts{name: name, counts: counts})
 }
 
+// deleteSlice returns the list without the named slice, as a copy: the list is never
+// modified in place.
 func deleteSlice(list []sliceCounts, name string) []sliceCounts {
-	out := make([]sliceCounts, 0, len(list))
+	out := make([]sliceCounts, 0, len(list)+1)
 	for _, sc := range list {
 		if sc.name != name {
 			out = append(out, sc)

@@ -34,17 +34,20 @@ func (w *expiryWatch) passed(snap *framework.Snapshot) {
 
 // check runs when the timer fires: a full pass if a heartbeat lapsed, else a new timer.
 func (w *expiryWatch) check() {
-	snap := w.snapshot(time.Now())
-	w.mu.Lock()
-	if lapsedBetween(snap.Nodes(), w.checked, snap.Time) {
-		// The full pass calls passed, which re-arms.
-		w.timer, w.at = nil, time.Time{}
-		w.mu.Unlock()
-		w.fire()
-		return
+	if w.lapsedOrRearmed(w.snapshot(time.Now())) {
+		w.fire() // the full pass calls passed, which re-arms
 	}
+}
+
+func (w *expiryWatch) lapsedOrRearmed(snap *framework.Snapshot) bool {
+	w.mu.Lock()
 	defer w.mu.Unlock()
+	if lapsedBetween(snap.Nodes(), w.checked, snap.Time) {
+		w.timer, w.at = nil, time.Time{}
+		return true
+	}
 	w.rearm(snap)
+	return false
 }
 
 func (w *expiryWatch) rearm(snap *framework.Snapshot) {
@@ -80,7 +83,7 @@ func nextExpiry(nodes []*framework.NodeInfo, t time.Time) time.Time {
 		if n.Speaker == nil {
 			continue
 		}
-		exp := n.Speaker.RenewTime.Add(n.Speaker.LeaseDuration)
+		exp := n.Speaker.Expiry()
 		if exp.After(t) && (next.IsZero() || exp.Before(next)) {
 			next = exp
 		}
@@ -94,7 +97,7 @@ func lapsedBetween(nodes []*framework.NodeInfo, since, now time.Time) bool {
 		if n.Speaker == nil {
 			continue
 		}
-		exp := n.Speaker.RenewTime.Add(n.Speaker.LeaseDuration)
+		exp := n.Speaker.Expiry()
 		if exp.After(since) && !exp.After(now) {
 			return true
 		}

@@ -104,7 +104,7 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, _ *frame
 		note(ReasonNoHeartbeat, "no speaker heartbeat seen")
 	case !s.AliveAt(at):
 		note(ReasonNoHeartbeat, fmt.Sprintf("speaker heartbeat expired at %s (renewed %s, valid %s)",
-			s.RenewTime.Add(s.LeaseDuration).UTC().Format("15:04:05"), s.RenewTime.UTC().Format("15:04:05"), s.LeaseDuration))
+			s.Expiry().UTC().Format("15:04:05"), s.RenewTime.UTC().Format("15:04:05"), s.LeaseDuration))
 	case s.Draining:
 		note(ReasonDraining, "speaker draining")
 	}

@@ -1,12 +1,12 @@
 package app
 
 import (
-	"k8s.io/klog/v2"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/controller"
 )
