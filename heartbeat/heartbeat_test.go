@@ -78,13 +78,7 @@ func TestEncodeRejects(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	base := func() *coordinationv1.Lease {
-		l, err := Encode(Heartbeat{NodeName: "n1", RenewTime: time.Now(), LeaseDuration: 10 * time.Second}, "ns")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+	base := func() *coordinationv1.Lease { return mustEncode(t, 10*time.Second) }
 	tests := []struct {
 		name        string
 		mutate      func(l *coordinationv1.Lease)
@@ -141,13 +135,7 @@ func TestLeaseNameOfLongNodes(t *testing.T) {
 // rounded up for other readers, the annotation keeps the exact value, and a bad or longer
 // annotation is reported and falls back to the whole seconds.
 func TestFractionalLeaseDuration(t *testing.T) {
-	encode := func() *coordinationv1.Lease {
-		l, err := Encode(Heartbeat{NodeName: "n1", RenewTime: time.Now(), LeaseDuration: 2500 * time.Millisecond}, "ns")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+	encode := func() *coordinationv1.Lease { return mustEncode(t, 2500*time.Millisecond) }
 	if l := encode(); *l.Spec.LeaseDurationSeconds != 3 {
 		t.Fatalf("leaseDurationSeconds %d, want 3 (rounded up)", *l.Spec.LeaseDurationSeconds)
 	}
@@ -184,3 +172,13 @@ func TestFractionalLeaseDuration(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// mustEncode is node n1's heartbeat Lease in namespace ns, renewed now.
+func mustEncode(t *testing.T, lease time.Duration) *coordinationv1.Lease {
+	t.Helper()
+	l, err := Encode(Heartbeat{NodeName: "n1", RenewTime: time.Now(), LeaseDuration: lease}, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

@@ -20,7 +20,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
 
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/test/testbin"
@@ -279,54 +281,70 @@ func (c *cluster) watchMilestones() *milestones {
 	c.t.Helper()
 	m := &milestones{ip: map[string]time.Time{}, l2Status: map[string]time.Time{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	// Watch from a listed resource version, so the watch starts at a known point rather than
-	// at whatever "now" the API server picks.
-	svcList, err := c.client.CoreV1().Services(c.ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	svcs, err := c.client.CoreV1().Services(c.ns).Watch(ctx, metav1.ListOptions{ResourceVersion: svcList.ResourceVersion})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	stList, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(c.ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	sts, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(c.ns).Watch(ctx, metav1.ListOptions{ResourceVersion: stList.ResourceVersion})
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	svcs := c.watchFromList("services",
+		func() (string, error) {
+			l, err := c.client.CoreV1().Services(c.ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return "", err
+			}
+			return l.ResourceVersion, nil
+		},
+		func(o metav1.ListOptions) (watch.Interface, error) {
+			return c.client.CoreV1().Services(c.ns).Watch(ctx, o)
+		})
+	sts := c.watchFromList("ServiceL2Statuses",
+		func() (string, error) {
+			l, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(c.ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return "", err
+			}
+			return l.ResourceVersion, nil
+		},
+		func(o metav1.ListOptions) (watch.Interface, error) {
+			return c.mlb.MetallbV1beta1().ServiceL2Statuses(c.ns).Watch(ctx, o)
+		})
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for ev := range svcs.ResultChan() {
-			if st, ok := ev.Object.(*metav1.Status); ok && !m.stopping.Load() {
-				c.t.Errorf("watching services: %s", st.Message)
-			}
-			if svc, ok := ev.Object.(*corev1.Service); ok && len(svc.Status.LoadBalancer.Ingress) > 0 {
-				m.mark(m.ip, svc.Name)
-			}
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for ev := range sts.ResultChan() {
-			if st, ok := ev.Object.(*metav1.Status); ok && !m.stopping.Load() {
-				c.t.Errorf("watching ServiceL2Statuses: %s", st.Message)
-			}
-			if st, ok := ev.Object.(*metallbv1beta1.ServiceL2Status); ok && st.Status.Node != "" {
-				name := st.Status.ServiceName
-				if name == "" {
-					name = st.Labels["metallb.io/service-name"]
+	consume := func(what string, w watch.Interface, seen func(runtime.Object)) {
+		wg.Go(func() {
+			for ev := range w.ResultChan() {
+				if st, ok := ev.Object.(*metav1.Status); ok && !m.stopping.Load() {
+					c.t.Errorf("watching %s: %s", what, st.Message)
 				}
-				m.mark(m.l2Status, name)
+				seen(ev.Object)
 			}
+		})
+	}
+	consume("services", svcs, func(o runtime.Object) {
+		if svc, ok := o.(*corev1.Service); ok && len(svc.Status.LoadBalancer.Ingress) > 0 {
+			m.mark(m.ip, svc.Name)
 		}
-	}()
+	})
+	consume("ServiceL2Statuses", sts, func(o runtime.Object) {
+		if st, ok := o.(*metallbv1beta1.ServiceL2Status); ok && st.Status.Node != "" {
+			name := st.Status.ServiceName
+			if name == "" {
+				name = st.Labels["metallb.io/service-name"]
+			}
+			m.mark(m.l2Status, name)
+		}
+	})
 	m.stop = func() { m.stopping.Store(true); svcs.Stop(); sts.Stop(); cancel(); wg.Wait() }
 	return m
+}
+
+// watchFromList lists, then watches from the list's resource version, so the watch starts at
+// a known point rather than at whatever "now" the API server picks.
+func (c *cluster) watchFromList(what string, list func() (string, error), watchFrom func(metav1.ListOptions) (watch.Interface, error)) watch.Interface {
+	c.t.Helper()
+	rv, err := list()
+	if err != nil {
+		c.t.Fatalf("listing %s: %v", what, err)
+	}
+	w, err := watchFrom(metav1.ListOptions{ResourceVersion: rv})
+	if err != nil {
+		c.t.Fatalf("watching %s: %v", what, err)
+	}
+	return w
 }
 
 func (m *milestones) mark(at map[string]time.Time, name string) {
