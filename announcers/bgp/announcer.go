@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/herald-lb/herald/announcers"
+	"github.com/herald-lb/herald/announcers/bgp/bfd"
 )
 
 // Announcer implements announcers.Announcer for BGP.
@@ -29,6 +30,7 @@ type Announcer struct {
 	version string
 	events  announcers.EventHub
 	slog    *slog.Logger
+	bfdLog  *slog.Logger
 	dials   *dialErrors
 
 	mu      sync.Mutex
@@ -41,6 +43,9 @@ type Announcer struct {
 	// announced is what the speaker originates now, by prefix.
 	announced map[netip.Prefix]*route
 	denied    map[netip.Addr][]netip.Prefix // export filters installed, by peer address
+	// bfd runs the BFD sessions; nil until a peer with a BFD profile first establishes.
+	bfd    *bfd.Server
+	bfdErr string // why bfd could not start
 }
 
 // peer is one configured BGPPeer and what we know of its session.
@@ -51,8 +56,11 @@ type peer struct {
 	configErr string
 	added     bool
 	state     SessionFSM
-	bfdUp     bool
 	reason    string
+	// retries counts reconnects since the session was last established (the backoff level);
+	// retry is the pending one.
+	retries int
+	retry   *time.Timer
 }
 
 // New returns a BGP announcer; nothing connects before Configure names peers.
@@ -66,6 +74,7 @@ func New(log hclog.Logger, version string) *Announcer {
 		dials:     &dialErrors{last: map[string]string{}},
 	}
 	a.slog = slog.New(&hclogHandler{log: log.Named("gobgp"), dials: a.dials})
+	a.bfdLog = slog.New(&hclogHandler{log: log.Named("bfd"), dials: &dialErrors{last: map[string]string{}}})
 	a.table = announcers.NewTable(func(an announcers.Announcement) error {
 		_, err := routeOf(an)
 		return err
@@ -160,7 +169,7 @@ func (a *Announcer) Configure(ctx context.Context, cfg announcers.Config) error 
 		p := wanted[n]
 		old := a.peers[n]
 		if old != nil && old.added && old.cfg.Address == p.cfg.Address {
-			p.added, p.state, p.bfdUp, p.reason = true, old.state, old.bfdUp, old.reason
+			p.added, p.state, p.reason, p.retries = true, old.state, old.reason, old.retries
 		}
 		if p.configErr != "" || a.speaker == nil {
 			continue
@@ -180,11 +189,14 @@ func (a *Announcer) Configure(ctx context.Context, cfg announcers.Config) error 
 			}
 			if old.cfg.Password != p.cfg.Password {
 				// A new MD5 key only takes effect on a new TCP connection.
-				_ = a.speaker.ResetPeer(ctx, p.cfg.Address, "password changed")
+				if err := a.speaker.RestartPeer(ctx, p.cfg); err != nil {
+					a.log.Warn("reconnect after password change", "peer", n, "error", err)
+				}
 			}
 		}
 	}
 	a.peers = wanted
+	a.reconcileBFDLocked()
 	for _, n := range names {
 		if p := wanted[n]; p.configErr != "" {
 			a.log.Warn("peer not configured", "peer", n, "reason", p.configErr)
@@ -196,10 +208,8 @@ func (a *Announcer) Configure(ctx context.Context, cfg announcers.Config) error 
 	return nil
 }
 
+// samePeerConfig reports whether GoBGP's view of the peer is unchanged (BFD is not GoBGP's).
 func samePeerConfig(a, b PeerConfig) bool {
-	if (a.BFD == nil) != (b.BFD == nil) || a.BFD != nil && *a.BFD != *b.BFD {
-		return false
-	}
 	a.BFD, b.BFD = nil, nil
 	return a == b
 }
@@ -256,8 +266,9 @@ func (a *Announcer) ensureSpeaker(ctx context.Context, g GlobalConfig, needed bo
 		a.announced = map[netip.Prefix]*route{}
 		a.denied = map[netip.Addr][]netip.Prefix{}
 		for _, p := range a.peers {
-			p.added, p.state, p.bfdUp = false, FSMUnknown, false
+			p.added, p.state = false, FSMUnknown
 		}
+		a.closeBFDLocked()
 	}
 	if a.speaker != nil || !needed {
 		return nil
@@ -270,7 +281,8 @@ func (a *Announcer) ensureSpeaker(ctx context.Context, g GlobalConfig, needed bo
 	return nil
 }
 
-// onPeerState records a session change and publishes it as an event.
+// onPeerState records a session change and publishes it as an event. A session that comes
+// up starts its BFD session; one that goes down is reconnected without GoBGP's idle wait.
 func (a *Announcer) onPeerState(ps PeerState) {
 	a.mu.Lock()
 	var name string
@@ -278,12 +290,16 @@ func (a *Announcer) onPeerState(ps PeerState) {
 	for n, p := range a.peers {
 		if p.added && p.cfg.Address == ps.Address {
 			name = n
+			old := p.state
 			changed = p.state != ps.State
 			p.state = ps.State
 			if ps.Reason != "" && !strings.HasPrefix(ps.Reason, "idle timer expired") {
 				// The idle hold timer only ends the pause before reconnecting; keep the
 				// reason the session actually went down for.
 				p.reason = ps.Reason
+			}
+			if changed {
+				a.sessionChangedLocked(n, p, old)
 			}
 			break
 		}
@@ -296,6 +312,69 @@ func (a *Announcer) onPeerState(ps PeerState) {
 	a.events.Publish(announcers.Event{Time: time.Now(), Session: &announcers.SessionChange{
 		Peer: name, Address: ps.Address.String(), State: ps.State.public(), Reason: ps.Reason,
 	}})
+}
+
+// sessionChangedLocked reacts to a BGP session state change of peer p.
+func (a *Announcer) sessionChangedLocked(name string, p *peer, old SessionFSM) {
+	switch {
+	case p.state == FSMEstablished:
+		p.retries = 0
+		if p.retry != nil {
+			p.retry.Stop()
+			p.retry = nil
+		}
+		// BFD starts once BGP is up, as FRR's bgpd does: bgpd re-keys its BFD session with
+		// the session's local address when the TCP connection is made, and a BFD session
+		// that came up before that is torn down (and bgpd resets BGP: "BFD down").
+		a.startBFDLocked(name, p)
+	case p.state == FSMIdle && old != FSMIdle && old != FSMUnknown:
+		// GoBGP waits at least 5 s in Idle before connecting again; a new peer connects at
+		// once. The first reconnect after an established session is immediate, later
+		// ones back off.
+		a.scheduleReconnectLocked(name, p)
+	}
+}
+
+// Reconnect backoff: after a session that was established goes down the first reconnect is
+// immediate; each later failed attempt doubles the wait, up to maxReconnectDelay. GoBGP adds
+// its own first-connect delay of 1.5-2 s and retries refused connects every connect time.
+const (
+	baseReconnectDelay = time.Second
+	maxReconnectDelay  = 30 * time.Second
+)
+
+func reconnectDelay(retries int) time.Duration {
+	if retries == 0 {
+		return 0
+	}
+	d := baseReconnectDelay << min(retries-1, 5)
+	return min(d, maxReconnectDelay)
+}
+
+func (a *Announcer) scheduleReconnectLocked(name string, p *peer) {
+	if p.retry != nil {
+		return
+	}
+	d := reconnectDelay(p.retries)
+	p.retries++
+	p.retry = time.AfterFunc(d, func() { a.reconnect(name, p) })
+}
+
+// reconnect restarts a peer's session that is down, unless the peer changed or came back.
+func (a *Announcer) reconnect(name string, p *peer) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p.retry = nil
+	if a.peers[name] != p || !p.added || a.speaker == nil || p.state == FSMEstablished {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.speaker.RestartPeer(ctx, p.cfg); err != nil {
+		a.log.Warn("reconnect", "peer", name, "error", err)
+		return
+	}
+	a.log.Debug("reconnecting", "peer", name, "attempt", p.retries)
 }
 
 func (s SessionFSM) public() announcers.SessionState {
@@ -445,14 +524,6 @@ func (a *Announcer) reconcileLocked(ctx context.Context, res *announcers.ApplyRe
 func (a *Announcer) Status(ctx context.Context) (announcers.Status, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	bfd := map[netip.Addr]bool{}
-	if a.speaker != nil {
-		if states, err := a.speaker.Peers(ctx); err == nil {
-			for _, s := range states {
-				bfd[s.Address] = s.BFDUp
-			}
-		}
-	}
 	st := announcers.Status{Generation: a.table.Generation(), Health: announcers.HealthHealthy}
 	var problems []string
 	if a.startErr != "" {
@@ -467,7 +538,7 @@ func (a *Announcer) Status(ctx context.Context) (announcers.Status, error) {
 	established := map[string]bool{}
 	for _, n := range names {
 		p := a.peers[n]
-		ps := announcers.PeerStatus{Name: n, Address: p.spec.Address, State: p.state.public(), BFDUp: bfd[p.cfg.Address]}
+		ps := announcers.PeerStatus{Name: n, Address: p.spec.Address, State: p.state.public(), BFDUp: a.bfdUp(p)}
 		switch {
 		case p.configErr != "":
 			ps.Message = p.configErr
@@ -476,6 +547,9 @@ func (a *Announcer) Status(ctx context.Context) (announcers.Status, error) {
 		}
 		if p.spec.BFD != nil && p.state == FSMEstablished && !ps.BFDUp {
 			ps.Message = fmt.Sprintf("BFD (profile %q) is not up", p.spec.BFD.Name)
+			if a.bfdErr != "" {
+				ps.Message += ": " + a.bfdErr
+			}
 		}
 		if ps.Message != "" {
 			problems = append(problems, ps.Message)
@@ -552,6 +626,7 @@ func (a *Announcer) Drain(ctx context.Context) (int, error) {
 func (a *Announcer) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.closeBFDLocked()
 	if a.speaker != nil {
 		a.speaker.Stop()
 		a.speaker = nil

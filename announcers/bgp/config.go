@@ -15,6 +15,11 @@ const (
 	maxBFDInterval       = 60000 * time.Millisecond
 	defaultBFDInterval   = 300 * time.Millisecond
 	defaultBFDMultiplier = 3
+	// defaultConnectRetry is the wait between connection attempts when connectTime is unset
+	// (GoBGP's default is 120 s): a router that comes back is reached within seconds. It is
+	// GoBGP's minimum. Sessions that go down are also reconnected with backoff by the
+	// announcer (reconnectDelay).
+	defaultConnectRetry = 2 * time.Second
 )
 
 // peerConfig checks one BGPPeer and turns it into the Speaker's terms. Every error names the
@@ -86,6 +91,9 @@ func peerConfig(s announcers.BGPPeer) (PeerConfig, error) {
 	if s.ConnectTime < 0 || s.ConnectTime%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("connectTime: %s must be whole seconds", s.ConnectTime))
 	}
+	if s.ConnectTime == 0 {
+		c.ConnectRetry = defaultConnectRetry
+	}
 	if s.VRF != "" {
 		errs = append(errs, fmt.Errorf("vrf: %q: peering inside a Linux VRF is not supported by this announcer", s.VRF))
 	}
@@ -102,7 +110,7 @@ func peerConfig(s announcers.BGPPeer) (PeerConfig, error) {
 	return c, errors.Join(errs...)
 }
 
-// bfdConfig checks a BFD profile against what GoBGP's native BFD honours: single-hop
+// bfdConfig checks a BFD profile against what the announcer's BFD (package bfd) honours: single-hop
 // asynchronous mode with transmit/receive intervals and a detection multiplier. Echo mode and
 // passive mode do not exist there, and BFD over a multi-hop session is not implemented, so a
 // profile asking for them is rejected. echoInterval matters only in echo mode and minimumTtl
@@ -115,13 +123,13 @@ func bfdConfig(p *announcers.BFDProfile, multihop bool) (*BFDConfig, error) {
 	field := func(f string) string { return fmt.Sprintf("bfdProfile %q: %s", p.Name, f) }
 	var errs []error
 	if p.EchoMode {
-		errs = append(errs, fmt.Errorf("%s: GoBGP's BFD has no echo function; set echoMode false", field("echoMode")))
+		errs = append(errs, fmt.Errorf("%s: this announcer's BFD has no echo function; set echoMode false", field("echoMode")))
 	}
 	if p.PassiveMode {
-		errs = append(errs, fmt.Errorf("%s: GoBGP's BFD always sends control packets and cannot wait passively; set passiveMode false", field("passiveMode")))
+		errs = append(errs, fmt.Errorf("%s: this announcer's BFD always sends control packets and cannot wait passively; set passiveMode false", field("passiveMode")))
 	}
 	if multihop {
-		errs = append(errs, fmt.Errorf("%s: GoBGP implements single-hop BFD only (RFC 5881); BFD with ebgpMultiHop is not supported", field("ebgpMultiHop")))
+		errs = append(errs, fmt.Errorf("%s: this announcer implements single-hop BFD only (RFC 5881); BFD with ebgpMultiHop is not supported", field("ebgpMultiHop")))
 	}
 	c := &BFDConfig{DesiredMinTx: p.TransmitInterval, RequiredMinRx: p.ReceiveInterval, DetectMultiplier: p.DetectMultiplier}
 	if c.DesiredMinTx == 0 {

@@ -47,9 +47,9 @@ type PeerConfig struct {
 	BFD *BFDConfig
 }
 
-// BFDConfig is what GoBGP's native BFD (RFC 5880/5881, single hop, asynchronous mode) accepts
-// per peer. Echo, passive and demand modes, authentication and a received-TTL check are not
-// implemented by GoBGP, so they have no field here.
+// BFDConfig is a peer's BFD timers. BFD is run by package bfd (single hop, asynchronous mode),
+// not by GoBGP: see that package for why. Echo, passive and demand modes and authentication
+// are not implemented, so they have no field here.
 type BFDConfig struct {
 	DesiredMinTx     time.Duration
 	RequiredMinRx    time.Duration
@@ -60,8 +60,6 @@ type BFDConfig struct {
 type PeerState struct {
 	Address netip.Addr
 	State   SessionFSM
-	// BFDUp is true when the peer's BFD session is up.
-	BFDUp bool
 	// Reason is why the session last went down, empty when unknown.
 	Reason string
 }
@@ -206,6 +204,9 @@ func (c PeerConfig) toAPI() *api.Peer {
 			HoldTime:          seconds(c.HoldTime),
 			KeepaliveInterval: seconds(c.Keepalive),
 			ConnectRetry:      seconds(c.ConnectRetry),
+			// GoBGP waits this long before reconnecting after a reset it sent (30 s by
+			// default); the announcer paces reconnects itself.
+			IdleHoldTimeAfterReset: 1,
 		}},
 		Transport: &api.Transport{RemotePort: uint32(c.Port)},
 	}
@@ -223,14 +224,6 @@ func (c PeerConfig) toAPI() *api.Peer {
 	}
 	if c.GracefulRestart {
 		p.GracefulRestart = &api.GracefulRestart{Enabled: true}
-	}
-	if c.BFD != nil {
-		p.Bfd = &api.BfdPeerConfig{
-			Enabled:                  true,
-			DesiredMinimumTxInterval: uint32(c.BFD.DesiredMinTx.Microseconds()),
-			RequiredMinimumReceive:   uint32(c.BFD.RequiredMinRx.Microseconds()),
-			DetectionMultiplier:      c.BFD.DetectMultiplier,
-		}
 	}
 	return p
 }
@@ -278,7 +271,19 @@ func (s *Speaker) DeletePeer(ctx context.Context, addr netip.Addr) error {
 	return s.removeFilter(ctx, addr)
 }
 
-// ResetPeer hard-resets a neighbor's session, e.g. after its password changed.
+// RestartPeer ends the neighbor's session, if any, and starts a new one that connects at
+// once (GoBGP's own path back from Idle waits at least 5 s, and 30 s after a reset it sent).
+// Paths and the peer's export filter are kept. The peer must exist.
+func (s *Speaker) RestartPeer(ctx context.Context, c PeerConfig) error {
+	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: c.Address.String()}); err != nil {
+		return fmt.Errorf("restart peer %s: %w", c.Address, err)
+	}
+	return s.AddPeer(ctx, c)
+}
+
+// ResetPeer hard-resets a neighbor's session, e.g. after its password changed. Only for an
+// established session: GoBGP queues the notification of a session that is not established
+// and delivers it when the next one establishes, resetting that one.
 func (s *Speaker) ResetPeer(ctx context.Context, addr netip.Addr, why string) error {
 	return s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Communication: why})
 }
@@ -306,9 +311,6 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerState, error) {
 		ps := PeerState{Address: addr, State: fsmFromAPI(p.State.SessionState)}
 		if p.State.DisconnectReason != api.PeerState_DISCONNECT_REASON_UNSPECIFIED || p.State.DisconnectMessage != "" {
 			ps.Reason = reasonText(p.State.DisconnectReason, p.State.DisconnectMessage)
-		}
-		if b := p.State.BfdState; b != nil {
-			ps.BFDUp = b.SessionState == api.BfdSessionState_BFD_SESSION_STATE_UP
 		}
 		out = append(out, ps)
 	})

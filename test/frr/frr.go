@@ -58,7 +58,61 @@ type Router struct {
 	// Dir holds the configuration, pid files, logs and vty sockets.
 	Dir  string
 	cfg  Config
-	cmds []*exec.Cmd
+	cmds map[string]*exec.Cmd // by daemon
+}
+
+// daemons in start order (stopped in reverse).
+var daemons = []string{"zebra", "bfdd", "bgpd"}
+
+// startDaemon starts one daemon and waits until its vty socket exists.
+func (r *Router) startDaemon(d string) error {
+	vty := filepath.Join(r.Dir, d+".vty")
+	_ = os.Remove(vty)
+	args := []string{"netns", "exec", r.Netns, filepath.Join(Dir, d),
+		"-u", "frr", "-g", "frr",
+		"-f", filepath.Join(r.Dir, d+".conf"),
+		"-i", filepath.Join(r.Dir, d+".pid"),
+		"-z", filepath.Join(r.Dir, "zserv.api"),
+		"--vty_socket", r.Dir, "-A", "127.0.0.1", "-P", "0",
+		"--log", "file:" + filepath.Join(r.Dir, d+".log"),
+	}
+	if d == "bfdd" {
+		args = append(args, "--bfdctl", filepath.Join(r.Dir, "bfdd.sock"))
+	}
+	cmd := exec.Command("ip", args...)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", d, err)
+	}
+	r.cmds[d] = cmd
+	if err := waitFile(vty, 10*time.Second); err != nil {
+		return fmt.Errorf("%s did not come up: %w", d, err)
+	}
+	return nil
+}
+
+// Restart stops one daemon (SIGTERM, then SIGKILL after 3 s) and starts it again with the
+// same configuration, leaving the others running: restarting "bgpd" ends every BGP session
+// while bfdd and zebra stay. It returns when the daemon's vty answers again.
+func (r *Router) Restart(daemon string) error {
+	c := r.cmds[daemon]
+	if c == nil {
+		return fmt.Errorf("frr: no %s running", daemon)
+	}
+	stopCmd(c)
+	delete(r.cmds, daemon)
+	if err := r.startDaemon(daemon); err != nil {
+		return fmt.Errorf("frr: restart: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, err := r.Vtysh(ctx, "show bgp summary json"); err == nil {
+			return nil
+		} else if ctx.Err() != nil {
+			return fmt.Errorf("frr: %s restarted but vtysh does not answer: %w", daemon, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Start writes the configuration and starts zebra, bfdd and bgpd inside netns, as the frr user
@@ -73,7 +127,7 @@ func Start(t testing.TB, netns string, cfg Config) *Router {
 	if err != nil {
 		t.Fatalf("frr: %v", err)
 	}
-	r := &Router{Netns: netns, Dir: dir, cfg: cfg}
+	r := &Router{Netns: netns, Dir: dir, cfg: cfg, cmds: map[string]*exec.Cmd{}}
 	t.Cleanup(func() {
 		r.stop()
 		if t.Failed() {
@@ -98,25 +152,9 @@ func Start(t testing.TB, netns string, cfg Config) *Router {
 	if err := chownFRR(dir); err != nil {
 		t.Fatalf("frr: %v", err)
 	}
-	for _, d := range []string{"zebra", "bfdd", "bgpd"} {
-		args := []string{"netns", "exec", netns, filepath.Join(Dir, d),
-			"-u", "frr", "-g", "frr",
-			"-f", filepath.Join(dir, d+".conf"),
-			"-i", filepath.Join(dir, d+".pid"),
-			"-z", filepath.Join(dir, "zserv.api"),
-			"--vty_socket", dir, "-A", "127.0.0.1", "-P", "0",
-			"--log", "file:" + filepath.Join(dir, d+".log"),
-		}
-		if d == "bfdd" {
-			args = append(args, "--bfdctl", filepath.Join(dir, "bfdd.sock"))
-		}
-		cmd := exec.Command("ip", args...)
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("frr: start %s: %v", d, err)
-		}
-		r.cmds = append(r.cmds, cmd)
-		if err := waitFile(filepath.Join(dir, d+".vty"), 10*time.Second); err != nil {
-			t.Fatalf("frr: %s did not come up: %v", d, err)
+	for _, d := range daemons {
+		if err := r.startDaemon(d); err != nil {
+			t.Fatalf("frr: %v", err)
 		}
 	}
 	return r
@@ -158,19 +196,24 @@ func waitFile(path string, timeout time.Duration) error {
 }
 
 func (r *Router) stop() {
-	for i := len(r.cmds) - 1; i >= 0; i-- {
-		c := r.cmds[i]
-		_ = c.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			_ = c.Process.Kill()
-			<-done
+	for i := len(daemons) - 1; i >= 0; i-- {
+		if c := r.cmds[daemons[i]]; c != nil {
+			stopCmd(c)
 		}
 	}
-	r.cmds = nil
+	r.cmds = map[string]*exec.Cmd{}
+}
+
+func stopCmd(c *exec.Cmd) {
+	_ = c.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = c.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		_ = c.Process.Kill()
+		<-done
+	}
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
