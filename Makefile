@@ -12,7 +12,7 @@ export HERALD_BIN_DIR := $(BIN_DIR)
 INTEGRATION_TIMEOUT ?= 30m
 E2E_TIMEOUT ?= 40m
 
-.PHONY: all build deps tools generate verify test test-unit test-integration test-e2e bench demo apiserver apiserver-stop clean
+.PHONY: all build deps tools generate verify test test-unit test-integration test-e2e fuzz bench demo apiserver apiserver-stop clean
 
 all: build
 
@@ -48,6 +48,12 @@ test-integration: deps
 
 test-e2e: deps build
 	$(GO) test $(GOFLAGS_TEST) -p 1 -tags e2e -run 'E2E' -timeout $(E2E_TIMEOUT) ./...
+
+## fuzz: every Fuzz function in the module for FUZZTIME each (default 30s); PKG=./announcers/...
+## narrows it. `make test-unit` already replays every committed seed corpus.
+FUZZTIME ?= 30s
+fuzz:
+	FUZZTIME=$(FUZZTIME) PKG='$(PKG)' bash hack/fuzz.sh
 
 ## bench: every benchmark that reports a figure named in the issues; BENCH=regexp selects
 ## some (e.g. make bench BENCH='Failover|Handover'), PKG=./test/e2e/ one package.

@@ -1,10 +1,21 @@
 package speaker
 
 import (
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/component-base/metrics/testutil"
+
+	"github.com/herald-lb/herald/announcers"
+	"github.com/herald-lb/herald/announcers/manager"
 	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/snapshot"
+	"github.com/herald-lb/herald/speaker/announce"
 )
 
 func TestHeraldPeerWithMAC(t *testing.T) {
@@ -40,5 +51,36 @@ func TestHeraldPeerWithMAC(t *testing.T) {
 		case got != nil && got.Speaker.AliveAt(snap.Time) != tt.wantAlive:
 			t.Errorf("%s: alive %v, want %v", tt.mac, !tt.wantAlive, tt.wantAlive)
 		}
+	}
+}
+
+// A neighbour spraying forged MACs must not grow the metric: conflicts count per announcer,
+// and every MAC still reaches the log and Events.
+func TestConflictMetricHasNoLabelFromTheWire(t *testing.T) {
+	conflictsTotal.Reset()
+	s := &Speaker{log: logr.Discard(), o: Options{NodeName: "self"}, builder: snapshot.NewBuilder(func(snapshot.Change) {}),
+		announce: announce.New("self", announce.Deps{}), recorder: record.NewFakeRecorder(10)}
+	const macs = 1000
+	for i := 0; i < macs; i++ {
+		s.handleAnnouncerEvent(manager.Event{Announcer: "arp", Event: announcers.Event{Conflict: &announcers.Conflict{
+			Address: netip.MustParseAddr("192.0.2.10"), Interface: "eth0",
+			ForeignMAC: net.HardwareAddr{2, 0xaa, 0, 0, byte(i >> 8), byte(i)}.String(), Detail: "ARP reply from another MAC",
+		}}})
+	}
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := -1
+	for _, f := range families {
+		if f.GetName() == "herald_speaker_address_conflicts_total" {
+			series = len(f.GetMetric())
+		}
+	}
+	if series != 1 {
+		t.Errorf("%d series after conflicts from %d MACs, want 1", series, macs)
+	}
+	if v, err := testutil.GetCounterMetricValue(conflictsTotal.WithLabelValues("arp")); err != nil || v != macs {
+		t.Errorf("conflicts counted %v (%v), want %d", v, err, macs)
 	}
 }

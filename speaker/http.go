@@ -20,9 +20,11 @@ var (
 		Namespace:      "herald",
 		Subsystem:      "speaker",
 		Name:           "address_conflicts_total",
-		Help:           "Foreign claims (another MAC answering ARP/NDP) on addresses this speaker announces, by announcer and foreign MAC.",
+		Help:           "Foreign claims (another MAC answering ARP/NDP) on addresses this speaker announces, by announcer. The foreign MAC is in the AddressConflict Event and the log.",
 		StabilityLevel: metrics.ALPHA,
-	}, []string{"announcer", "foreign_mac"})
+		// No label from the wire: a neighbour spraying forged MACs would otherwise make one
+		// series per MAC without bound.
+	}, []string{"announcer"})
 	announcedGauge = metrics.NewGaugeVec(&metrics.GaugeOpts{
 		Namespace:      "herald",
 		Subsystem:      "speaker",

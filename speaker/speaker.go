@@ -691,7 +691,7 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 			}
 			claimer = fmt.Sprintf("Herald node %s (MAC %s), whose heartbeat has expired: it may be cut off from the API server and still announcing", peer.Name, c.ForeignMAC)
 		}
-		conflictsTotal.WithLabelValues(ev.Announcer, c.ForeignMAC).Inc()
+		conflictsTotal.WithLabelValues(ev.Announcer).Inc()
 		msg := fmt.Sprintf("%s on node %s interface %s is also claimed by %s (%s); Herald keeps announcing and does not fight it",
 			c.Address, s.o.NodeName, c.Interface, claimer, c.Detail)
 		s.log.Info("address conflict", "ip", c.Address, "interface", c.Interface, "foreignMAC", c.ForeignMAC)

@@ -9,10 +9,28 @@
 // protocol's family on a subnet containing the address; when no interface has such a subnet,
 // on every up, non-loopback Ethernet interface with an address of that family (a VIP outside
 // the node subnets is still reachable on the link if the router sends it there).
+//
+// Links follow the kernel: the engine watches link and address changes over netlink (and
+// re-reads the interfaces every resyncInterval in case a notification was lost), closes a
+// link that went down or away, opens one that came up or was created after start, reopens one
+// whose socket failed (with backoff), and sends the gratuitous burst again on every link that
+// comes back, so neighbours and switches learn the path again. While an address has no usable
+// link, or a link it needs cannot be opened, the announcer reports itself degraded.
+//
+// Bad input from the wire never stops a link: a frame a driver cannot parse is counted
+// (Announcer.Malformed) and skipped.
+//
+// Conflicts (RFC 5227 style detection, never defence): before the first gratuitous packet for
+// an address on a link, and then about every probeInterval, the link sends a probe (an ARP
+// probe, or a Neighbor Solicitation) for it; a foreign answer reaches Handler.Foreign like a
+// foreign gratuitous packet. Unlike RFC 5227, announcing does not wait for the probe: a
+// failover cannot afford the wait, and Herald reports a conflict rather than giving the address
+// up.
 package l2
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -40,12 +58,38 @@ type Driver interface {
 	Open(ifi *net.Interface, h Handler) (Link, error)
 }
 
+// Resync intervals: how often the interfaces are re-read without a kernel notification, and
+// the backoff for reopening a link that failed.
+const (
+	resyncInterval = 10 * time.Second
+	reopenMin      = 100 * time.Millisecond
+	reopenMax      = 5 * time.Second
+	// settle lets the burst of notifications one change makes (link, then addresses) arrive
+	// before the interfaces are read.
+	settle = 20 * time.Millisecond
+)
+
+// Probing: every owned address on every link is probed about once per probeInterval, spread
+// evenly over it, at most maxProbesPerTick per link per probeTick (so a link with many
+// addresses stretches the cycle rather than bursting).
+const (
+	probeInterval    = 30 * time.Second
+	probeTick        = time.Second
+	maxProbesPerTick = 50
+)
+
 // Link is the protocol running on one interface.
 type Link interface {
-	// Serve reads and answers packets until Close.
+	// Serve reads and answers packets until Close. It skips (and reports to Handler.Malformed)
+	// any frame it cannot parse; it returns only on Close (nil) or a socket error, after which
+	// the engine closes the link and opens a new one.
 	Serve() error
 	// Announce sends one gratuitous ARP / unsolicited NA for addr.
 	Announce(addr netip.Addr) error
+	// Probe asks the link who holds addr (an RFC 5227 ARP probe, a Neighbor Solicitation) in
+	// a way that changes no neighbour's cache; an answer from another MAC is reported to
+	// Handler.Foreign by Serve.
+	Probe(addr netip.Addr) error
 	// Watch and Unwatch tell the link an address is (no longer) ours, for links that must
 	// prepare to hear requests for it. Both ARP and NDP hear every request already (NDP
 	// through one all-multicast packet socket rather than a solicited-node join per address,
@@ -63,6 +107,8 @@ type Handler interface {
 	Foreign(addr netip.Addr, mac net.HardwareAddr, detail string)
 	// Answered counts an answer sent (for status and benchmarks).
 	Answered()
+	// Malformed counts a frame dropped because it could not be parsed; err says why.
+	Malformed(err error)
 }
 
 // Interfaces lists the host's interfaces with their addresses; tests replace it.
@@ -112,16 +158,24 @@ type Announcer struct {
 	problems map[string]string
 	refresh  context.CancelFunc
 	conflict conflictLimiter
+	// malformed counts frames dropped on links already closed (open ones count their own).
+	malformed uint64
+
+	stop context.CancelFunc // ends the link and probe loops
+	kick chan struct{}      // asks the link loop to re-read the interfaces
 
 	warnMu         sync.Mutex
 	warnLast       map[string]time.Time
 	warnSuppressed map[string]int
 }
 
-// New returns an L2 announcer speaking the driver's protocol. It starts the refresh loop;
-// Close stops everything.
+// New returns an L2 announcer speaking the driver's protocol. It starts the refresh, link and
+// probe loops; Close stops everything. With interfaces nil it reads the host's interfaces and
+// follows the kernel's link and address notifications; tests passing their own interfaces
+// call Resync after changing them.
 func New(driver Driver, log hclog.Logger, interfaces Interfaces, version string) *Announcer {
-	if interfaces == nil {
+	system := interfaces == nil
+	if system {
 		interfaces = SystemInterfaces
 	}
 	a := &Announcer{
@@ -129,11 +183,27 @@ func New(driver Driver, log hclog.Logger, interfaces Interfaces, version string)
 		cfg:   announcers.L2Config{}.WithDefaults(),
 		links: map[string]*link{}, problems: map[string]string{},
 		warnLast: map[string]time.Time{}, warnSuppressed: map[string]int{},
+		kick: make(chan struct{}, 1),
 	}
 	a.table = announcers.NewTable(a.validate)
 	a.conflict.last = map[netip.Addr]time.Time{}
 	a.restartRefreshLocked()
+	ctx, stop := context.WithCancel(context.Background())
+	a.stop = stop
+	go a.linkLoop(ctx)
+	go a.probeLoop(ctx)
+	if system {
+		go watchKernel(ctx, log, a.Resync)
+	}
 	return a
+}
+
+// Resync makes the engine re-read the interfaces and reconcile its links soon (after settle).
+func (a *Announcer) Resync() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (a *Announcer) validate(an announcers.Announcement) error {
@@ -260,14 +330,14 @@ func (a *Announcer) Drain(context.Context) (int, error) {
 	return n, nil
 }
 
-// Close stops the refresh loop and closes every link.
+// Close stops the loops and closes every link.
 func (a *Announcer) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.refresh()
+	a.stop()
 	for name, l := range a.links {
-		l.close()
-		delete(a.links, name)
+		a.closeLocked(name, l)
 	}
 }
 
@@ -282,14 +352,44 @@ func (a *Announcer) Answered() uint64 {
 	return n
 }
 
-// reconcileLocked makes the links answer for exactly the desired addresses.
-func (a *Announcer) reconcileLocked() {
+// Malformed returns how many frames all links, open or closed since, have dropped because
+// they could not be parsed.
+func (a *Announcer) Malformed() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.malformed
+	for _, l := range a.links {
+		n += l.malformed.Load()
+	}
+	return n
+}
+
+func (a *Announcer) closeLocked(name string, l *link) {
+	l.close()
+	a.malformed += l.malformed.Load()
+	delete(a.links, name)
+}
+
+// reconcileLocked makes the links answer for exactly the desired addresses on the interfaces
+// as the kernel has them now. It reports whether a link it needs failed to open (the link
+// loop then retries with backoff).
+func (a *Announcer) reconcileLocked() (retry bool) {
 	want, ifaces, problems := a.wantedLocked()
 	a.problems = problems
 	for name, l := range a.links {
-		if _, ok := want[name]; !ok {
-			l.close()
-			delete(a.links, name)
+		ifi, wanted := ifaces[name]
+		_, hasAddrs := want[name]
+		switch {
+		case !wanted || !hasAddrs:
+			a.closeLocked(name, l)
+		case l.dead.Load():
+			a.log.Info("reopening link", "interface", name, "error", l.deadErr())
+			a.closeLocked(name, l)
+		case ifi.Index != l.index || string(ifi.HardwareAddr) != string(l.mac):
+			// The interface was deleted and created again under the same name, or its MAC
+			// changed: the socket is bound to the old one, or answers with the old MAC.
+			a.log.Info("interface changed, reopening link", "interface", name, "index", ifi.Index, "mac", ifi.HardwareAddr.String())
+			a.closeLocked(name, l)
 		}
 	}
 	for name, addrs := range want {
@@ -299,13 +399,64 @@ func (a *Announcer) reconcileLocked() {
 			if l, err = a.openLocked(ifaces[name]); err != nil {
 				a.problems["link/"+name] = err.Error()
 				a.log.Error("cannot open link", "interface", name, "error", err)
+				retry = true
 				continue
 			}
 		}
+		running := ifaces[name].Flags&net.FlagRunning != 0
+		if running && !l.running {
+			// The carrier came back while the link stayed open (a cable, a switch port, a
+			// veth peer): neighbours may have lost us, so announce everything again.
+			l.reburst(a.cfg)
+		}
+		l.running = running
 		l.set(addrs, a.cfg)
 		for addr, err := range l.unwatched {
 			a.problems["watch/"+name+"/"+addr.String()] = fmt.Sprintf("interface %s: address %s: %v", name, addr, err)
 		}
+	}
+	return retry
+}
+
+// linkLoop re-reads the interfaces and reconciles the links when the kernel reports a change
+// (Resync), every resyncInterval in case a notification was lost, and with backoff while a
+// link cannot be opened.
+func (a *Announcer) linkLoop(ctx context.Context) {
+	backoff := reopenMin
+	t := time.NewTimer(resyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+		case <-t.C:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(settle):
+		}
+		select { // notifications that arrived while settling are covered by this pass
+		case <-a.kick:
+		default:
+		}
+		a.mu.Lock()
+		retry := a.reconcileLocked()
+		a.mu.Unlock()
+		next := resyncInterval
+		if retry {
+			next, backoff = backoff, min(2*backoff, reopenMax)
+		} else {
+			backoff = reopenMin
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(next)
 	}
 }
 
@@ -381,21 +532,42 @@ func (a *Announcer) linksFor(addr netip.Addr, requested []string, ifaces []Inter
 func (a *Announcer) openLocked(ifi net.Interface) (*link, error) {
 	name := ifi.Name
 	var err error
-	l := &link{name: name, mac: ifi.HardwareAddr, announcer: a, bursts: map[netip.Addr]context.CancelFunc{}, unwatched: map[netip.Addr]error{}}
+	l := &link{name: name, index: ifi.Index, mac: ifi.HardwareAddr, announcer: a, bursts: map[netip.Addr]context.CancelFunc{},
+		unwatched: map[netip.Addr]error{}, running: ifi.Flags&net.FlagRunning != 0}
 	empty := map[netip.Addr]struct{}{}
 	l.owned.Store(&empty)
 	if l.proto, err = a.driver.Open(&ifi, l); err != nil {
 		return nil, fmt.Errorf("interface %s: %w", name, err)
 	}
+	// The burst probes every address now; the periodic cycle starts one interval later.
+	l.probe.cycle = time.Now()
 	a.links[name] = l
-	go func() {
-		if err := l.proto.Serve(); err != nil && !l.closed.Load() {
-			a.log.Error("link stopped", "interface", name, "error", err)
-			a.events.Publish(announcers.Event{Time: time.Now(), Error: &announcers.EventError{Message: fmt.Sprintf("interface %s: %v", name, err)}})
-		}
-	}()
+	go a.serve(l)
 	a.log.Info("link opened", "interface", name, "mac", ifi.HardwareAddr.String())
 	return l, nil
+}
+
+// serve runs the link's read loop. If it ends with an error (ENETDOWN when the link went
+// down, or any socket failure) the link is marked dead, the announcer reports degraded, and
+// the link loop reopens it: a responder never stays stopped.
+func (a *Announcer) serve(l *link) {
+	err := l.proto.Serve()
+	if l.closed.Load() {
+		return
+	}
+	if err == nil {
+		err = errors.New("read loop ended")
+	}
+	l.deadReason.Store(&err)
+	l.dead.Store(true)
+	a.mu.Lock()
+	if a.links[l.name] == l {
+		a.problems["link/"+l.name] = fmt.Sprintf("interface %s: %v (reopening)", l.name, err)
+	}
+	a.mu.Unlock()
+	a.log.Error("link stopped, reopening", "interface", l.name, "error", err)
+	a.events.Publish(announcers.Event{Time: time.Now(), Error: &announcers.EventError{Message: fmt.Sprintf("interface %s: %v (reopening)", l.name, err)}})
+	a.Resync()
 }
 
 func (a *Announcer) restartRefreshLocked() {
@@ -433,6 +605,67 @@ func (a *Announcer) refreshLoop(ctx context.Context, every time.Duration) {
 	}
 }
 
+// probeLoop sends each link's conflict probes: every probeTick, the next share of the link's
+// queue, so every owned address is probed about once per probeInterval at a bounded rate.
+func (a *Announcer) probeLoop(ctx context.Context) {
+	t := time.NewTicker(probeTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		links := make([]*link, 0, len(a.links))
+		for _, l := range a.links {
+			links = append(links, l)
+		}
+		a.mu.Unlock()
+		now := time.Now()
+		for _, l := range links {
+			for _, addr := range l.probe.next(now, *l.owned.Load()) {
+				if !l.Owns(addr) {
+					continue // withdrawn since the cycle began
+				}
+				if err := l.proto.Probe(addr); err != nil {
+					a.warn("conflict probe failed", "interface", l.name, "address", addr, "error", err)
+				}
+			}
+		}
+	}
+}
+
+// prober is one link's probe schedule. Only the probe loop uses it.
+type prober struct {
+	queue []netip.Addr
+	batch int
+	cycle time.Time // when the current cycle began
+}
+
+// next returns the addresses to probe now: a new cycle (a sorted snapshot of owned) starts
+// once the last one is done and probeInterval has passed since it began; each call takes
+// the cycle's share for one tick, at most maxProbesPerTick.
+func (p *prober) next(now time.Time, owned map[netip.Addr]struct{}) []netip.Addr {
+	if len(p.queue) == 0 {
+		if now.Sub(p.cycle) < probeInterval || len(owned) == 0 {
+			return nil
+		}
+		p.cycle = now
+		p.queue = make([]netip.Addr, 0, len(owned))
+		for addr := range owned {
+			p.queue = append(p.queue, addr)
+		}
+		slices.SortFunc(p.queue, netip.Addr.Compare)
+		ticks := int(probeInterval / probeTick)
+		p.batch = min(max((len(p.queue)+ticks-1)/ticks, 1), maxProbesPerTick)
+	}
+	n := min(p.batch, len(p.queue))
+	out := p.queue[:n]
+	p.queue = p.queue[n:]
+	return out
+}
+
 // foreign turns a foreign claim into a conflict event, at most one per address per interval.
 func (a *Announcer) foreign(l *link, addr netip.Addr, mac net.HardwareAddr, detail string) {
 	a.mu.Lock()
@@ -466,14 +699,27 @@ func (a *Announcer) warn(msg string, kv ...any) {
 	a.log.Warn(msg, append(kv, "suppressedSinceLast", suppressed)...)
 }
 
+// conflictLimiter allows one conflict report per address per interval. Its map holds only
+// addresses reported within the last interval (older entries are swept once an interval), and
+// only announced addresses are ever reported, so it is bounded by the desired set whatever the
+// wire sends.
 type conflictLimiter struct {
-	mu   sync.Mutex
-	last map[netip.Addr]time.Time
+	mu    sync.Mutex
+	last  map[netip.Addr]time.Time
+	swept time.Time
 }
 
 func (c *conflictLimiter) allow(addr netip.Addr, now time.Time, every time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if now.Sub(c.swept) >= every {
+		for a, t := range c.last {
+			if now.Sub(t) >= every {
+				delete(c.last, a)
+			}
+		}
+		c.swept = now
+	}
 	if t, ok := c.last[addr]; ok && now.Sub(t) < every {
 		return false
 	}
@@ -481,16 +727,30 @@ func (c *conflictLimiter) allow(addr netip.Addr, now time.Time, every time.Durat
 	return true
 }
 
+// tracked is how many addresses the limiter holds (for tests).
+func (c *conflictLimiter) tracked() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.last)
+}
+
 // link is one interface's state. owned is read on every packet without the engine lock.
 type link struct {
 	name      string
+	index     int
 	mac       net.HardwareAddr
 	announcer *Announcer
 	proto     Link
 	owned     atomic.Pointer[map[netip.Addr]struct{}]
 	answered  atomic.Uint64
+	malformed atomic.Uint64
 	closed    atomic.Bool
-	bursts    map[netip.Addr]context.CancelFunc // guarded by the engine lock
+	// dead is set when Serve ended on its own; the link loop then reopens the link.
+	dead       atomic.Bool
+	deadReason atomic.Pointer[error]
+	running    bool                              // the interface had carrier at the last reconcile; engine lock
+	probe      prober                            // probe loop only
+	bursts     map[netip.Addr]context.CancelFunc // guarded by the engine lock
 	// unwatched holds addresses whose Watch failed (e.g. too many multicast groups on the
 	// socket); they are retried on every change and reported in status. Engine lock.
 	unwatched map[netip.Addr]error
@@ -513,6 +773,20 @@ func (l *link) Foreign(addr netip.Addr, mac net.HardwareAddr, detail string) {
 
 // Answered implements Handler.
 func (l *link) Answered() { l.answered.Add(1) }
+
+// Malformed implements Handler: the frame is counted and skipped; the log gets one line a
+// second at most (see warn).
+func (l *link) Malformed(err error) {
+	n := l.malformed.Add(1)
+	l.announcer.warn("dropped a malformed frame", "interface", l.name, "reason", err, "droppedOnLink", n)
+}
+
+func (l *link) deadErr() error {
+	if p := l.deadReason.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // set makes the link answer for exactly addrs: withdrawn addresses stop being answered at
 // once, new ones get a gratuitous burst.
@@ -563,8 +837,25 @@ func (l *link) set(addrs map[netip.Addr]struct{}, cfg announcers.L2Config) {
 	}
 }
 
-// burst sends count gratuitous packets, interval apart, unless the address is withdrawn.
+// reburst sends the gratuitous burst again for every owned address (the link came back).
+// Engine lock.
+func (l *link) reburst(cfg announcers.L2Config) {
+	for addr := range *l.owned.Load() {
+		if cancel, ok := l.bursts[addr]; ok {
+			cancel()
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		l.bursts[addr] = cancel
+		go l.burst(ctx, addr, cfg.GratuitousCount, cfg.GratuitousInterval)
+	}
+}
+
+// burst probes addr once (conflict detection, see the package comment), then sends count
+// gratuitous packets, interval apart, unless the address is withdrawn.
 func (l *link) burst(ctx context.Context, addr netip.Addr, count int, interval time.Duration) {
+	if err := l.proto.Probe(addr); err != nil {
+		l.announcer.warn("conflict probe failed", "interface", l.name, "address", addr, "error", err)
+	}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for i := 0; i < count; i++ {

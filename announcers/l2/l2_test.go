@@ -23,6 +23,9 @@ type fakeDriver struct {
 	links map[string]*fakeLink
 	// failWatch makes Watch fail for this address.
 	failWatch netip.Addr
+	// failOpen makes Open fail for these interfaces.
+	failOpen map[string]bool
+	opens    map[string]int
 }
 
 func (d *fakeDriver) Kind() string { return announcers.KindARP }
@@ -36,9 +39,19 @@ func (d *fakeDriver) Suitable(a netip.Addr) bool { return a.Is4() }
 func (d *fakeDriver) Open(ifi *net.Interface, h Handler) (Link, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	l := &fakeLink{name: ifi.Name, h: h, driver: d, announced: map[netip.Addr]int{}, watched: map[netip.Addr]bool{}, closed: make(chan struct{})}
+	if d.failOpen[ifi.Name] {
+		return nil, errors.New("operation not permitted")
+	}
+	l := &fakeLink{name: ifi.Name, h: h, driver: d, announced: map[netip.Addr]int{}, probed: map[netip.Addr]int{}, watched: map[netip.Addr]bool{},
+		closed: make(chan struct{}), fail: make(chan error, 1)}
 	d.links[ifi.Name] = l
+	d.opens[ifi.Name]++
 	return l, nil
+}
+func (d *fakeDriver) openCount(name string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.opens[name]
 }
 func (d *fakeDriver) link(name string) *fakeLink {
 	d.mu.Lock()
@@ -52,15 +65,39 @@ type fakeLink struct {
 	h         Handler
 	mu        sync.Mutex
 	announced map[netip.Addr]int
-	watched   map[netip.Addr]bool
-	closed    chan struct{}
+	probed    map[netip.Addr]int
+	// order records "probe" and "announce" per address, in order.
+	order   []string
+	watched map[netip.Addr]bool
+	closed  chan struct{}
+	fail    chan error // an error sent here ends Serve, as a socket error would
 }
 
-func (l *fakeLink) Serve() error { <-l.closed; return nil }
+func (l *fakeLink) Serve() error {
+	select {
+	case <-l.closed:
+		return nil
+	case err := <-l.fail:
+		return err
+	}
+}
+func (l *fakeLink) Probe(a netip.Addr) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.probed[a]++
+	l.order = append(l.order, "probe "+a.String())
+	return nil
+}
+func (l *fakeLink) probes(a netip.Addr) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.probed[a]
+}
 func (l *fakeLink) Announce(a netip.Addr) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.announced[a]++
+	l.order = append(l.order, "announce "+a.String())
 	return nil
 }
 func (l *fakeLink) Watch(a netip.Addr) error {
@@ -108,7 +145,7 @@ var hostInterfaces = []Interface{
 }
 
 func newTestAnnouncer(t *testing.T, ifaces []Interface) (*Announcer, *fakeDriver) {
-	d := &fakeDriver{links: map[string]*fakeLink{}}
+	d := &fakeDriver{links: map[string]*fakeLink{}, failOpen: map[string]bool{}, opens: map[string]int{}}
 	a := New(d, hclog.NewNullLogger(), func() ([]Interface, error) { return ifaces, nil }, "test")
 	t.Cleanup(a.Close)
 	return a, d

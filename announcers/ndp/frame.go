@@ -88,7 +88,8 @@ func parseFrame(b []byte) (received, error) {
 	if err != nil {
 		return received{}, fmt.Errorf("%w: %v", errNotNDP, err)
 	}
-	return received{msg: msg, src: src, dst: dst, srcMAC: net.HardwareAddr(b[6:12])}, nil
+	// A copy: the read buffer is reused for the next frame.
+	return received{msg: msg, src: src, dst: dst, srcMAC: net.HardwareAddr(append([]byte(nil), b[6:12]...))}, nil
 }
 
 // checksum is the ICMPv6 checksum over the pseudo-header and body (RFC 8200 8.1); it is 0

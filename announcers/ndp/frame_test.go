@@ -17,7 +17,7 @@ var (
 	vip       = netip.MustParseAddr("2001:db8:1::100")
 )
 
-func solicitation(t *testing.T) []byte {
+func solicitation(t testing.TB) []byte {
 	t.Helper()
 	group, err := ndp.SolicitedNodeMulticast(vip)
 	if err != nil {
@@ -31,7 +31,7 @@ func solicitation(t *testing.T) []byte {
 	return b
 }
 
-func advertisement(t *testing.T) []byte {
+func advertisement(t testing.TB) []byte {
 	t.Helper()
 	na := &ndp.NeighborAdvertisement{Override: true, TargetAddress: vip, Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: clientMAC}}}
 	b, err := marshalFrame(na, vip, clientMAC, allNodes, allNodesMAC)
@@ -141,4 +141,51 @@ func TestChecksumOddLength(t *testing.T) {
 	if got, want := checksum(src, dst, []byte{0x01}), ^uint16(0x0100+1+protoICMPv6); got != want {
 		t.Errorf("checksum = %#04x, want %#04x", got, want)
 	}
+}
+
+// A conflict probe is an ordinary solicitation from our link-local address to the target's
+// solicited-node group, with our MAC as source link-layer address: never a DAD probe from ::,
+// whose answer would go to all nodes with the override flag.
+func TestProbeFrame(t *testing.T) {
+	ours := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x0a}
+	ll := netip.MustParseAddr("fe80::48:4cff:fe00:a")
+	b, dstMAC, err := probeFrame(vip, ll, ours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := parseFrame(b)
+	if err != nil {
+		t.Fatalf("our own probe does not parse: %v", err)
+	}
+	ns, ok := r.msg.(*ndp.NeighborSolicitation)
+	if !ok || ns.TargetAddress != vip {
+		t.Fatalf("probe carries %#v, want a solicitation for %s", r.msg, vip)
+	}
+	group, _ := ndp.SolicitedNodeMulticast(vip)
+	if r.src != ll || r.dst != group || dstMAC.String() != "33:33:ff:00:01:00" || r.srcMAC.String() != ours.String() {
+		t.Errorf("probe %s -> %s (%s), want %s -> %s (33:33:ff:00:01:00)", r.src, r.dst, dstMAC, ll, group)
+	}
+	if got := linkLayer(ns.Options, ndp.Source); got.String() != ours.String() {
+		t.Errorf("source link-layer option %s, want %s", got, ours)
+	}
+}
+
+// FuzzParseFrame feeds parseFrame arbitrary frames: it must never panic, must wrap errNotNDP
+// when it rejects, and must accept only a hop-limit-255 ICMPv6 NDP message. The seeds
+// (testdata/fuzz/FuzzParseFrame) run with every `go test`.
+func FuzzParseFrame(f *testing.F) {
+	f.Add(solicitation(f))
+	f.Add(advertisement(f))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseFrame(b)
+		if err != nil {
+			if !errors.Is(err, errNotNDP) {
+				t.Fatalf("error %v does not wrap errNotNDP", err)
+			}
+			return
+		}
+		if r.msg == nil || b[offHopLimit] != ndp.HopLimit || b[offNextHeader] != protoICMPv6 || len(r.srcMAC) != 6 {
+			t.Fatalf("accepted %+v from % x", r, b)
+		}
+	})
 }

@@ -94,7 +94,7 @@ func (d Driver) Open(ifi *net.Interface, h l2.Handler) (l2.Link, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	l := &link{conn: conn, name: ifi.Name, mac: ifi.HardwareAddr, h: h}
+	l := &link{conn: conn, name: ifi.Name, index: ifi.Index, mac: ifi.HardwareAddr, h: h}
 	l.pacer = newPacer(h.Owns, func(addr netip.Addr) {
 		if err := l.announce(addr); err != nil {
 			l.warn(log, addr, err)
@@ -118,9 +118,14 @@ func setsockopt(conn *packet.Conn, set func(fd int) error) error {
 type link struct {
 	conn  *packet.Conn
 	name  string
+	index int
 	mac   net.HardwareAddr
 	h     l2.Handler
 	pacer *pacer
+
+	srcMu   sync.Mutex
+	src     netip.Addr // the link-local address probes are sent from
+	srcRead time.Time
 
 	warnMu   sync.Mutex
 	warnLast time.Time
@@ -149,7 +154,8 @@ func (l *link) Serve() error {
 		}
 		r, err := parseFrame(b[:n])
 		if err != nil {
-			continue // the sender's problem, not a reason to stop
+			l.h.Malformed(err) // the sender's problem, not a reason to stop
+			continue
 		}
 		switch m := r.msg.(type) {
 		case *ndp.NeighborSolicitation:
@@ -226,6 +232,65 @@ func (l *link) warn(log hclog.Logger, addr netip.Addr, err error) {
 	l.warnLast, l.warnLeft = now, 0
 	l.warnMu.Unlock()
 	log.Warn("unsolicited advertisement failed", "interface", l.name, "address", addr, "error", err, "suppressedSinceLast", left)
+}
+
+// Probe sends a Neighbor Solicitation for addr to its solicited-node group, from the link's
+// link-local address with our MAC in the source link-layer option. A host holding addr
+// answers with a solicited advertisement to us alone, which Serve reports as foreign. (A DAD
+// solicitation from :: would make that host advertise to all nodes with the override flag and
+// so pull every neighbour's cache to itself: detection must not move traffic.)
+func (l *link) Probe(addr netip.Addr) error {
+	src, err := l.linkLocal()
+	if err != nil {
+		return err
+	}
+	b, dstMAC, err := probeFrame(addr, src, l.mac)
+	if err != nil {
+		return err
+	}
+	_, err = l.conn.WriteTo(b, &packet.Addr{HardwareAddr: dstMAC})
+	return err
+}
+
+// probeFrame builds the solicitation Probe sends and returns it with its destination MAC.
+func probeFrame(addr, src netip.Addr, mac net.HardwareAddr) ([]byte, net.HardwareAddr, error) {
+	group, err := ndp.SolicitedNodeMulticast(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	g := group.As16()
+	dstMAC := net.HardwareAddr{0x33, 0x33, g[12], g[13], g[14], g[15]}
+	ns := &ndp.NeighborSolicitation{TargetAddress: addr,
+		Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: mac}}}
+	b, err := marshalFrame(ns, src, mac, group, dstMAC)
+	return b, dstMAC, err
+}
+
+// linkLocalTTL is how long the link-local source of probes is cached.
+const linkLocalTTL = 10 * time.Second
+
+// linkLocal returns the interface's link-local IPv6 address, read at most every linkLocalTTL.
+func (l *link) linkLocal() (netip.Addr, error) {
+	l.srcMu.Lock()
+	defer l.srcMu.Unlock()
+	if l.src.IsValid() && time.Since(l.srcRead) < linkLocalTTL {
+		return l.src, nil
+	}
+	ifi, err := net.InterfaceByIndex(l.index)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is6() && p.Addr().IsLinkLocalUnicast() {
+			l.src, l.srcRead = p.Addr(), time.Now()
+			return l.src, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("interface %s has no link-local IPv6 address to probe from", l.name)
 }
 
 // Watch and Unwatch have nothing to do: the socket sees every solicitation on the link.
