@@ -23,6 +23,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	"github.com/mdlayher/arp"
+	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 
 	"github.com/herald-lb/herald/announcers"
@@ -63,6 +64,13 @@ func (l *Log) Contains(parts ...string) bool {
 		}
 	}
 	return false
+}
+
+// Lines returns a copy of the lines logged so far.
+func (l *Log) Lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
 }
 
 // Binary builds an announcer command, e.g. "herald-announcer-arp".
@@ -294,4 +302,36 @@ func (p *ARPProber) Flood(addr netip.Addr, max int, d time.Duration) (sent, answ
 	time.Sleep(200 * time.Millisecond)
 	_, answered = p.Answered()
 	return sent, answered, took
+}
+
+// RawSocket writes whole Ethernet frames from inside a namespace, for tests that put on the
+// wire what no well-behaved stack would send (malformed ARP and NDP).
+type RawSocket struct {
+	conn *packet.Conn
+}
+
+// NewRawSocket opens a packet socket on iface inside netns; it is closed at cleanup.
+func NewRawSocket(t testing.TB, netns, iface string) *RawSocket {
+	t.Helper()
+	var s RawSocket
+	err := inNetns(netns, func() error {
+		ifi, err := net.InterfaceByName(iface)
+		if err != nil {
+			return err
+		}
+		// A protocol nothing uses: the socket only writes.
+		s.conn, err = packet.Listen(ifi, packet.Raw, 0, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("raw socket in %s: %v", netns, err)
+	}
+	t.Cleanup(func() { _ = s.conn.Close() })
+	return &s
+}
+
+// Send writes frame (destination MAC first) as is.
+func (s *RawSocket) Send(frame []byte) error {
+	_, err := s.conn.WriteTo(frame, &packet.Addr{HardwareAddr: net.HardwareAddr(frame[0:6])})
+	return err
 }
