@@ -223,7 +223,14 @@ func (c PeerConfig) toAPI() *api.Peer {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
 	}
 	if c.GracefulRestart {
-		p.GracefulRestart = &api.GracefulRestart{Enabled: true}
+		// RFC 4724: the router keeps our paths (as stale) for restartTime after the session
+		// drops without a NOTIFICATION (a process that restarts), until the new session
+		// has re-sent them. A Drain withdraws first, so a planned stop is not affected; a
+		// reset we send (BFD down, reconfiguration) carries a NOTIFICATION and flushes.
+		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: gracefulRestartTime}
+		for _, af := range p.AfiSafis {
+			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
 	}
 	return p
 }
@@ -242,6 +249,10 @@ func seconds(d time.Duration) uint64 {
 	}
 	return uint64((d + time.Second - 1) / time.Second)
 }
+
+// gracefulRestartTime is the restart time advertised with graceful restart, in seconds: FRR's
+// default, which MetalLB's FRR mode uses.
+const gracefulRestartTime = 120
 
 // AddPeer adds a neighbor; the session starts connecting at once.
 func (s *Speaker) AddPeer(ctx context.Context, c PeerConfig) error {

@@ -264,3 +264,106 @@ func TestE2EBGPDRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EGracefulRestart: with enableGracefulRestart, an announcer that restarts (killed with
+// no drain, then started again) keeps its path on the router the whole time (FRR holds it as
+// stale, then refreshes it); without it, the path is withdrawn until the new announcer is up,
+// and the test prints for how long. With graceful restart on, Drain (a stop for good) still
+// withdraws at once.
+func TestE2EGracefulRestart(t *testing.T) {
+	for _, gr := range []bool{true, false} {
+		t.Run(fmt.Sprintf("gracefulRestart=%v", gr), func(t *testing.T) {
+			l := lab.New(t, lab.Options{Nodes: 2})
+			var neighbors []frr.Neighbor
+			for _, n := range l.Nodes {
+				neighbors = append(neighbors, frr.Neighbor{Address: n.IPv4, ASN: nodeASN})
+			}
+			r := frr.Start(t, l.Router.Netns, frr.Config{ASN: routerASN, RouterID: l.Router.IPv4, Neighbors: neighbors})
+			vip := netip.MustParsePrefix("203.0.113.74/32")
+			start := func(n *lab.Host) *plug {
+				p := startPlugin(t, n)
+				peer := routerPeer(l, n, nodeASN)
+				peer.EnableGracefulRestart = gr
+				configure(t, p, peer)
+				announce(t, p, 1, announcers.Announcement{Prefix: vip})
+				return p
+			}
+			victim := start(l.Nodes[0])
+			start(l.Nodes[1])
+			r.WaitRoute(t, vip, 2, 30*time.Second)
+			// Build the announcer before the restart, so the gap is the restart alone.
+			next := startPlugin(t, l.Nodes[0])
+
+			var fewest int
+			var below time.Duration
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				fewest = 2
+				last := time.Now()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					rt, ok, err := r.Route(vip)
+					now := time.Now()
+					if err == nil {
+						n := 0
+						if ok {
+							n = len(rt.Nexthops)
+						}
+						if n < 2 {
+							below += now.Sub(last)
+						}
+						fewest = min(fewest, n)
+					}
+					last = now
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
+			t0 := time.Now()
+			victim.kill(t)
+			victim.client.Kill()
+			if !gr {
+				r.WaitRoute(t, vip, 1, 10*time.Second)
+			}
+			peer := routerPeer(l, l.Nodes[0], nodeASN)
+			peer.EnableGracefulRestart = gr
+			configure(t, next, peer)
+			announce(t, next, 1, announcers.Announcement{Prefix: vip})
+			waitFor(t, "the restarted node's path fresh on the router", 30*time.Second, func() bool {
+				paths, err := r.Paths(vip)
+				if err != nil || len(paths) != 2 {
+					return false
+				}
+				for _, p := range paths {
+					if p.Stale {
+						return false
+					}
+				}
+				_, err = r.AwaitRoute(vip, 2, 0)
+				return err == nil
+			})
+			total := time.Since(t0)
+			close(stop)
+			<-done
+			t.Logf("graceful restart %v: restart took %s; next hops fell to %d for %s", gr, total.Round(time.Millisecond), fewest, below.Round(time.Millisecond))
+			if gr && fewest < 2 {
+				t.Errorf("with graceful restart the router lost the restarting node's path for %s", below)
+			}
+			if !gr && fewest >= 2 {
+				t.Errorf("without graceful restart the path was never withdrawn: the test did not restart anything")
+			}
+			if gr {
+				// A stop for good drains first: the path goes while the session stays.
+				if n, err := next.Drain(t.Context()); err != nil || n != 1 {
+					t.Fatalf("Drain = %d, %v", n, err)
+				}
+				r.WaitRoute(t, vip, 1, 5*time.Second)
+			}
+		})
+	}
+}

@@ -396,6 +396,8 @@ type Path struct {
 	ExtendedCommunities []string
 	Valid, Best         bool
 	Multipath           bool
+	// Stale is set while graceful restart keeps a path of a peer whose session went down.
+	Stale bool
 }
 
 // Paths returns the BGP paths the router holds for prefix.
@@ -409,6 +411,7 @@ func (r *Router) Paths(prefix netip.Prefix) ([]Path, error) {
 			LocPrf    *uint32 `json:"locPrf"`
 			Valid     bool    `json:"valid"`
 			Multipath bool    `json:"multipath"`
+			Stale     bool    `json:"stale"`
 			Bestpath  *struct {
 				Overall bool `json:"overall"`
 			} `json:"bestpath"`
@@ -434,7 +437,7 @@ func (r *Router) Paths(prefix netip.Prefix) ([]Path, error) {
 	}
 	out := make([]Path, 0, len(raw.Paths))
 	for _, p := range raw.Paths {
-		q := Path{Peer: p.Peer.PeerID, LocalPref: p.LocPrf, Valid: p.Valid, Multipath: p.Multipath, Best: p.Bestpath != nil && p.Bestpath.Overall}
+		q := Path{Peer: p.Peer.PeerID, LocalPref: p.LocPrf, Valid: p.Valid, Multipath: p.Multipath, Best: p.Bestpath != nil && p.Bestpath.Overall, Stale: p.Stale}
 		if len(p.Nexthops) > 0 {
 			q.Nexthop = p.Nexthops[0].IP
 		}
