@@ -695,8 +695,14 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 		msg := fmt.Sprintf("%s on node %s interface %s is also claimed by %s (%s); Herald keeps announcing and does not fight it",
 			c.Address, s.o.NodeName, c.Interface, claimer, c.Detail)
 		s.log.Info("address conflict", "ip", c.Address, "interface", c.Interface, "foreignMAC", c.ForeignMAC)
-		for _, svc := range s.announce.ServicesOf(c.Address.Unmap()) {
-			s.recorder.Event(announce.ServiceRef(svc), corev1.EventTypeWarning, ReasonAddressConflict, msg)
+		if !s.recordConflict(c.Address.Unmap(), msg) {
+			// The announcer probes the moment it is told to announce, so an answer can
+			// arrive before Bind has recorded the unit: look again shortly.
+			go func() {
+				for i := 0; i < 20 && !s.recordConflict(c.Address.Unmap(), msg); i++ {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}()
 		}
 	case ev.Session != nil:
 		observeSession(ev.Session.Peer, ev.Session.State)
@@ -705,6 +711,16 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 	case ev.Error != nil:
 		s.log.Error(errors.New(ev.Error.Message), "announcer error", "announcer", ev.Announcer)
 	}
+}
+
+// recordConflict puts an AddressConflict Event on the Services this node announces ip for,
+// and reports whether there were any.
+func (s *Speaker) recordConflict(ip netip.Addr, msg string) bool {
+	svcs := s.announce.ServicesOf(ip)
+	for _, svc := range svcs {
+		s.recorder.Event(announce.ServiceRef(svc), corev1.EventTypeWarning, ReasonAddressConflict, msg)
+	}
+	return len(svcs) > 0
 }
 
 // heraldPeerWithMAC returns the node, other than self, whose speaker published an interface

@@ -260,7 +260,7 @@ func (a *Announcer) SetDesired(_ context.Context, set announcers.DesiredSet) (an
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	res := a.table.SetDesired(set)
-	a.reconcileLocked()
+	a.reconcileRetryLocked()
 	a.logRejected(res)
 	return res, nil
 }
@@ -273,7 +273,7 @@ func (a *Announcer) Apply(_ context.Context, d announcers.Delta) (announcers.App
 	if err != nil {
 		return res, err
 	}
-	a.reconcileLocked()
+	a.reconcileRetryLocked()
 	a.logRejected(res)
 	return res, nil
 }
@@ -325,7 +325,7 @@ func (a *Announcer) Drain(context.Context) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := a.table.Clear()
-	a.reconcileLocked()
+	a.reconcileRetryLocked()
 	a.log.Info("drained", "withdrawn", n)
 	return n, nil
 }
@@ -418,6 +418,14 @@ func (a *Announcer) reconcileLocked() (retry bool) {
 	return retry
 }
 
+// reconcileRetryLocked reconciles for a change of the desired set; a link that fails to open
+// is retried by the link loop.
+func (a *Announcer) reconcileRetryLocked() {
+	if a.reconcileLocked() {
+		a.Resync()
+	}
+}
+
 // linkLoop re-reads the interfaces and reconciles the links when the kernel reports a change
 // (Resync), every resyncInterval in case a notification was lost, and with backoff while a
 // link cannot be opened.
@@ -442,6 +450,10 @@ func (a *Announcer) linkLoop(ctx context.Context) {
 		default:
 		}
 		a.mu.Lock()
+		if ctx.Err() != nil { // Close ran while we waited: open nothing again
+			a.mu.Unlock()
+			return
+		}
 		retry := a.reconcileLocked()
 		a.mu.Unlock()
 		next := resyncInterval
