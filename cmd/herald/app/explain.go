@@ -12,10 +12,13 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	metallbclient "github.com/herald-lb/herald/config/metallb/client/clientset/versioned"
+	"github.com/herald-lb/herald/controller"
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/speaker"
 )
@@ -24,8 +27,11 @@ import (
 type Explanation struct {
 	Service string `json:"service"`
 	// Message is set when the Service is not scheduled (no IP yet, another class).
-	Message string                 `json:"message,omitempty"`
-	Units   []*framework.Diagnosis `json:"units"`
+	Message string `json:"message,omitempty"`
+	// Reason is the controller's reason for a Service without an IP (its
+	// herald.dev/AddressAllocated condition: PoolExhausted, PortConflict, …), when it gave one.
+	Reason string                 `json:"reason,omitempty"`
+	Units  []*framework.Diagnosis `json:"units"`
 	// Filters are the profile's filters in order, per unit, so a reader can tell the filters
 	// that passed from the ones that did not run.
 	Filters map[string][]string `json:"filters,omitempty"`
@@ -116,7 +122,7 @@ func explain(ctx context.Context, o *options, configPath, kubeconfig, ns, name s
 		}
 	}
 	if len(ips) == 0 {
-		exp.Message = fmt.Sprintf("service %s/%s has no load-balancer IP yet (status.loadBalancer.ingress is empty): nothing to announce", ns, name)
+		exp.Message, exp.Reason = whyNoIP(svc)
 		return exp, nil
 	}
 	b, err := speaker.ListBuilder(ctx, client, mlb, c.Heartbeat.Namespace)
@@ -152,6 +158,26 @@ func explain(ctx context.Context, o *options, configPath, kubeconfig, ns, name s
 		}
 	}
 	return exp, nil
+}
+
+// whyNoIP says why a Service has no load-balancer IP, from what the controller wrote on it: its
+// refusal (the herald.dev/AddressAllocated condition), or that it has not handled it.
+func whyNoIP(svc *corev1.Service) (message, reason string) {
+	id := svc.Namespace + "/" + svc.Name
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return fmt.Sprintf("service %s is of type %s, not LoadBalancer: it gets no load-balancer IP", id, svc.Spec.Type), ""
+	}
+	cond := meta.FindStatusCondition(svc.Status.Conditions, controller.ConditionAddressAllocated)
+	switch {
+	case cond == nil:
+		return fmt.Sprintf("service %s has no load-balancer IP: the controller has not handled it yet (no %s condition; is `herald controller` running and leading, and does it own this Service's loadBalancerClass?)",
+			id, controller.ConditionAddressAllocated), ""
+	case cond.Status == metav1.ConditionFalse:
+		return fmt.Sprintf("service %s has no load-balancer IP: the controller refused it: %s: %s", id, cond.Reason, cond.Message), cond.Reason
+	default:
+		return fmt.Sprintf("service %s has no load-balancer IP in its status although its %s condition is %s (%s: %s): the controller's write is still on its way",
+			id, controller.ConditionAddressAllocated, cond.Status, cond.Reason, cond.Message), cond.Reason
+	}
 }
 
 func printExplanation(w io.Writer, exp *Explanation) {
