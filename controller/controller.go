@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -31,6 +32,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
+	"github.com/herald-lb/herald/config/metallb"
 	"github.com/herald-lb/herald/config/metallb/client/clientset/versioned"
 	metallbinformers "github.com/herald-lb/herald/config/metallb/client/informers/externalversions"
 	metallblisters "github.com/herald-lb/herald/config/metallb/client/listers/metallb/v1beta1"
@@ -41,6 +43,10 @@ import (
 // poolsKey is the work-queue key for "the pool configuration changed"; Service keys always
 // contain a slash, so it cannot collide.
 const poolsKey = "pools"
+
+// informerResources are the metallb.io resources the controller's informers wait for (watch
+// registers them); Run checks that each is served before it starts them.
+var informerResources = []schema.GroupVersionResource{metallb.IPAddressPools}
 
 // ErrLostLeadership is returned by Run when the Lease was lost while ctx was still live.
 var ErrLostLeadership = errors.New("lost the leader-election lease")
@@ -97,6 +103,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 
+	// Without the CRDs the informers would wait in cache sync forever, silently.
+	if err := metallb.CheckServed(ctx, client.Discovery(), "herald controller", informerResources); err != nil {
+		return err
+	}
 	c := newController(client, mlb, opts, broadcaster.NewRecorder(scheme, corev1.EventSource{Component: "herald-controller"}))
 	kubeFactory := informers.NewSharedInformerFactory(client, 0)
 	poolFactory := metallbinformers.NewSharedInformerFactoryWithOptions(mlb, 0, metallbinformers.WithNamespace(opts.Namespace))

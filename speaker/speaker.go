@@ -199,34 +199,8 @@ func (s *Speaker) bgpAnnouncer() string {
 // and password Secrets are read there only.
 func (s *Speaker) namespace() string { return s.o.Config.Heartbeat.Namespace }
 
-// CheckCRDs fails with a clear error when the metallb.io resources the speaker needs are not
-// served, instead of letting informers retry forever.
-func CheckCRDs(client kubernetes.Interface) error {
-	res, err := client.Discovery().ServerResourcesForGroupVersion(metallbv1beta1.SchemeGroupVersion.String())
-	if err != nil {
-		return fmt.Errorf("the metallb.io/v1beta1 API is not served (install the CRDs from deploy/crds): %w", err)
-	}
-	need := map[string]bool{"servicel2statuses": false, "servicebgpstatuses": false, "ipaddresspools": false, "l2advertisements": false}
-	for _, r := range res.APIResources {
-		if _, ok := need[r.Name]; ok {
-			need[r.Name] = true
-		}
-	}
-	var missing []string
-	for name, ok := range need {
-		if !ok {
-			missing = append(missing, name+".metallb.io")
-		}
-	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return fmt.Errorf("CRD(s) %v not installed: the speaker cannot run without them (install the CRDs from deploy/crds)", missing)
-	}
-	return nil
-}
-
 func (s *Speaker) run(ctx context.Context) error {
-	if err := CheckCRDs(s.client); err != nil {
+	if err := CheckCRDs(ctx, s.client, s.bgpAnnouncer() != ""); err != nil {
 		return err
 	}
 	framework.RegisterMetrics()
