@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -15,17 +16,34 @@ import (
 // eventBuffer bounds the events a slow host can leave queued on the client side.
 const eventBuffer = 256
 
+// DefaultCallTimeout bounds a call whose context has no deadline of its own: a caller that
+// forgot one must not wait forever on an announcer that stopped answering.
+const DefaultCallTimeout = 30 * time.Second
+
 // grpcClient is the host's Announcer: every call goes to the announcer process.
 type grpcClient struct {
 	rpc pb.AnnouncerClient
+	// timeout bounds calls whose context has no deadline (not the event stream).
+	timeout time.Duration
 }
 
-// NewGRPCClient returns an Announcer that calls the announcer service over conn.
+// NewGRPCClient returns an Announcer that calls the announcer service over conn. Every call
+// but Events carries the caller's deadline, or DefaultCallTimeout when it has none.
 func NewGRPCClient(conn grpc.ClientConnInterface) Announcer {
-	return &grpcClient{rpc: pb.NewAnnouncerClient(conn)}
+	return &grpcClient{rpc: pb.NewAnnouncerClient(conn), timeout: DefaultCallTimeout}
+}
+
+// bound gives ctx the client's timeout when it has no deadline.
+func (c *grpcClient) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.timeout)
 }
 
 func (c *grpcClient) Info(ctx context.Context) (Info, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	resp, err := c.rpc.Info(ctx, &pb.InfoRequest{})
 	if err != nil {
 		return Info{}, fromStatus("info", err)
@@ -34,11 +52,15 @@ func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 }
 
 func (c *grpcClient) Configure(ctx context.Context, cfg Config) error {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	_, err := c.rpc.Configure(ctx, configToProto(cfg))
 	return fromStatus("configure", err)
 }
 
 func (c *grpcClient) SetDesired(ctx context.Context, set DesiredSet) (ApplyResult, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	resp, err := c.rpc.SetDesired(ctx, &pb.SetDesiredRequest{Generation: set.Generation, Announcements: announcementsToProto(set.Announcements)})
 	if err != nil {
 		return ApplyResult{}, fromStatus("set desired", err)
@@ -47,6 +69,8 @@ func (c *grpcClient) SetDesired(ctx context.Context, set DesiredSet) (ApplyResul
 }
 
 func (c *grpcClient) Apply(ctx context.Context, d Delta) (ApplyResult, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	resp, err := c.rpc.Apply(ctx, &pb.ApplyRequest{
 		BaseGeneration: d.BaseGeneration, Generation: d.Generation,
 		Upserts: announcementsToProto(d.Upserts), Removes: d.Removes,
@@ -58,6 +82,8 @@ func (c *grpcClient) Apply(ctx context.Context, d Delta) (ApplyResult, error) {
 }
 
 func (c *grpcClient) Status(ctx context.Context) (Status, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	resp, err := c.rpc.Status(ctx, &pb.StatusRequest{})
 	if err != nil {
 		return Status{}, fromStatus("status", err)
@@ -89,6 +115,8 @@ func (c *grpcClient) Events(ctx context.Context) (<-chan Event, error) {
 }
 
 func (c *grpcClient) Drain(ctx context.Context) (int, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	resp, err := c.rpc.Drain(ctx, &pb.DrainRequest{})
 	if err != nil {
 		return 0, fromStatus("drain", err)

@@ -192,3 +192,37 @@ func TestSecretNeverPrints(t *testing.T) {
 		}
 	}
 }
+
+// stuck is an Announcer whose Status never answers before its context ends.
+type stuck struct{ *recorder }
+
+func (stuck) Status(ctx context.Context) (Status, error) {
+	<-ctx.Done()
+	return Status{}, ctx.Err()
+}
+
+// A call without a deadline of its own gets the client's: an announcer that stops answering
+// never holds its caller forever.
+func TestGRPCClientBoundsCallsWithoutDeadline(t *testing.T) {
+	ann := dial(t, stuck{newRecorder()})
+	ann.(*grpcClient).timeout = 200 * time.Millisecond
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ann.Status(context.Background())
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if !strings.Contains(fmt.Sprint(err), "DeadlineExceeded") {
+			t.Fatalf("Status = %v, want DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Status without a deadline has not returned after 10s")
+	}
+	// A caller's own deadline is kept.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := ann.Status(ctx); !strings.Contains(fmt.Sprint(err), "DeadlineExceeded") {
+		t.Fatalf("Status with the caller's deadline = %v", err)
+	}
+}

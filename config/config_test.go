@@ -66,6 +66,7 @@ func TestInvalidFilesReportTheirFieldPaths(t *testing.T) {
 		"negative-drain.yaml":           {`draining.timeout: Invalid value: "-1s": must be greater than 0`},
 		"custom-announcer-no-path.yaml": {`announcers[0].path: Required value: custom announcers need a path`},
 		"bad-sha.yaml":                  {`announcers[0].sha256: Invalid value: "ABCDEF": must be 64 lower-case hex digits`},
+		"bad-idle-timeout.yaml":         {`announcers[0].idleTimeout: Invalid value: "-1m0s": must not be negative`, `announcers[1].idleTimeout: Invalid value: "soon"`},
 		"bad-address.yaml":              {`metricsBindAddress: Invalid value: "7472": must be host:port`},
 		"bad-logging.yaml":              {`logging.format: Invalid value: "xml": Unsupported log format`},
 		"bad-profile-name.yaml":         {`profiles[0].name: Invalid value: "Gold_Profile"`},
@@ -141,6 +142,32 @@ func TestDefaultRoundTrips(t *testing.T) {
 	}
 	if len(p.PluginConfig) != 2 || !strings.Contains(string(p.PluginConfig[1].Args), `"label":"herald.dev/score"`) {
 		t.Errorf("pluginConfig is not completed with defaulted args: %+v", p.PluginConfig)
+	}
+	// Every built-in announcer, each started on demand (issue 14: BGPPeers get a BGP
+	// announcer without editing the configuration).
+	var names []string
+	for _, a := range def.Announcers {
+		names = append(names, a.Name)
+		if a.IdleTimeout == nil || a.IdleTimeout.Duration != DefaultAnnouncerIdleTimeout {
+			t.Errorf("announcer %s idleTimeout = %v, want %s", a.Name, a.IdleTimeout, DefaultAnnouncerIdleTimeout)
+		}
+	}
+	if !reflect.DeepEqual(names, []string{"arp", "ndp", "bgp"}) {
+		t.Errorf("default announcers = %v, want arp, ndp, bgp", names)
+	}
+}
+
+// An announcer's idleTimeout of 0 is kept (always running), not replaced by the default.
+func TestAnnouncerIdleTimeoutZeroIsKept(t *testing.T) {
+	c, err := Decode([]byte("apiVersion: herald.dev/v1alpha1\nkind: SpeakerConfiguration\nannouncers: [{name: arp, idleTimeout: 0s}, {name: ndp}]\n"), testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Announcers[0].IdleTimeout; got == nil || got.Duration != 0 {
+		t.Errorf("arp idleTimeout = %v, want 0s", got)
+	}
+	if got := c.Announcers[1].IdleTimeout; got == nil || got.Duration != DefaultAnnouncerIdleTimeout {
+		t.Errorf("ndp idleTimeout = %v, want the default", got)
 	}
 }
 

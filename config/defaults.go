@@ -21,6 +21,9 @@ const (
 	DefaultNamespace          = "herald-system"
 	DefaultMetricsBindAddress = ":7472"
 	DefaultDrainTimeout       = 10 * time.Second
+	// An announcer with nothing to announce is stopped after this long: long enough that
+	// churn (a Service deleted and created again) does not restart it.
+	DefaultAnnouncerIdleTimeout = 5 * time.Minute
 	// DisableAll in a disabled list removes every default plugin of the stage.
 	DisableAll = "*"
 )
@@ -58,7 +61,15 @@ func setScalarDefaults(c *SpeakerConfiguration) {
 		c.Profiles = []Profile{{Name: DefaultProfileName}}
 	}
 	if len(c.Announcers) == 0 {
-		c.Announcers = []Announcer{{Name: "arp"}, {Name: "ndp"}}
+		// Every built-in: each starts only once the cluster asks for it (an IPv4 or IPv6
+		// address to announce, a BGPPeer for this node), so the list costs nothing unused.
+		c.Announcers = []Announcer{{Name: "arp"}, {Name: "ndp"}, {Name: "bgp"}}
+	}
+	for i := range c.Announcers {
+		if c.Announcers[i].IdleTimeout == nil {
+			d := D(DefaultAnnouncerIdleTimeout)
+			c.Announcers[i].IdleTimeout = &d
+		}
 	}
 	if c.Heartbeat.LeaseDuration.Duration == 0 && c.Heartbeat.LeaseDuration.invalid == "" {
 		c.Heartbeat.LeaseDuration = D(DefaultLeaseDuration)

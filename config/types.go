@@ -91,6 +91,10 @@ type Announcer struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// Args are passed to the executable.
 	Args []string `json:"args,omitempty"`
+	// IdleTimeout makes the announcer start when it gets its first address (or, for bgp, a
+	// BGPPeer selects this node) and stop after it has had nothing to announce, and no
+	// change, for this long (default 5m). "0s" runs it from the speaker's start to its end.
+	IdleTimeout *Duration `json:"idleTimeout,omitempty"`
 }
 
 // Heartbeat configures the speaker's node heartbeat Lease.

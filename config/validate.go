@@ -278,6 +278,13 @@ func validateAnnouncers(as []Announcer, path *field.Path) field.ErrorList {
 		case a.Path != "" && !filepath.IsAbs(a.Path):
 			errs = append(errs, field.Invalid(ap.Child("path"), a.Path, "must be an absolute path"))
 		}
+		if a.IdleTimeout != nil {
+			if err := a.IdleTimeout.parseError(); err != nil {
+				errs = append(errs, field.Invalid(ap.Child("idleTimeout"), a.IdleTimeout.invalid, err.Error()))
+			} else if a.IdleTimeout.Duration < 0 {
+				errs = append(errs, field.Invalid(ap.Child("idleTimeout"), a.IdleTimeout.Duration.String(), "must not be negative (0s: always running)"))
+			}
+		}
 		if a.SHA256 != "" && !sha256Hex.MatchString(a.SHA256) {
 			errs = append(errs, field.Invalid(ap.Child("sha256"), a.SHA256, "must be 64 lower-case hex digits"))
 		}

@@ -158,7 +158,13 @@ func newSpeaker(o Options) (*Speaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.mgr, err = manager.New(s.log.WithName("announcers"), specs, manager.Options{}); err != nil {
+	mo := manager.Options{
+		// A restarted speaker kills the announcers its predecessor on this node left behind.
+		Owner: "node/" + o.NodeName,
+		// Only the end-to-end tests set this, to leave orphans behind on purpose.
+		NoParentDeathSignal: os.Getenv("HERALD_TEST_NO_PDEATHSIG") == "1",
+	}
+	if s.mgr, err = manager.New(s.log.WithName("announcers"), specs, mo); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -180,9 +186,22 @@ func announcerSpecs(o Options) ([]manager.Spec, error) {
 		if path == "" {
 			path = filepath.Join(dir, "herald-announcer-"+a.Name)
 		}
-		specs = append(specs, manager.Spec{Name: a.Name, Path: path, Args: a.Args, SHA256: a.SHA256})
+		spec := manager.Spec{Name: a.Name, Kind: kindOf(a.Name), Path: path, Args: a.Args, SHA256: a.SHA256}
+		if a.IdleTimeout != nil {
+			spec.IdleTimeout = a.IdleTimeout.Duration
+		}
+		specs = append(specs, spec)
 	}
 	return specs, nil
+}
+
+// kindOf is what a built-in announcer serves; "" for a custom one (its Info says).
+func kindOf(name string) string {
+	switch name {
+	case announcers.KindARP, announcers.KindNDP, announcers.KindBGP:
+		return name
+	}
+	return ""
 }
 
 // bgpAnnouncer names the configured BGP announcer, "" when there is none.

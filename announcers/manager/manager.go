@@ -1,9 +1,20 @@
 // Package manager is the speaker's side of the announcer protocol: it starts the announcer
 // executables named in the configuration through hashicorp/go-plugin (AutoMTLS on, SHA-256
-// checksum when configured), keeps each one's configuration and full desired set, health-checks
-// them, restarts a crashed one with exponential backoff (a go-plugin Client cannot be restarted,
-// so each start makes a new one) and replays Configure and the full set, forwards their events,
-// and on Stop drains then kills them. One announcer failing never affects the others.
+// checksum when configured), keeps each one's configuration and full desired set, and sends
+// them from a sender of its own, so a caller records a change and never waits on an announcer
+// longer than Options.AckTimeout. It health-checks every announcer with deadlines, kills one
+// that hangs or crashes and restarts it with exponential backoff (a go-plugin Client cannot be
+// restarted, so each start makes a new one) and replays Configure and the full set, forwards
+// their events, and on Stop drains then kills them.
+//
+// Announcer processes die with the speaker (the parent-death signal), and a restarted
+// speaker kills the leftovers of its predecessor before starting its own (Options.Owner).
+// An announcer with Spec.IdleTimeout starts when its first address or peer appears and
+// stops after that long with nothing to do. One announcer's trouble never affects the others.
+//
+// The files: manager.go the API, health.go the states, desired.go the desired state and its
+// sender, supervisor.go the process life cycle, process.go starting and killing processes,
+// orphans.go the leftovers of a previous speaker.
 package manager
 
 import (
@@ -12,16 +23,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/hashicorp/go-plugin"
 
 	"github.com/herald-lb/herald/announcers"
 )
@@ -30,6 +37,9 @@ import (
 type Spec struct {
 	// Name identifies the announcer in every call, in health and in events (e.g. "arp").
 	Name string
+	// Kind is what the announcer serves (announcers.KindARP, KindNDP, KindBGP) before it has
+	// said so itself in Info: an announcer that never started still has a kind in Health.
+	Kind string
 	// Path is the announcer executable; its checksum is checked when SHA256 is set.
 	Path string
 	Args []string
@@ -40,6 +50,10 @@ type Spec struct {
 	// Command, when set, makes the process instead of Path and Args, e.g. to run the announcer
 	// inside a network namespace with `ip netns exec`. Path is still the file checked.
 	Command func() *exec.Cmd
+	// IdleTimeout, when positive, makes the announcer start on demand: only once it has an
+	// announcement or a BGP peer to serve, and it is stopped (drained first) after it has had
+	// nothing for IdleTimeout without a change. Zero runs it from Start to Stop.
+	IdleTimeout time.Duration
 }
 
 // Options tune supervision; zero values select the defaults.
@@ -49,12 +63,29 @@ type Options struct {
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	StableAfter    time.Duration
-	// HealthInterval is how often Ping and Status are called.
+	// PingInterval is how often go-plugin's health check runs, each bounded by PingTimeout:
+	// a stopped or wedged process is detected within their sum and replaced.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// HealthInterval is how often Status is asked, each bounded by StatusTimeout (a process
+	// whose gRPC server answers pings but whose announcer is deadlocked fails this one).
 	HealthInterval time.Duration
-	// CallTimeout bounds the manager's own calls (health checks, replay).
+	StatusTimeout  time.Duration
+	// CallTimeout bounds every call that changes an announcer's state (Configure,
+	// SetDesired, Apply, Drain) and Info; one that times out gets the process replaced.
 	CallTimeout time.Duration
+	// AckTimeout bounds how long Apply, SetDesired and Configure wait for the announcer to
+	// acknowledge; after it they return a pending Result and the change is sent later.
+	AckTimeout time.Duration
 	// StartTimeout bounds the go-plugin handshake.
 	StartTimeout time.Duration
+	// Owner identifies the speaker (e.g. its node) across restarts: announcers carry it, and
+	// Start kills those a previous speaker with the same Owner left behind in this network
+	// namespace. Empty skips that clean-up.
+	Owner string
+	// NoParentDeathSignal leaves announcers running when the speaker dies. Only tests set
+	// it, to make the orphans the clean-up is for.
+	NoParentDeathSignal bool
 }
 
 func (o Options) withDefaults() Options {
@@ -66,39 +97,14 @@ func (o Options) withDefaults() Options {
 	set(&o.InitialBackoff, 50*time.Millisecond)
 	set(&o.MaxBackoff, 30*time.Second)
 	set(&o.StableAfter, 10*time.Second)
+	set(&o.PingInterval, 500*time.Millisecond)
+	set(&o.PingTimeout, time.Second)
 	set(&o.HealthInterval, 2*time.Second)
+	set(&o.StatusTimeout, 3*time.Second)
 	set(&o.CallTimeout, 10*time.Second)
+	set(&o.AckTimeout, 500*time.Millisecond)
 	set(&o.StartTimeout, 10*time.Second)
 	return o
-}
-
-// State is an announcer's state as the manager sees it.
-type State string
-
-// States.
-const (
-	StateStarting  State = "starting"
-	StateHealthy   State = "healthy"
-	StateDegraded  State = "degraded" // running, but it reports a problem
-	StateUnhealthy State = "unhealthy"
-	StateRefused   State = "refused" // the executable failed its checksum or handshake
-	StateStopped   State = "stopped"
-)
-
-// Health is one announcer's health.
-type Health struct {
-	Name  string
-	Kind  string
-	State State
-	// Message says why the state is not healthy, or what the announcer reports.
-	Message string
-	// Restarts counts starts after the first.
-	Restarts int
-	// Generation is the last generation the running announcer acknowledged.
-	Generation uint64
-	// PID is the running process's id, 0 when none runs.
-	PID   int
-	Since time.Time
 }
 
 // Event is an announcer's event with the announcer's name.
@@ -107,12 +113,26 @@ type Event struct {
 	announcers.Event
 }
 
+// Result is the outcome of a change of an announcer's desired set.
+type Result struct {
+	// ApplyResult is the announcer's acknowledgement: the generation it holds and the
+	// announcements of this call it rejected. Empty when Pending.
+	announcers.ApplyResult
+	// Pending is empty when the running announcer acknowledged the change. Otherwise it
+	// says why it has not (not running yet, restarting, idle, slow to answer): the change is
+	// kept in the desired state and sent, or replayed after a start, as soon as it can be.
+	Pending string
+}
+
 var (
 	// ErrUnknownAnnouncer is returned for a name no Spec has.
 	ErrUnknownAnnouncer = errors.New("unknown announcer")
-	// ErrUnavailable is returned when the announcer is not running right now; the change is
-	// kept and sent when it is back.
-	ErrUnavailable = errors.New("announcer not running; the change is kept and replayed when it is back")
+	// ErrUnavailable is returned by Status when no process runs, and wrapped by ErrRefused.
+	ErrUnavailable = errors.New("announcer not running")
+	// ErrRefused is returned for changes to an announcer whose executable was refused (bad
+	// checksum, missing, wrong protocol): the change is kept, but nothing will send it until
+	// the executable is fixed.
+	ErrRefused = fmt.Errorf("%w: its executable was refused", ErrUnavailable)
 	// ErrChecksum is wrapped when an executable does not have its configured checksum.
 	ErrChecksum = errors.New("checksum mismatch")
 	// ErrStopped is returned after Stop.
@@ -130,7 +150,7 @@ type Manager struct {
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	stopped bool
-	wg      sync.WaitGroup // supervisors
+	wg      sync.WaitGroup // supervisors and senders
 	fwd     sync.WaitGroup // event forwarders
 }
 
@@ -145,8 +165,7 @@ func New(log logr.Logger, specs []Spec, opts Options) (*Manager, error) {
 		if _, dup := m.byName[s.Name]; dup {
 			return nil, fmt.Errorf("announcers[%d].name: %q is used twice", i, s.Name)
 		}
-		m.byName[s.Name] = &supervised{spec: s, m: m, log: log.WithValues("announcer", s.Name), desired: map[string]announcers.Announcement{},
-			health: Health{Name: s.Name, State: StateStopped, Since: time.Now()}}
+		m.byName[s.Name] = newSupervised(m, s)
 		m.names = append(m.names, s.Name)
 		// Every announcer shows in /metrics from the start, down and never restarted.
 		upGauge.WithLabelValues(s.Name).Set(0)
@@ -171,21 +190,29 @@ func validate(s Spec) error {
 	return nil
 }
 
-// Start starts every announcer and returns at once; each is supervised until Stop or until
-// ctx is done.
+// Start kills the announcers a previous speaker with the same Owner left behind, then starts
+// every announcer (those with an IdleTimeout once they are needed) and returns; each is
+// supervised until Stop or until ctx is done.
 func (m *Manager) Start(ctx context.Context) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cancel != nil || m.stopped {
 		return
 	}
+	if m.opts.Owner != "" {
+		m.reapOrphans()
+	}
 	ctx, m.cancel = context.WithCancel(ctx)
 	for _, name := range m.names {
 		s := m.byName[name]
-		m.wg.Add(1)
+		m.wg.Add(2)
 		go func() {
 			defer m.wg.Done()
 			s.run(ctx)
+		}()
+		go func() {
+			defer m.wg.Done()
+			s.sendLoop(ctx)
 		}()
 	}
 }
@@ -229,35 +256,38 @@ func (m *Manager) Health() []Health {
 	return out
 }
 
-// Configure sets an announcer's protocol configuration, now if it runs and on every restart.
+// Configure sets an announcer's protocol configuration, now if it runs and on every start.
+// It returns nil once the change is recorded, acknowledged or not (see Result.Pending); an
+// error only for an unknown or refused announcer or a stopped manager.
 func (m *Manager) Configure(ctx context.Context, name string, cfg announcers.Config) error {
 	s, err := m.get(name)
 	if err != nil {
 		return err
 	}
-	return s.configure(ctx, cfg)
+	_, err = s.configure(ctx, cfg)
+	return err
 }
 
 // SetDesired replaces the full set an announcer should announce.
-func (m *Manager) SetDesired(ctx context.Context, name string, set []announcers.Announcement) (announcers.ApplyResult, error) {
+func (m *Manager) SetDesired(ctx context.Context, name string, set []announcers.Announcement) (Result, error) {
 	s, err := m.get(name)
 	if err != nil {
-		return announcers.ApplyResult{}, err
+		return Result{}, err
 	}
 	return s.setDesired(ctx, set)
 }
 
-// Apply changes an announcer's set by a delta: upserts by key, removes by key. The manager
-// sends the delta when the announcer is in step, and the full set otherwise.
-func (m *Manager) Apply(ctx context.Context, name string, upserts []announcers.Announcement, removes []string) (announcers.ApplyResult, error) {
+// Apply changes an announcer's set by a delta: upserts by key, removes by key. Changes are
+// coalesced and sent as deltas while the announcer is in step, as the full set otherwise.
+func (m *Manager) Apply(ctx context.Context, name string, upserts []announcers.Announcement, removes []string) (Result, error) {
 	s, err := m.get(name)
 	if err != nil {
-		return announcers.ApplyResult{}, err
+		return Result{}, err
 	}
 	return s.apply(ctx, upserts, removes)
 }
 
-// Status asks a running announcer what it announces.
+// Status asks a running announcer what it announces, within Options.CallTimeout.
 func (m *Manager) Status(ctx context.Context, name string) (announcers.Status, error) {
 	s, err := m.get(name)
 	if err != nil {
@@ -267,7 +297,7 @@ func (m *Manager) Status(ctx context.Context, name string) (announcers.Status, e
 	if inst == nil {
 		return announcers.Status{}, fmt.Errorf("announcer %q: %w", name, ErrUnavailable)
 	}
-	ctx, done := inst.tie(ctx)
+	ctx, done := inst.call(ctx, m.opts.CallTimeout)
 	defer done()
 	return inst.ann.Status(ctx)
 }
@@ -292,423 +322,4 @@ func (m *Manager) publish(log logr.Logger, e Event) {
 	default:
 		log.Info("event dropped: consumer too slow", "event", e.Event.String())
 	}
-}
-
-// supervised is one announcer: its desired state and its current process.
-type supervised struct {
-	spec Spec
-	m    *Manager
-	log  logr.Logger
-
-	// sendMu serialises every change of the desired state with sending it, and replays.
-	sendMu     sync.Mutex
-	config     *announcers.Config
-	desired    map[string]announcers.Announcement
-	generation uint64
-	inSync     bool // the running announcer holds generation
-
-	mu     sync.Mutex
-	inst   *instance
-	health Health
-}
-
-// instance is one process; ctx ends when it dies, which cancels calls in flight to it.
-type instance struct {
-	client *plugin.Client
-	rpc    plugin.ClientProtocol
-	ann    announcers.Announcer
-	ctx    context.Context
-	cancel context.CancelFunc
-	gone   chan struct{} // closed when the event stream ends
-}
-
-// tie returns a context ended by ctx or by the instance's death.
-func (i *instance) tie(ctx context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(i.ctx, cancel)
-	return ctx, func() { stop(); cancel() }
-}
-
-func (s *supervised) current() *instance {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.inst
-}
-
-func (s *supervised) healthNow() Health {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.health
-}
-
-func (s *supervised) setHealth(state State, msg string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.health.State != state {
-		s.health.Since = time.Now()
-	}
-	s.health.State, s.health.Message = state, msg
-}
-
-// run starts the announcer and restarts it with backoff until ctx is done.
-func (s *supervised) run(ctx context.Context) {
-	backoff := s.m.opts.InitialBackoff
-	for first := true; ; first = false {
-		if !first {
-			s.mu.Lock()
-			s.health.Restarts++
-			s.mu.Unlock()
-			restartsTotal.WithLabelValues(s.spec.Name).Inc()
-		}
-		started := time.Now()
-		inst, err := s.start(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			state := StateUnhealthy
-			if errors.Is(err, ErrChecksum) || errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-				state = StateRefused
-			}
-			s.setHealth(state, err.Error())
-			s.log.Error(err, "announcer failed to start", "state", state, "retryIn", backoff)
-		} else {
-			reason := s.watch(ctx, inst)
-			if ctx.Err() != nil {
-				return // Stop drains and kills it
-			}
-			s.down(inst, reason)
-			if time.Since(started) >= s.m.opts.StableAfter {
-				backoff = s.m.opts.InitialBackoff
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, s.m.opts.MaxBackoff)
-	}
-}
-
-// start launches a new process, checks it, and replays configuration and the full set.
-func (s *supervised) start(ctx context.Context) (*instance, error) {
-	s.setHealth(StateStarting, "")
-	cfg := &plugin.ClientConfig{
-		HandshakeConfig:  announcers.Handshake,
-		Plugins:          announcers.PluginMap,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		Logger:           newHCLogr(s.log),
-		StartTimeout:     s.m.opts.StartTimeout,
-		SyncStdout:       io.Discard,
-		SyncStderr:       io.Discard,
-	}
-	if s.spec.SHA256 != "" {
-		sum, _ := hex.DecodeString(s.spec.SHA256) // checked in New
-		if s.spec.Command == nil {
-			cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
-		} else if err := checkFile(s.spec.Path, sum); err != nil {
-			return nil, err
-		}
-	}
-	cfg.Cmd = s.command()
-	client := plugin.NewClient(cfg)
-	rpc, err := client.Client()
-	if err != nil {
-		client.Kill()
-		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return nil, fmt.Errorf("executable %s: %w: refused", s.spec.Path, ErrChecksum)
-		}
-		return nil, fmt.Errorf("start %s: %w", s.spec.Path, err)
-	}
-	raw, err := rpc.Dispense(announcers.PluginName)
-	if err != nil {
-		client.Kill()
-		return nil, fmt.Errorf("dispense: %w", err)
-	}
-	instCtx, cancel := context.WithCancel(ctx)
-	inst := &instance{client: client, rpc: rpc, ann: raw.(announcers.Announcer), ctx: instCtx, cancel: cancel, gone: make(chan struct{})}
-	fail := func(err error) (*instance, error) {
-		cancel()
-		client.Kill()
-		return nil, err
-	}
-	callCtx, done := context.WithTimeout(instCtx, s.m.opts.CallTimeout)
-	defer done()
-	info, err := inst.ann.Info(callCtx)
-	if err != nil {
-		return fail(fmt.Errorf("info: %w", err))
-	}
-	if info.ProtocolVersion != announcers.ProtocolVersion {
-		return fail(fmt.Errorf("announcer speaks protocol %d, want %d", info.ProtocolVersion, announcers.ProtocolVersion))
-	}
-	if err := s.forwardEvents(inst); err != nil {
-		return fail(err)
-	}
-	if err := s.replay(callCtx, inst); err != nil {
-		return fail(err)
-	}
-	pid, _ := strconv.Atoi(client.ID())
-	s.mu.Lock()
-	s.health.Kind, s.health.PID = info.Kind, pid
-	s.mu.Unlock()
-	s.setHealth(StateHealthy, "")
-	s.log.Info("announcer running", "kind", info.Kind, "version", info.Version, "pid", client.ID(), "generation", s.healthNow().Generation)
-	return inst, nil
-}
-
-func (s *supervised) command() *exec.Cmd {
-	if s.spec.Command != nil {
-		return s.spec.Command()
-	}
-	cmd := exec.Command(s.spec.Path, s.spec.Args...)
-	cmd.Env = append(os.Environ(), s.spec.Env...)
-	return cmd
-}
-
-func checkFile(path string, want []byte) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("executable %s: %w", path, err)
-	}
-	defer func() { _ = f.Close() }()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("executable %s: %w", path, err)
-	}
-	if got := h.Sum(nil); string(got) != string(want) {
-		return fmt.Errorf("executable %s: sha256 %x, configured %x: %w: refused", path, got, want, ErrChecksum)
-	}
-	return nil
-}
-
-// forwardEvents subscribes to the announcer's events; when the stream ends (the process died
-// or the instance ended) it closes inst.gone, which is the fastest crash signal there is.
-func (s *supervised) forwardEvents(inst *instance) error {
-	events, err := inst.ann.Events(inst.ctx)
-	if err != nil {
-		return fmt.Errorf("events: %w", err)
-	}
-	s.m.fwd.Add(1)
-	go func() {
-		defer s.m.fwd.Done()
-		defer close(inst.gone)
-		for e := range events {
-			s.m.publish(s.log, Event{Announcer: s.spec.Name, Event: e})
-		}
-	}()
-	return nil
-}
-
-// replay sends the configuration and the full desired set to a new process, then makes it
-// the current one, all under sendMu so no change slips between.
-func (s *supervised) replay(ctx context.Context, inst *instance) error {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	if s.config != nil {
-		if err := inst.ann.Configure(ctx, *s.config); err != nil {
-			return fmt.Errorf("replay configure: %w", err)
-		}
-	}
-	start := time.Now()
-	res, err := inst.ann.SetDesired(ctx, announcers.DesiredSet{Generation: s.generation, Announcements: s.list()})
-	observeRPC(s.spec.Name, methodSetDesired, start, err)
-	if err != nil {
-		return fmt.Errorf("replay desired set: %w", err)
-	}
-	s.logRejected(res)
-	s.inSync = true
-	s.mu.Lock()
-	s.inst = inst
-	s.health.Generation = res.Generation
-	s.mu.Unlock()
-	upGauge.WithLabelValues(s.spec.Name).Set(1)
-	return nil
-}
-
-// watch returns why the instance must be replaced, or "" when ctx ends.
-func (s *supervised) watch(ctx context.Context, inst *instance) string {
-	t := time.NewTicker(s.m.opts.HealthInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ""
-		case <-inst.gone:
-			if inst.client.Exited() {
-				return "process exited"
-			}
-			return "event stream ended"
-		case <-t.C:
-		}
-		if inst.client.Exited() {
-			return "process exited"
-		}
-		if err := inst.rpc.Ping(); err != nil {
-			return "ping: " + err.Error()
-		}
-		callCtx, done := context.WithTimeout(inst.ctx, s.m.opts.CallTimeout)
-		st, err := inst.ann.Status(callCtx)
-		done()
-		if err != nil {
-			return "status: " + err.Error()
-		}
-		switch st.Health {
-		case announcers.HealthHealthy:
-			s.setHealth(StateHealthy, "")
-		case announcers.HealthUnhealthy:
-			s.setHealth(StateUnhealthy, st.Message)
-		default:
-			s.setHealth(StateDegraded, st.Message)
-		}
-	}
-}
-
-// down ends a dead or failing instance; the caller restarts.
-func (s *supervised) down(inst *instance, reason string) {
-	s.mu.Lock()
-	if s.inst == inst {
-		s.inst, s.health.PID = nil, 0
-	}
-	s.mu.Unlock()
-	upGauge.WithLabelValues(s.spec.Name).Set(0)
-	s.setHealth(StateUnhealthy, reason)
-	s.log.Error(errors.New(reason), "announcer down, restarting")
-	inst.cancel()
-	inst.client.Kill()
-}
-
-func (s *supervised) stop(ctx context.Context) error {
-	s.mu.Lock()
-	inst := s.inst
-	s.inst, s.health.PID = nil, 0
-	s.mu.Unlock()
-	upGauge.WithLabelValues(s.spec.Name).Set(0)
-	var err error
-	if inst != nil {
-		// The instance context may already be cancelled with the supervisor's; drain on
-		// the caller's.
-		n, derr := inst.ann.Drain(ctx)
-		if derr != nil {
-			err = fmt.Errorf("announcer %q: drain: %w", s.spec.Name, derr)
-			s.log.Error(derr, "drain failed; killing anyway")
-		} else {
-			s.log.Info("drained", "withdrawn", n)
-		}
-		inst.cancel()
-		inst.client.Kill()
-	}
-	s.setHealth(StateStopped, "")
-	return err
-}
-
-func (s *supervised) configure(ctx context.Context, cfg announcers.Config) error {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	s.config = &cfg
-	inst := s.current()
-	if inst == nil {
-		return fmt.Errorf("announcer %q: %w", s.spec.Name, ErrUnavailable)
-	}
-	ctx, done := inst.tie(ctx)
-	defer done()
-	if err := inst.ann.Configure(ctx, cfg); err != nil {
-		return fmt.Errorf("announcer %q: %w", s.spec.Name, err)
-	}
-	return nil
-}
-
-func (s *supervised) setDesired(ctx context.Context, set []announcers.Announcement) (announcers.ApplyResult, error) {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	s.desired = make(map[string]announcers.Announcement, len(set))
-	for _, a := range set {
-		s.desired[a.Key()] = a
-	}
-	s.generation++
-	s.inSync = false
-	return s.pushFullLocked(ctx)
-}
-
-func (s *supervised) apply(ctx context.Context, upserts []announcers.Announcement, removes []string) (announcers.ApplyResult, error) {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	base := s.generation
-	for _, key := range removes {
-		delete(s.desired, key)
-	}
-	for _, a := range upserts {
-		s.desired[a.Key()] = a
-	}
-	s.generation++
-	if !s.inSync {
-		return s.pushFullLocked(ctx)
-	}
-	inst := s.current()
-	if inst == nil {
-		s.inSync = false
-		return announcers.ApplyResult{}, fmt.Errorf("announcer %q: %w", s.spec.Name, ErrUnavailable)
-	}
-	callCtx, done := inst.tie(ctx)
-	defer done()
-	start := time.Now()
-	res, err := inst.ann.Apply(callCtx, announcers.Delta{BaseGeneration: base, Generation: s.generation, Upserts: upserts, Removes: removes})
-	observeRPC(s.spec.Name, methodApply, start, err)
-	if errors.Is(err, announcers.ErrOutOfSync) {
-		s.log.Info("announcer out of sync, sending the full set", "error", err.Error())
-		s.inSync = false
-		return s.pushFullLocked(ctx)
-	}
-	if err != nil {
-		s.inSync = false
-		return res, fmt.Errorf("announcer %q: %w", s.spec.Name, err)
-	}
-	s.acknowledged(res)
-	return res, nil
-}
-
-// pushFullLocked sends the whole desired set; sendMu is held.
-func (s *supervised) pushFullLocked(ctx context.Context) (announcers.ApplyResult, error) {
-	inst := s.current()
-	if inst == nil {
-		return announcers.ApplyResult{}, fmt.Errorf("announcer %q: %w", s.spec.Name, ErrUnavailable)
-	}
-	callCtx, done := inst.tie(ctx)
-	defer done()
-	start := time.Now()
-	res, err := inst.ann.SetDesired(callCtx, announcers.DesiredSet{Generation: s.generation, Announcements: s.list()})
-	observeRPC(s.spec.Name, methodSetDesired, start, err)
-	if err != nil {
-		return res, fmt.Errorf("announcer %q: %w", s.spec.Name, err)
-	}
-	s.inSync = true
-	s.acknowledged(res)
-	return res, nil
-}
-
-func (s *supervised) acknowledged(res announcers.ApplyResult) {
-	s.logRejected(res)
-	s.mu.Lock()
-	s.health.Generation = res.Generation
-	s.mu.Unlock()
-}
-
-func (s *supervised) logRejected(res announcers.ApplyResult) {
-	for _, r := range res.Rejected {
-		s.log.Info("announcement rejected by the announcer", "id", r.ID, "reason", r.Reason)
-	}
-}
-
-func (s *supervised) list() []announcers.Announcement {
-	keys := make([]string, 0, len(s.desired))
-	for k := range s.desired {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]announcers.Announcement, len(keys))
-	for i, k := range keys {
-		out[i] = s.desired[k]
-	}
-	return out
 }

@@ -51,7 +51,9 @@ const (
 
 // Announcer is the part of the announcer manager the plugin drives.
 type Announcer interface {
-	Apply(ctx context.Context, name string, upserts []announcers.Announcement, removes []string) (announcers.ApplyResult, error)
+	// Apply records the change; a pending Result means the announcer has not acknowledged it
+	// yet (not running, restarting, idle, slow) and the manager sends it when it can.
+	Apply(ctx context.Context, name string, upserts []announcers.Announcement, removes []string) (manager.Result, error)
 }
 
 // StatusWriter publishes the status objects of this node (ServiceL2Status or ServiceBGPStatus).
@@ -291,12 +293,14 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 // send applies a delta of one unit's announcements and reports a rejection of any of them.
 func (p *Plugin) send(ctx context.Context, name string, ip netip.Addr, upserts []announcers.Announcement, removes []string) error {
 	res, err := p.deps.Announcers.Apply(ctx, name, upserts, removes)
-	if errors.Is(err, manager.ErrUnavailable) {
-		// The manager keeps the change and replays it when the announcer is back.
-		return nil
-	}
 	if err != nil {
 		return fmt.Errorf("announce %s through %q: %w", ip, name, err)
+	}
+	if res.Pending != "" {
+		// Kept in the manager's desired state and sent (or replayed) when it can be: this
+		// unit's work is done, and the queue moves on.
+		p.deps.Log.V(1).Info("announcement pending", "ip", ip, "announcer", name, "why", res.Pending)
+		return nil
 	}
 	var errs []error
 	for _, r := range res.Rejected {
@@ -355,8 +359,9 @@ func (p *Plugin) Retract(ctx context.Context, cur Current) error {
 }
 
 func (p *Plugin) remove(ctx context.Context, cur Current) error {
+	// A pending result is fine: the manager withdraws it as soon as it can.
 	_, err := p.deps.Announcers.Apply(ctx, cur.Announcer, nil, cur.ids())
-	if err != nil && !errors.Is(err, manager.ErrUnavailable) {
+	if err != nil && !errors.Is(err, manager.ErrRefused) {
 		return fmt.Errorf("withdraw %s through %q: %w", cur.IP, cur.Announcer, err)
 	}
 	p.mu.Lock()

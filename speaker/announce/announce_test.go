@@ -2,6 +2,7 @@ package announce
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -11,18 +12,22 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/herald-lb/herald/announcers"
+	"github.com/herald-lb/herald/announcers/manager"
 	"github.com/herald-lb/herald/framework"
 )
 
 type fakeAnnouncer struct {
 	upserts []announcers.Announcement
 	removes []string
+	// result and err are what Apply returns.
+	result manager.Result
+	err    error
 }
 
-func (f *fakeAnnouncer) Apply(_ context.Context, _ string, up []announcers.Announcement, rm []string) (announcers.ApplyResult, error) {
+func (f *fakeAnnouncer) Apply(_ context.Context, _ string, up []announcers.Announcement, rm []string) (manager.Result, error) {
 	f.upserts = append(f.upserts, up...)
 	f.removes = append(f.removes, rm...)
-	return announcers.ApplyResult{}, nil
+	return f.result, f.err
 }
 
 type fakeStatus struct{ published, retracted []string }
@@ -173,5 +178,38 @@ func TestBindSkipsBGPAndRetractsStaleStatus(t *testing.T) {
 	e.p.Bind(context.Background(), testState(), testUnit("node-a"), []string{"node-b"})
 	if len(e.status.retracted) != 2 || len(e.ann.removes) != 0 {
 		t.Fatalf("retracted = %v removes = %v", e.status.retracted, e.ann.removes)
+	}
+}
+
+// What the announcer manager answers decides the cycle: a change it keeps for later (the
+// announcer restarting, idle, slow) is done for the cycle; a refused announcer or a rejected
+// address fails it with an AnnounceFailed Event, so the unit is retried and the operator told.
+func TestBindFollowsTheManagersResult(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		result  manager.Result
+		err     error
+		success bool
+		event   string
+	}{
+		{name: "acknowledged", success: true, event: ReasonNodeChanged},
+		{name: "pending", result: manager.Result{Pending: "not running (unhealthy: process exited); kept and replayed when it is back"}, success: true, event: ReasonNodeChanged},
+		{name: "refused", result: manager.Result{Pending: "refused: checksum mismatch"}, err: fmt.Errorf("announcer %q: %w", "arp", manager.ErrRefused), event: ReasonAnnounceFailed},
+		{name: "rejected", result: manager.Result{ApplyResult: announcers.ApplyResult{Rejected: []announcers.Rejection{{ID: "192.0.2.10/L2", Reason: "no such interface"}}}}, event: ReasonAnnounceFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			e.ann.result, e.ann.err = tc.result, tc.err
+			st := e.p.Bind(context.Background(), testState(), testUnit(), []string{"node-a"})
+			if st.IsSuccess() != tc.success {
+				t.Fatalf("Bind = %v, want success %v", st.AsError(), tc.success)
+			}
+			if evs := e.events(); len(evs) == 0 || !strings.Contains(evs[0], tc.event) {
+				t.Fatalf("events = %v, want %s first", evs, tc.event)
+			}
+			if announced := len(e.p.Announced()) == 1; announced != tc.success {
+				t.Fatalf("announced = %v, want %v", e.p.Announced(), tc.success)
+			}
+		})
 	}
 }

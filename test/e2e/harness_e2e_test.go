@@ -66,8 +66,12 @@ type clusterOptions struct {
 	// defaultHeartbeat leaves the heartbeat timing to the speaker's defaults
 	// (config.DefaultLeaseDuration, config.DefaultRenewInterval); leaseDuration is ignored.
 	defaultHeartbeat bool
-	// announcers, when set, lists the speakers' announcers (default: arp and ndp).
+	// announcers, when set, lists the speakers' announcers (default: the configuration's,
+	// arp, ndp and bgp, each started on demand).
 	announcers []string
+	// idleTimeout, when set, is every announcer's idleTimeout (with announcers, or the
+	// default three).
+	idleTimeout string
 }
 
 func newCluster(t testing.TB, o clusterOptions) *cluster {
@@ -115,10 +119,16 @@ draining:
   timeout: 5s
 metricsBindAddress: ":7472"
 `, timing, speakerNamespace)
+	if o.idleTimeout != "" && len(o.announcers) == 0 {
+		o.announcers = []string{"arp", "ndp", "bgp"}
+	}
 	if len(o.announcers) > 0 {
 		cfg += "announcers:\n"
 		for _, a := range o.announcers {
 			cfg += "- name: " + a + "\n"
+			if o.idleTimeout != "" {
+				cfg += "  idleTimeout: " + o.idleTimeout + "\n"
+			}
 		}
 	}
 	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
@@ -141,7 +151,7 @@ func heraldBinary(t testing.TB) string {
 		return filepath.Join(dir, "herald")
 	}
 	herald := testbin.Build(t, "./cmd/herald")
-	for _, a := range []string{"herald-announcer-arp", "herald-announcer-ndp"} {
+	for _, a := range []string{"herald-announcer-arp", "herald-announcer-ndp", "herald-announcer-bgp"} {
 		if got := testbin.Build(t, "./cmd/"+a); filepath.Dir(got) != filepath.Dir(herald) {
 			t.Fatalf("announcer %s is not beside herald (%s)", got, herald)
 		}

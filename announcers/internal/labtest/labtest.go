@@ -89,7 +89,8 @@ func SpecOn(h *lab.Host, name, bin string) manager.Spec {
 // healthy, and stops it at cleanup.
 func Start(t testing.TB, log logr.Logger, l2 *announcers.L2Config, specs ...manager.Spec) *manager.Manager {
 	t.Helper()
-	m, err := manager.New(log, specs, manager.Options{InitialBackoff: 20 * time.Millisecond, HealthInterval: 500 * time.Millisecond})
+	// Tests assert on the wire right after a change: wait for every acknowledgement.
+	m, err := manager.New(log, specs, manager.Options{InitialBackoff: 20 * time.Millisecond, HealthInterval: 500 * time.Millisecond, AckTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("manager.New: %v", err)
 	}
@@ -140,7 +141,7 @@ func Announce(t testing.TB, m *manager.Manager, name string, addrs []netip.Addr,
 		set[i] = announcers.Announcement{Prefix: netip.PrefixFrom(a, a.BitLen()), Interfaces: ifaces}
 	}
 	res, err := m.SetDesired(context.Background(), name, set)
-	if err != nil || len(res.Rejected) > 0 {
+	if err != nil || len(res.Rejected) > 0 || res.Pending != "" {
 		t.Fatalf("SetDesired(%s, %d addresses) = %+v, %v", name, len(addrs), res, err)
 	}
 }

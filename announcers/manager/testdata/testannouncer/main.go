@@ -2,6 +2,8 @@
 // desired set in an announcers.Table and announces nothing on any network. An announcement
 // whose ID starts with "conflict" makes it publish a conflict event for its address, so tests
 // can see events cross the plugin boundary. TESTANNOUNCER_KIND sets the kind it reports.
+// TESTANNOUNCER_HANG names a method (Apply, Status) that blocks forever ignoring its context,
+// as a deadlocked announcer would, while the process and its gRPC server keep running.
 package main
 
 import (
@@ -44,7 +46,15 @@ func (m *memory) SetDesired(_ context.Context, s announcers.DesiredSet) (announc
 	return m.table.SetDesired(s), nil
 }
 
+// hang blocks forever when method is the one TESTANNOUNCER_HANG names.
+func hang(method string) {
+	if os.Getenv("TESTANNOUNCER_HANG") == method {
+		select {}
+	}
+}
+
 func (m *memory) Apply(_ context.Context, d announcers.Delta) (announcers.ApplyResult, error) {
+	hang("Apply")
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.emit(d.Upserts)
@@ -63,6 +73,7 @@ func (m *memory) emit(as []announcers.Announcement) {
 // Status reports the held set as announced; the message carries the configured refresh
 // interval so tests can see the configuration was replayed.
 func (m *memory) Status(context.Context) (announcers.Status, error) {
+	hang("Status")
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := announcers.Status{Generation: m.table.Generation(), Health: announcers.HealthHealthy}
