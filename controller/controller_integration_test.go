@@ -181,7 +181,8 @@ func TestIntegrationPoolOverlap(t *testing.T) {
 		p, _ := f.mlb.MetallbV1beta1().IPAddressPools(f.ns).Get(context.Background(), "first", metav1.GetOptions{})
 		return p.Status.AssignedIPv4 == 1 && p.Status.AvailableIPv4 == 127, fmt.Sprintf("%+v", p.Status)
 	})
-	// Deleting the earlier pool releases its Services; the later pool becomes usable.
+	// Deleting the earlier pool makes the later one usable; the Services keep their addresses,
+	// now in the later pool.
 	if err := f.mlb.MetallbV1beta1().IPAddressPools(f.ns).Delete(context.Background(), "first", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ func toPool(p *metallbv1beta1.IPAddressPool) (ipam.Pool, error) {
 	if alloc == nil {
 		return out, nil
 	}
+	out.ServiceAllocation = true
 	out.Priority = alloc.Priority
 	out.Namespaces = alloc.Namespaces
 	var err error

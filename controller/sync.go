@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,20 +55,25 @@ func (c *controller) syncService(ctx context.Context, key string) error {
 		return err
 	}
 	if !c.opts.owns(svc) {
-		held := c.release(ipamKey)
-		if held {
-			c.enqueueRefused()
-		}
-		// A Service of another class is never written. One that stopped being a
-		// LoadBalancer loses what Herald wrote.
+		// A Service of another class is never written: its addresses are free once its
+		// status no longer shows them. One that stopped being a LoadBalancer loses what
+		// Herald wrote, and its addresses are free once that write succeeded.
+		held := c.unassign(ipamKey)
 		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer && (held || meta.FindStatusCondition(svc.Status.Conditions, ConditionAddressAllocated) != nil) {
-			return c.clear(ctx, svc)
+			if err := c.clear(ctx, svc); err != nil {
+				return err
+			}
+			c.settle(ipamKey, nil)
+			return nil
 		}
+		c.settle(ipamKey, statusIPs(svc))
 		return nil
 	}
 	c.mu.Lock()
 	prev, held := c.alloc.Lookup(ipamKey)
-	res, err := c.alloc.Assign(toIPAM(svc, c.namespaceLabels(ns)))
+	req := toIPAM(svc, c.namespaceLabels(ns))
+	req.Current = statusIPs(svc)
+	res, err := c.alloc.Assign(req)
 	var refusal *ipam.Error
 	if err != nil && !errors.As(err, &refusal) {
 		refusal = &ipam.Error{Reason: ipam.ReasonInvalidService, Message: err.Error()}
@@ -75,7 +81,7 @@ func (c *controller) syncService(ctx context.Context, key string) error {
 	if refusal != nil {
 		c.usage.setPending(key, refusal.Reason)
 	} else {
-		c.usage.setPending(key, "")
+		c.usage.setPending(key, "") // a kept address is an address: not pending
 	}
 	// Most syncs confirm what the Service holds; only a change moves the pool figures.
 	if held != (err == nil) || (held && !sameAssignment(prev, res)) {
@@ -83,15 +89,40 @@ func (c *controller) syncService(ctx context.Context, key string) error {
 	}
 	c.mu.Unlock()
 	if refusal != nil {
-		if len(svc.Status.LoadBalancer.Ingress) > 0 {
-			c.enqueueRefused() // its old addresses are free now
+		if err := c.writeRefusal(ctx, svc, refusal); err != nil {
+			return err
 		}
-		return c.writeRefusal(ctx, svc, refusal)
+		c.settle(ipamKey, nil)
+		return nil
 	}
-	if len(svc.Status.LoadBalancer.Ingress) > 0 && !sameIngress(svc.Status.LoadBalancer.Ingress, ingressFor(res.IPs)) {
+	if err := c.writeAllocation(ctx, svc, res); err != nil {
+		return err
+	}
+	c.settle(ipamKey, res.IPs)
+	return nil
+}
+
+// settle frees the addresses the Service gave up once its status shows only ips (the write
+// that removed them succeeded), and re-checks refused Services if any was freed.
+func (c *controller) settle(key ipam.ServiceKey, ips []netip.Addr) {
+	c.mu.Lock()
+	freed := c.alloc.Settle(key, ips)
+	c.mu.Unlock()
+	if freed {
 		c.enqueueRefused()
 	}
-	return c.writeAllocation(ctx, svc, res)
+}
+
+// unassign gives up the Service's addresses until settle confirms its status lost them.
+func (c *controller) unassign(key ipam.ServiceKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.usage.setPending(key.String(), "")
+	if !c.alloc.Unassign(key) {
+		return false
+	}
+	c.usage.setPools(c.alloc.Stats())
+	return true
 }
 
 // enqueueRefused re-checks the Services that were refused, after addresses were freed.
@@ -132,16 +163,29 @@ func describe(res ipam.Assignment) string {
 	for i, ip := range res.IPs {
 		ips[i] = ip.String()
 	}
+	if res.Pool == "" {
+		return strings.Join(ips, ", ")
+	}
 	return fmt.Sprintf("%s from pool %q", strings.Join(ips, ", "), res.Pool)
 }
+
+// ReasonAddressKept is the Warning Event reason for a Service that keeps addresses the rules
+// would not give it now; its condition carries the rule's own reason.
+const ReasonAddressKept = "AddressKept"
 
 func (c *controller) writeAllocation(ctx context.Context, svc *corev1.Service, res ipam.Assignment) error {
 	cond := metav1.Condition{
 		Type: ConditionAddressAllocated, Status: metav1.ConditionTrue,
 		Reason: ReasonAllocated, Message: "assigned " + describe(res),
 	}
+	if res.Kept != nil {
+		// The address stays where the world uses it; the operator decides what happens.
+		cond.Status, cond.Reason = metav1.ConditionFalse, string(res.Kept.Reason)
+		cond.Message = keptMessage(res)
+	}
 	ingress := ingressFor(res.IPs)
 	newAddresses := !sameIngress(svc.Status.LoadBalancer.Ingress, ingress)
+	old := meta.FindStatusCondition(svc.Status.Conditions, ConditionAddressAllocated)
 	changed, err := c.writeStatus(ctx, svc, ingress, cond)
 	if err != nil {
 		return err
@@ -149,10 +193,25 @@ func (c *controller) writeAllocation(ctx context.Context, svc *corev1.Service, r
 	if newAddresses {
 		allocationsTotal.WithLabelValues(res.Pool).Inc()
 	}
-	if changed {
+	switch {
+	case changed && res.Kept != nil:
+		c.recorder.Event(svc, corev1.EventTypeWarning, ReasonAddressKept, cond.Message)
+	case newAddresses || (changed && (old == nil || old.Status != metav1.ConditionTrue)):
+		// A pool renamed or split changes the condition's message, not the address: no
+		// Event says the address moved when it did not.
 		c.recorder.Eventf(svc, corev1.EventTypeNormal, ReasonAllocated, "Assigned %s", describe(res))
 	}
+	if res.Pool == "" {
+		// Kept outside every pool: leave the annotation as it is until an operator decides.
+		return nil
+	}
 	return c.setPoolAnnotation(ctx, svc, res.Pool)
+}
+
+func keptMessage(res ipam.Assignment) string {
+	return fmt.Sprintf("keeping %s, which the Service already has, although %s; a pool change never takes an address away: "+
+		"add it to a pool that allows the Service, or request another address or pool (metallb.io/loadBalancerIPs, metallb.io/address-pool) to move the Service",
+		describe(res), res.Kept.Message)
 }
 
 func (c *controller) writeRefusal(ctx context.Context, svc *corev1.Service, refusal *ipam.Error) error {

@@ -287,7 +287,7 @@ func (x *index) indexPools() {
 			continue
 		}
 		res, err := x.alloc.Restore(restoreRequest(keyOf(s), ips), ips)
-		if err != nil {
+		if err != nil || res.Pool == "" {
 			x.svcNoPool[keyOf(s)] = ips
 			continue
 		}
@@ -328,6 +328,7 @@ func (x *index) poolOf(ip netip.Addr) string {
 	if err != nil {
 		return ""
 	}
+	// Restore keeps an address outside every pool (with Pool ""), as the controller does.
 	x.alloc.Release(ipam.ServiceKey{Namespace: k.ns, Name: k.name})
 	return res.Pool
 }

@@ -8,32 +8,75 @@ import (
 )
 
 // allocateFromPools picks new addresses for svc from the requested pool or, without one, from
-// the pools that auto-assign and allow svc, in priority order.
+// the pools that auto-assign and allow svc, group by group as MetalLB does: first the pools
+// whose serviceAllocation selects svc, then the unrestricted ones (see candidatePools).
 func (a *Allocator) allocateFromPools(svc Service) (Assignment, error) {
-	candidates, err := a.candidatePools(svc)
+	groups, err := a.candidatePools(svc)
 	if err != nil {
 		return Assignment{}, err
 	}
 	want := wantedFamilies(svc)
-	withFamilies, err := poolsWithFamilies(candidates, want)
-	if err != nil && len(want) == 2 && svc.FamilyPolicy == PreferDualStack {
-		// PreferDualStack settles for the primary family when no pool has both.
-		want = want[:1]
-		withFamilies, err = poolsWithFamilies(candidates, want)
-	}
-	if err != nil {
-		return Assignment{}, err
-	}
-	for _, p := range withFamilies {
-		if ips, ok := a.pick(p, svc, want); ok {
-			return a.commit(svc, ips, p), nil
+	for _, group := range groups {
+		if res, ok := a.allocateFromGroup(svc, group, want); ok {
+			return res, nil
 		}
+	}
+	var all []*pool
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	withFamilies, ferr := poolsWithFamilies(all, want)
+	if ferr != nil && len(want) == 2 && svc.FamilyPolicy == PreferDualStack {
+		// PreferDualStack settles for one family: the refusal is about that.
+		for _, f := range want {
+			if withFamilies, ferr = poolsWithFamilies(all, []Family{f}); ferr == nil {
+				want = []Family{f}
+				break
+			}
+		}
+		if ferr != nil {
+			withFamilies, ferr = poolsWithFamilies(all, want[:1])
+		}
+	}
+	if ferr != nil {
+		return Assignment{}, ferr
 	}
 	return Assignment{}, exhausted(withFamilies, want)
 }
 
-// candidatePools returns the pools svc may get addresses from, best first, or why there is none.
-func (a *Allocator) candidatePools(svc Service) ([]*pool, *Error) {
+// allocateFromGroup is MetalLB's findBestPoolForService over one group of pools, in order: the
+// first pool with a free address of every wanted family wins; PreferDualStack settles for the
+// first pool with a free address of the primary family, else of the secondary one.
+func (a *Allocator) allocateFromGroup(svc Service, group []*pool, want []Family) (Assignment, bool) {
+	preferDual := len(want) == 2 && svc.FamilyPolicy == PreferDualStack
+	var fallback [2]*pool
+	var fallbackIP [2]netip.Addr
+	for _, p := range group {
+		ips := a.pick(p, svc, want)
+		complete := true
+		for i, ip := range ips {
+			complete = complete && ip.IsValid()
+			if preferDual && ip.IsValid() && fallback[i] == nil {
+				fallback[i], fallbackIP[i] = p, ip
+			}
+		}
+		if complete {
+			return a.commit(svc, ips, p, nil), true
+		}
+	}
+	for i, p := range fallback {
+		if p != nil {
+			return a.commit(svc, []netip.Addr{fallbackIP[i]}, p, nil), true
+		}
+	}
+	return Assignment{}, false
+}
+
+// candidatePools returns the pools svc may get addresses from in the order they are tried, in
+// groups, or why there is none: the requested pool alone, else the auto-assign pools that
+// allow svc, those with a serviceAllocation first (MetalLB's pools "pinned" to the Service by
+// namespace or labels), then those without one.
+func (a *Allocator) candidatePools(svc Service) ([][]*pool, *Error) {
 	if svc.RequestedPool != "" {
 		if err := a.checkRequestedPool(svc); err != nil {
 			return nil, err
@@ -42,31 +85,43 @@ func (a *Allocator) candidatePools(svc Service) ([]*pool, *Error) {
 		if err := checkAllowed(p, svc); err != nil {
 			return nil, err
 		}
-		return []*pool{p}, nil
+		return [][]*pool{{p}}, nil
 	}
 	if len(a.pools) == 0 {
 		return nil, refuse(ReasonNoPools, "no usable address pool is configured")
 	}
 	auto := a.autoOrder
-	var inNamespace, allowed []*pool
+	var inNamespace int
+	var pinned, open []*pool
 	for _, p := range auto {
 		if !p.allowsNamespace(svc.Key.Namespace, svc.NamespaceLabels) {
 			continue
 		}
-		inNamespace = append(inNamespace, p)
-		if p.allowsServiceLabels(svc.Labels) {
-			allowed = append(allowed, p)
+		inNamespace++
+		if !p.allowsServiceLabels(svc.Labels) {
+			continue
+		}
+		if p.restricted() {
+			pinned = append(pinned, p)
+		} else {
+			open = append(open, p)
 		}
 	}
 	switch {
 	case len(auto) == 0:
 		return nil, refuse(ReasonNoAutoAssignPool, "no pool has autoAssign enabled; request one with the metallb.io/address-pool annotation")
-	case len(inNamespace) == 0:
+	case inNamespace == 0:
 		return nil, refuse(ReasonNamespaceNotAllowed, "no pool allows namespace %q", svc.Key.Namespace)
-	case len(allowed) == 0:
-		return nil, refuse(ReasonServiceNotAllowed, "no pool allows Service %s: its labels {%s} match no pool's serviceSelectors", svc.Key, formatLabels(svc.Labels))
+	case len(pinned)+len(open) == 0:
+		return nil, refuse(ReasonServiceNotAllowed, "no pool allows Service %s: its labels {%s} match no pool's serviceSelectors", svc.Key, short(formatLabels(svc.Labels)))
 	}
-	return allowed, nil
+	var groups [][]*pool
+	for _, g := range [][]*pool{pinned, open} {
+		if len(g) > 0 {
+			groups = append(groups, g)
+		}
+	}
+	return groups, nil
 }
 
 func formatLabels(l map[string]string) string {
@@ -109,21 +164,23 @@ func poolsWithFamilies(pools []*pool, want []Family) ([]*pool, *Error) {
 	return nil, refuse(ReasonNoPoolForFamily, "no pool allowed for this Service has %s", what)
 }
 
-// pick chooses one address per wanted family in p: first an address already shared under
-// svc's sharing key that accepts svc, as MetalLB does, else a free one.
-func (a *Allocator) pick(p *pool, svc Service, want []Family) ([]netip.Addr, bool) {
+// pick chooses one address per wanted family in p, an invalid Addr where the family has none
+// free: first an address already shared under svc's sharing key that accepts svc, as MetalLB
+// does, else a free one (not held, not being given up by another Service).
+func (a *Allocator) pick(p *pool, svc Service, want []Family) []netip.Addr {
 	ips := make([]netip.Addr, 0, len(want))
+	inUse := func(ip netip.Addr) bool {
+		_, releasing := a.releasing[ip]
+		return a.ips[ip] != nil || releasing
+	}
 	for _, f := range want {
 		ip, ok := a.pickShared(p, svc, f)
-		if !ok {
-			ip, ok = p.nextFree(f.index(), func(ip netip.Addr) bool { return a.ips[ip] != nil })
-		}
-		if !ok {
-			return nil, false
+		if !ok && p.hasFamily(f.index()) {
+			ip, _ = p.nextFree(f.index(), inUse)
 		}
 		ips = append(ips, ip)
 	}
-	return ips, true
+	return ips
 }
 
 func (a *Allocator) pickShared(p *pool, svc Service, f Family) (netip.Addr, bool) {

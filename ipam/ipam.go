@@ -10,6 +10,7 @@ package ipam
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -101,12 +102,24 @@ type Service struct {
 	// (empty means SingleStack).
 	Families     []Family
 	FamilyPolicy FamilyPolicy
+	// Current is the addresses in the Service's status.loadBalancer.ingress. Assign keeps them
+	// when the allocator holds nothing for the Service (a pool change, a new leader, a
+	// migration from MetalLB), so an address the world already uses never changes because of
+	// the allocator's memory.
+	Current []netip.Addr
 }
 
 // Assignment is the addresses held by a Service and the pool they come from.
 type Assignment struct {
-	IPs  []netip.Addr
+	IPs []netip.Addr
+	// Pool is the usable pool that contains every address, derived from the addresses and the
+	// pools (never from an annotation); "" when no single usable pool contains them all.
 	Pool string
+	// Kept is set when the Service keeps addresses it already had although the rules would
+	// not give them to it now (no usable pool contains them, or the pool that does no longer
+	// allows the Service): a pool change never takes an address away, the Service's own spec
+	// or an operator decides. It says why, for a Warning and a condition.
+	Kept *Error
 }
 
 // allocation is a Service's assignment together with what sharing is checked against.
@@ -115,6 +128,7 @@ type allocation struct {
 	selector string
 	ips      []netip.Addr
 	pool     string
+	kept     *Error
 }
 
 func (a *allocation) trafficPolicy() TrafficPolicy {
@@ -126,6 +140,7 @@ func (a *allocation) trafficPolicy() TrafficPolicy {
 
 // ipUse records the Services holding one address.
 type ipUse struct {
+	// pool is the usable pool containing the address, "" for a kept address outside them.
 	pool       string
 	sharingKey string
 	holders    map[ServiceKey]*allocation
@@ -152,6 +167,9 @@ type Allocator struct {
 	allocs    map[ServiceKey]*allocation
 	ips       map[netip.Addr]*ipUse
 	byKey     map[string]map[netip.Addr]struct{}
+	// releasing holds addresses a Service gave up that its status may still show: nobody
+	// else gets them until Settle confirms the status write that removed them.
+	releasing map[netip.Addr]ServiceKey
 }
 
 // New returns an Allocator with no pools.
@@ -162,14 +180,19 @@ func New() *Allocator {
 		allocs:   map[ServiceKey]*allocation{},
 		ips:      map[netip.Addr]*ipUse{},
 		byKey:    map[string]map[netip.Addr]struct{}{},
+
+		releasing: map[netip.Addr]ServiceKey{},
 	}
 }
 
 // SetPools replaces the pool configuration. Invalid pools, and pools overlapping an earlier
 // pool (by Created, then Name), are not used and are returned as problems, one *Error per
-// pool; the earlier pool keeps working. Services whose addresses are no longer in a usable
-// pool lose them and are returned in released, so the caller can allocate them again.
-func (a *Allocator) SetPools(specs []Pool) (problems []*Error, released []ServiceKey) {
+// pool; the earlier pool keeps working. No Service loses an address, as in MetalLB: each
+// address now belongs to the usable pool that contains it (a renamed or split pool keeps
+// every Service where it is), and an address no usable pool contains stays held, kept for its
+// Service until the Service's spec or an operator decides. repooled lists the Services whose
+// pool changed, so the caller can re-check them.
+func (a *Allocator) SetPools(specs []Pool) (problems []*Error, repooled []ServiceKey) {
 	ordered := append([]Pool(nil), specs...)
 	sort.SliceStable(ordered, func(i, j int) bool {
 		if !ordered[i].Created.Equal(ordered[j].Created) {
@@ -224,41 +247,53 @@ func (a *Allocator) admitPool(spec Pool, accepted []*pool) *Error {
 	return nil
 }
 
-// revalidate recounts pool usage after a configuration change and releases Services whose
-// addresses left every usable pool.
+// revalidate derives every held address's pool again after a configuration change and
+// recounts pool usage. It releases nothing.
 func (a *Allocator) revalidate() []ServiceKey {
-	stale := map[ServiceKey]bool{}
 	for ip, use := range a.ips {
-		p := a.pools[use.pool]
-		if p == nil || !p.contains(ip) || (p.spec.AvoidBuggyIPs && isBuggy(ip)) {
-			for k := range use.holders {
-				stale[k] = true
-			}
+		use.pool = ""
+		if p := a.usablePoolOf(ip); p != nil {
+			use.pool = p.spec.Name
+			p.used[familyIndex(ip)]++
 		}
 	}
-	var released []ServiceKey
-	for k := range stale {
-		a.release(k)
-		released = append(released, k)
+	var repooled []ServiceKey
+	for k, al := range a.allocs {
+		name := ""
+		p, kept := a.poolFor(al.ips)
+		if p != nil {
+			name, kept = p.spec.Name, checkAllowed(p, al.svc)
+		}
+		al.kept = kept
+		if name != al.pool {
+			al.pool = name
+			repooled = append(repooled, k)
+		}
 	}
-	sort.Slice(released, func(i, j int) bool { return released[i].less(released[j]) })
-	for ip, use := range a.ips {
-		a.pools[use.pool].used[familyIndex(ip)]++
-	}
-	return released
+	sort.Slice(repooled, func(i, j int) bool { return repooled[i].less(repooled[j]) })
+	return repooled
 }
 
-// Assign gives svc its addresses: the ones it already holds if they still satisfy its request,
-// else the requested IPs, else addresses from the requested pool, else from the first pool (by
-// priority) that allows it. On refusal it returns an *Error and svc holds nothing.
-func (a *Allocator) Assign(svc Service) (Assignment, error) {
-	prev := a.allocs[svc.Key]
+// Assign gives svc its addresses: the ones it holds, else the ones in its status
+// (svc.Current), if its spec still accepts them (see keep), else the requested IPs, else
+// addresses from the requested pool, else from the first pool that allows it (see
+// sortForAutoAssign). On refusal it returns an *Error and svc holds nothing. Addresses svc
+// gives up stay reserved until Settle.
+func (a *Allocator) Assign(svc Service) (res Assignment, err error) {
+	var held []netip.Addr
+	if prev := a.allocs[svc.Key]; prev != nil {
+		held = prev.ips
+	}
 	a.release(svc.Key)
+	defer func() { a.reserve(svc.Key, append(slices.Clone(held), svc.Current...), res.IPs) }()
 	if err := validateFamilies(svc); err != nil {
 		return Assignment{}, err
 	}
-	if prev != nil && a.keepable(svc, prev.ips) == nil {
-		if res, err := a.place(svc, prev.ips); err == nil {
+	for _, ips := range [][]netip.Addr{held, svc.Current} {
+		if len(ips) == 0 {
+			continue
+		}
+		if res, err := a.keep(svc, ips); err == nil {
 			return res, nil
 		}
 	}
@@ -269,21 +304,87 @@ func (a *Allocator) Assign(svc Service) (Assignment, error) {
 }
 
 // Restore re-establishes an assignment read back from a Service's status, as on a controller
-// restart. It never picks other addresses: if ips no longer satisfy svc, it returns the reason
-// and svc holds nothing, to be handled by Assign once every other Service is restored.
+// restart, with the rules of keep. It never picks other addresses: if ips no longer satisfy
+// svc, it returns the reason and svc holds nothing, to be handled by Assign once every other
+// Service is restored.
 func (a *Allocator) Restore(svc Service, ips []netip.Addr) (Assignment, error) {
 	a.release(svc.Key)
 	if err := validateFamilies(svc); err != nil {
 		return Assignment{}, err
 	}
+	res, err := a.keep(svc, ips)
+	if err != nil {
+		return Assignment{}, err
+	}
+	return res, nil
+}
+
+// keep assigns svc exactly the addresses it already has, unless its spec asks for something
+// else: other requested IPs, a requested pool that does not contain them, ipFamilies they do
+// not fit, or sharing rules that no longer let it stay next to the other holders. A pool
+// change alone never refuses: addresses outside every usable pool, or in a pool that no
+// longer allows svc, are kept and the Assignment says why in Kept.
+func (a *Allocator) keep(svc Service, ips []netip.Addr) (Assignment, *Error) {
 	if err := a.keepable(svc, ips); err != nil {
 		return Assignment{}, err
 	}
-	return a.place(svc, ips)
+	p, kept := a.poolFor(ips)
+	if svc.RequestedPool != "" && (p == nil || p.spec.Name != svc.RequestedPool) {
+		return Assignment{}, refuse(ReasonNotInRequestedPool, "the Service requests pool %s", quote(svc.RequestedPool))
+	}
+	if p != nil {
+		kept = checkAllowed(p, svc)
+	}
+	for _, ip := range ips {
+		if err := a.checkSharing(svc, ip); err != nil {
+			return Assignment{}, err
+		}
+	}
+	return a.commit(svc, ips, p, kept), nil
 }
 
-// Release frees the addresses of the Service, reporting whether it held any.
+// reserve keeps the addresses svc gave up (given minus kept) from other Services until Settle.
+func (a *Allocator) reserve(key ServiceKey, given, kept []netip.Addr) {
+	for _, ip := range given {
+		if slices.Contains(kept, ip) || a.ips[ip] != nil {
+			continue
+		}
+		if _, other := a.releasing[ip]; !other {
+			a.releasing[ip] = key
+		}
+	}
+}
+
+// Settle records that the Service's status now shows exactly ips (its status write
+// succeeded, or it is read back from the API): addresses it gave up that are not among them
+// are free. It reports whether any was freed.
+func (a *Allocator) Settle(key ServiceKey, ips []netip.Addr) bool {
+	freed := false
+	for ip, k := range a.releasing {
+		if k == key && !slices.Contains(ips, ip) {
+			delete(a.releasing, ip)
+			freed = true
+		}
+	}
+	return freed
+}
+
+// Unassign gives up the Service's addresses when its status still shows them (it stopped
+// being a LoadBalancer, or changed class): they are free once Settle confirms they left it.
+func (a *Allocator) Unassign(key ServiceKey) bool {
+	al := a.allocs[key]
+	if al == nil {
+		return false
+	}
+	a.release(key)
+	a.reserve(key, al.ips, nil)
+	return true
+}
+
+// Release frees the addresses of the Service at once, those it holds and those it gave up,
+// as when it is deleted (its status goes with it). It reports whether it held any.
 func (a *Allocator) Release(key ServiceKey) bool {
+	a.Settle(key, nil)
 	return a.release(key)
 }
 
@@ -293,7 +394,7 @@ func (a *Allocator) Lookup(key ServiceKey) (Assignment, bool) {
 	if al == nil {
 		return Assignment{}, false
 	}
-	return Assignment{IPs: append([]netip.Addr(nil), al.ips...), Pool: al.pool}, true
+	return Assignment{IPs: append([]netip.Addr(nil), al.ips...), Pool: al.pool, Kept: al.kept}, true
 }
 
 // Holders returns the Services holding ip, sorted.
@@ -419,8 +520,8 @@ func parseRequested(svc Service) ([]netip.Addr, *Error) {
 	for _, s := range svc.RequestedIPs {
 		ip, err := netip.ParseAddr(strings.TrimSpace(s))
 		if err != nil || ip.Zone() != "" {
-			e := refuse(ReasonInvalidIP, "%s is not a valid IP", strings.TrimSpace(s))
-			e.IP = s
+			e := refuse(ReasonInvalidIP, "%s is not a valid IP", short(strings.TrimSpace(s)))
+			e.IP = short(s)
 			return nil, e
 		}
 		ip = ip.Unmap()
@@ -452,44 +553,62 @@ func (a *Allocator) assignRequested(svc Service) (Assignment, error) {
 	return a.place(svc, ips)
 }
 
-// poolFor returns the usable pool that may hand out ip, or nil and why not.
-func (a *Allocator) poolFor(ip netip.Addr) (*pool, *Error) {
+// usablePoolOf returns the usable pool containing ip, or nil. Usable pools never overlap.
+func (a *Allocator) usablePoolOf(ip netip.Addr) *pool {
 	for _, p := range a.pools {
-		if !p.contains(ip) {
-			continue
+		if p.contains(ip) {
+			return p
 		}
-		if p.spec.AvoidBuggyIPs && isBuggy(ip) {
-			e := refuse(ReasonBuggyIP, "%s is in pool %q, which has avoidBuggyIPs: addresses ending in .0 and .255 are not used", ip, p.spec.Name)
-			e.IP, e.Pool = ip.String(), p.spec.Name
-			return nil, e
-		}
-		return p, nil
 	}
-	e := refuse(ReasonNotInPool, "%s is not in any pool", ip)
-	e.IP = ip.String()
-	return nil, e
+	return nil
 }
 
-// place assigns exactly ips to svc if every rule allows it.
-func (a *Allocator) place(svc Service, ips []netip.Addr) (Assignment, error) {
+// poolFor returns the usable pool that may hand out every one of ips, as MetalLB's poolFor
+// does, or nil and why not.
+func (a *Allocator) poolFor(ips []netip.Addr) (*pool, *Error) {
 	var p *pool
 	for _, ip := range ips {
-		ipPool, err := a.poolFor(ip)
-		if err != nil {
-			return Assignment{}, err
+		ipPool := a.usablePoolOf(ip)
+		if ipPool == nil {
+			e := refuse(ReasonNotInPool, "%s is not in any pool", ip)
+			e.IP = ip.String()
+			return nil, e
+		}
+		if ipPool.spec.AvoidBuggyIPs && isBuggy(ip) {
+			e := refuse(ReasonBuggyIP, "%s is in pool %q, which has avoidBuggyIPs: addresses ending in .0 and .255 are not used", ip, ipPool.spec.Name)
+			e.IP, e.Pool = ip.String(), ipPool.spec.Name
+			return nil, e
 		}
 		if p != nil && p != ipPool {
 			e := refuse(ReasonDifferentPools, "%s is in pool %q but %s is in pool %q; all addresses of a Service must come from one pool", ips[0], p.spec.Name, ip, ipPool.spec.Name)
 			e.IP, e.Pool = ip.String(), ipPool.spec.Name
-			return Assignment{}, e
+			return nil, e
 		}
 		p = ipPool
+	}
+	return p, nil
+}
+
+// PoolOf returns the usable pool that contains every one of ips, or "" and why none does.
+func (a *Allocator) PoolOf(ips ...netip.Addr) (string, *Error) {
+	p, err := a.poolFor(ips)
+	if p == nil {
+		return "", err
+	}
+	return p.spec.Name, nil
+}
+
+// place assigns exactly ips to svc if every rule allows it.
+func (a *Allocator) place(svc Service, ips []netip.Addr) (Assignment, error) {
+	p, err := a.poolFor(ips)
+	if err != nil {
+		return Assignment{}, err
 	}
 	if svc.RequestedPool != "" && p.spec.Name != svc.RequestedPool {
 		if err := a.checkRequestedPool(svc); err != nil {
 			return Assignment{}, err
 		}
-		e := refuse(ReasonNotInRequestedPool, "%s is in pool %q, not in the requested pool %q", ips[0], p.spec.Name, svc.RequestedPool)
+		e := refuse(ReasonNotInRequestedPool, "%s is in pool %q, not in the requested pool %s", ips[0], p.spec.Name, quote(svc.RequestedPool))
 		e.IP, e.Pool = ips[0].String(), p.spec.Name
 		return Assignment{}, e
 	}
@@ -501,7 +620,7 @@ func (a *Allocator) place(svc Service, ips []netip.Addr) (Assignment, error) {
 			return Assignment{}, err
 		}
 	}
-	return a.commit(svc, ips, p), nil
+	return a.commit(svc, ips, p, nil), nil
 }
 
 // checkAllowed applies the pool's serviceAllocation to svc.
@@ -512,7 +631,7 @@ func checkAllowed(p *pool, svc Service) *Error {
 		return e
 	}
 	if !p.allowsServiceLabels(svc.Labels) {
-		e := refuse(ReasonServiceNotAllowed, "pool %q does not allow Service %s: its labels {%s} match none of the pool's serviceSelectors", p.spec.Name, svc.Key, labels.Set(svc.Labels))
+		e := refuse(ReasonServiceNotAllowed, "pool %q does not allow Service %s: its labels {%s} match none of the pool's serviceSelectors", p.spec.Name, svc.Key, short(labels.Set(svc.Labels).String()))
 		e.Pool = p.spec.Name
 		return e
 	}
@@ -525,11 +644,11 @@ func (a *Allocator) checkRequestedPool(svc Service) *Error {
 		return nil
 	}
 	if problem, ok := a.problems[svc.RequestedPool]; ok {
-		e := refuse(ReasonPoolUnusable, "pool %q is not in use: %s", svc.RequestedPool, problem.Message)
+		e := refuse(ReasonPoolUnusable, "pool %s is not in use: %s", quote(svc.RequestedPool), problem.Message)
 		e.Pool = svc.RequestedPool
 		return e
 	}
-	e := refuse(ReasonUnknownPool, "pool %q does not exist", svc.RequestedPool)
+	e := refuse(ReasonUnknownPool, "pool %s does not exist", quote(svc.RequestedPool))
 	e.Pool = svc.RequestedPool
 	return e
 }
@@ -544,6 +663,12 @@ func selectorString(sel map[string]string) string {
 // checkSharing returns why svc may not use ip next to the Services already holding it, or nil.
 // svc must not hold ip itself.
 func (a *Allocator) checkSharing(svc Service, ip netip.Addr) *Error {
+	if other, ok := a.releasing[ip]; ok && other != svc.Key {
+		e := refuse(ReasonIPInUse, "%s is still in the status of %s, which is giving it up", ip, other)
+		e.IP = ip.String()
+		e.OtherService = &other
+		return e
+	}
 	use := a.ips[ip]
 	if use == nil {
 		return nil
@@ -560,9 +685,9 @@ func (a *Allocator) checkSharing(svc Service, ip netip.Addr) *Error {
 	case use.sharingKey == "":
 		return mk(ReasonIPInUse, "%s is used by %s, which has no sharing key", ip, other.svc.Key)
 	case svc.SharingKey == "":
-		return mk(ReasonIPInUse, "%s is used by %s with sharing key %q, this Service has no sharing key", ip, other.svc.Key, use.sharingKey)
+		return mk(ReasonIPInUse, "%s is used by %s with sharing key %s, this Service has no sharing key", ip, other.svc.Key, quote(use.sharingKey))
 	case svc.SharingKey != use.sharingKey:
-		return mk(ReasonSharingKeyMismatch, "%s is used by %s with sharing key %q, this Service has key %q", ip, other.svc.Key, use.sharingKey, svc.SharingKey)
+		return mk(ReasonSharingKeyMismatch, "%s is used by %s with sharing key %s, this Service has key %s", ip, other.svc.Key, quote(use.sharingKey), quote(svc.SharingKey))
 	}
 	mine := TrafficPolicy(svc.TrafficPolicy)
 	if mine == "" {
@@ -584,15 +709,24 @@ func (a *Allocator) checkSharing(svc Service, ip netip.Addr) *Error {
 	return nil
 }
 
-// commit records the assignment; every rule has been checked.
-func (a *Allocator) commit(svc Service, ips []netip.Addr, p *pool) Assignment {
-	al := &allocation{svc: svc, selector: selectorString(svc.Selector), ips: ips, pool: p.spec.Name}
+// commit records the assignment; every rule has been checked. p is nil, and kept says why,
+// for addresses kept outside every usable pool.
+func (a *Allocator) commit(svc Service, ips []netip.Addr, p *pool, kept *Error) Assignment {
+	name := ""
+	if p != nil {
+		name = p.spec.Name
+	}
+	al := &allocation{svc: svc, selector: selectorString(svc.Selector), ips: ips, pool: name, kept: kept}
 	for _, ip := range ips {
+		delete(a.releasing, ip) // svc takes back an address it was giving up
 		use := a.ips[ip]
 		if use == nil {
-			use = &ipUse{pool: p.spec.Name, sharingKey: svc.SharingKey, holders: map[ServiceKey]*allocation{}, ports: map[Port]ServiceKey{}}
+			use = &ipUse{sharingKey: svc.SharingKey, holders: map[ServiceKey]*allocation{}, ports: map[Port]ServiceKey{}}
+			if ipPool := a.usablePoolOf(ip); ipPool != nil {
+				use.pool = ipPool.spec.Name
+				ipPool.used[familyIndex(ip)]++
+			}
 			a.ips[ip] = use
-			p.used[familyIndex(ip)]++
 			if svc.SharingKey != "" {
 				if a.byKey[svc.SharingKey] == nil {
 					a.byKey[svc.SharingKey] = map[netip.Addr]struct{}{}
@@ -606,7 +740,7 @@ func (a *Allocator) commit(svc Service, ips []netip.Addr, p *pool) Assignment {
 		}
 	}
 	a.allocs[svc.Key] = al
-	return Assignment{IPs: append([]netip.Addr(nil), ips...), Pool: p.spec.Name}
+	return Assignment{IPs: append([]netip.Addr(nil), ips...), Pool: name, Kept: kept}
 }
 
 func (a *Allocator) release(key ServiceKey) bool {

@@ -28,6 +28,10 @@ type Pool struct {
 	// Priority orders pools for automatic allocation: a lower number is tried first and 0
 	// (unset) comes last, as in MetalLB's serviceAllocation.priority.
 	Priority int
+	// ServiceAllocation is set when the IPAddressPool has a spec.serviceAllocation, even an
+	// empty one or one with only a priority: MetalLB tries such pools, when they allow the
+	// Service, before the pools without one.
+	ServiceAllocation bool
 	// Namespaces and NamespaceSelectors restrict the pool to some namespaces; both empty allows
 	// every namespace.
 	Namespaces         []string
@@ -100,35 +104,43 @@ func parsePool(spec Pool) (*pool, error) {
 	return p, nil
 }
 
-// parseRange parses a CIDR or an "a-b" range.
+// parseRange parses a CIDR or an "a-b" range and refuses special addresses (see
+// specialBlocks). Messages quote the input shortened.
 func parseRange(s string) (addrRange, error) {
+	r, err := parseRangeSyntax(s)
+	if err != nil {
+		return r, err
+	}
+	return r, checkSpecial(r)
+}
+
+func parseRangeSyntax(s string) (addrRange, error) {
 	s = strings.TrimSpace(s)
 	if strings.Contains(s, "/") {
 		prefix, err := netip.ParsePrefix(s)
 		if err != nil {
-			return addrRange{}, fmt.Errorf("%q is not a valid CIDR", s)
+			return addrRange{}, fmt.Errorf("%s is not a valid CIDR", quote(s))
 		}
 		prefix = prefix.Masked()
 		return addrRange{first: prefix.Addr(), last: lastAddr(prefix)}, nil
 	}
 	a, b, ok := strings.Cut(s, "-")
 	if !ok {
-		return addrRange{}, fmt.Errorf("%q is neither a CIDR nor a range like 192.0.2.10-192.0.2.20", s)
+		return addrRange{}, fmt.Errorf("%s is neither a CIDR nor a range like 192.0.2.10-192.0.2.20", quote(s))
 	}
 	first, err := netip.ParseAddr(strings.TrimSpace(a))
 	if err != nil || first.Zone() != "" {
-		return addrRange{}, fmt.Errorf("range %q: %q is not a valid IP", s, strings.TrimSpace(a))
+		return addrRange{}, fmt.Errorf("range %s: %s is not a valid IP", quote(s), quote(strings.TrimSpace(a)))
 	}
 	last, err := netip.ParseAddr(strings.TrimSpace(b))
 	if err != nil || last.Zone() != "" {
-		return addrRange{}, fmt.Errorf("range %q: %q is not a valid IP", s, strings.TrimSpace(b))
+		return addrRange{}, fmt.Errorf("range %s: %s is not a valid IP", quote(s), quote(strings.TrimSpace(b)))
 	}
-	first, last = first.Unmap(), last.Unmap()
 	if first.Is4() != last.Is4() {
-		return addrRange{}, fmt.Errorf("range %q mixes IPv4 and IPv6", s)
+		return addrRange{}, fmt.Errorf("range %s mixes IPv4 and IPv6", quote(s))
 	}
 	if last.Less(first) {
-		return addrRange{}, fmt.Errorf("range %q ends before it starts", s)
+		return addrRange{}, fmt.Errorf("range %s ends before it starts", quote(s))
 	}
 	return addrRange{first: first, last: last}, nil
 }
@@ -304,10 +316,20 @@ func (p *pool) stats() PoolStats {
 	}
 }
 
-// sortForAutoAssign orders pools as MetalLB does: priority ascending with 0 (unset) last, then
-// by name so the order is deterministic.
+// restricted reports whether the pool has a serviceAllocation (see Pool.ServiceAllocation).
+func (p *pool) restricted() bool {
+	s := &p.spec
+	return s.ServiceAllocation || s.Priority != 0 || len(s.Namespaces) > 0 || len(s.NamespaceSelectors) > 0 || len(s.ServiceSelectors) > 0
+}
+
+// sortForAutoAssign orders pools as MetalLB does: pools with a serviceAllocation before those
+// without (candidatePools splits them into groups), then priority ascending with 0 (unset)
+// last, then by name so the order is deterministic where MetalLB's follows map iteration.
 func sortForAutoAssign(pools []*pool) {
 	sort.Slice(pools, func(i, j int) bool {
+		if ri, rj := pools[i].restricted(), pools[j].restricted(); ri != rj {
+			return ri
+		}
 		pi, pj := pools[i].spec.Priority, pools[j].spec.Priority
 		if (pi > 0) != (pj > 0) {
 			return pi > 0

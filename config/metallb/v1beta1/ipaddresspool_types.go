@@ -5,13 +5,17 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 // IPAddressPoolSpec is a set of addresses LoadBalancer Services may be given.
 type IPAddressPoolSpec struct {
 	// Addresses lists CIDR prefixes (192.0.2.0/24) or inclusive ranges (192.0.2.10-192.0.2.20).
-	// A range's ends are of the same family and start <= end.
+	// A range's ends are of the same family and start <= end. No entry may contain unspecified,
+	// loopback, link-local, multicast, broadcast or IPv4-mapped IPv6 addresses (the controller
+	// also refuses a range that only spans them).
 	// +kubebuilder:validation:MaxItems=1024
 	// +kubebuilder:validation:items:MaxLength=100
 	// +kubebuilder:validation:items:XValidation:rule="self.contains('-') || isCIDR(self)",message="must be a CIDR (192.0.2.0/24) or a range (192.0.2.10-192.0.2.20)",reason="FieldValueInvalid"
 	// +kubebuilder:validation:items:XValidation:rule="!self.contains('-') || (size(self.split('-')) == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim()))",message="a range must be two IP addresses separated by '-'",reason="FieldValueInvalid"
 	// +kubebuilder:validation:items:XValidation:rule="!self.contains('-') || size(self.split('-')) != 2 || !isIP(self.split('-')[0].trim()) || !isIP(self.split('-')[1].trim()) || ip(self.split('-')[0].trim()).family() == ip(self.split('-')[1].trim()).family()",message="a range's start and end must be of the same address family",reason="FieldValueInvalid"
 	// +kubebuilder:validation:items:XValidation:rule="!self.contains('-') || size(self.split('-')) != 2 || !isIP(self.split('-')[0].trim()) || !isIP(self.split('-')[1].trim()) || ip(self.split('-')[0].trim()).family() != 4 || ip(self.split('-')[1].trim()).family() != 4 || (int(self.split('-')[0].trim().split('.')[0]) * 16777216 + int(self.split('-')[0].trim().split('.')[1]) * 65536 + int(self.split('-')[0].trim().split('.')[2]) * 256 + int(self.split('-')[0].trim().split('.')[3]) <= int(self.split('-')[1].trim().split('.')[0]) * 16777216 + int(self.split('-')[1].trim().split('.')[1]) * 65536 + int(self.split('-')[1].trim().split('.')[2]) * 256 + int(self.split('-')[1].trim().split('.')[3]))",message="a range's start must not be greater than its end",reason="FieldValueInvalid"
+	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || !['0.0.0.0/32', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32', '::/128', '::1/128', 'fe80::/10', 'ff00::/8'].exists(b, cidr(b).ip().family() == cidr(self).ip().family() && (cidr(self).masked().containsCIDR(cidr(b)) || cidr(b).containsIP(cidr(self).masked().ip())))",message="must not contain unspecified, loopback, link-local, multicast or broadcast addresses (0.0.0.0, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, 255.255.255.255, ::, ::1, fe80::/10, ff00::/8)",reason="FieldValueInvalid"
+	// +kubebuilder:validation:items:XValidation:rule="!self.contains('-') || size(self.split('-')) != 2 || !isIP(self.split('-')[0].trim()) || !isIP(self.split('-')[1].trim()) || (ip(self.split('-')[0].trim()).isGlobalUnicast() && ip(self.split('-')[1].trim()).isGlobalUnicast())",message="a range must not start or end at an unspecified, loopback, link-local, multicast or broadcast address",reason="FieldValueInvalid"
 	Addresses []string `json:"addresses"`
 
 	// AutoAssign lets the controller pick addresses from this pool without an explicit request.
