@@ -178,10 +178,18 @@ func (c *controller) writeAllocation(ctx context.Context, svc *corev1.Service, r
 		Type: ConditionAddressAllocated, Status: metav1.ConditionTrue,
 		Reason: ReasonAllocated, Message: "assigned " + describe(res),
 	}
-	if res.Kept != nil {
+	var warning string
+	switch {
+	case res.Kept != nil:
 		// The address stays where the world uses it; the operator decides what happens.
 		cond.Status, cond.Reason = metav1.ConditionFalse, string(res.Kept.Reason)
 		cond.Message = keptMessage(res)
+		warning = ReasonAddressKept
+	case res.Partial != nil:
+		// PreferDualStack with one family: allocated, and why not both.
+		cond.Reason = string(res.Partial.Reason)
+		cond.Message += "; " + res.Partial.Message
+		warning = string(res.Partial.Reason)
 	}
 	ingress := ingressFor(res.IPs)
 	newAddresses := !sameIngress(svc.Status.LoadBalancer.Ingress, ingress)
@@ -194,8 +202,8 @@ func (c *controller) writeAllocation(ctx context.Context, svc *corev1.Service, r
 		allocationsTotal.WithLabelValues(res.Pool).Inc()
 	}
 	switch {
-	case changed && res.Kept != nil:
-		c.recorder.Event(svc, corev1.EventTypeWarning, ReasonAddressKept, cond.Message)
+	case changed && warning != "":
+		c.recorder.Event(svc, corev1.EventTypeWarning, warning, cond.Message)
 	case newAddresses || (changed && (old == nil || old.Status != metav1.ConditionTrue)):
 		// A pool renamed or split changes the condition's message, not the address: no
 		// Event says the address moved when it did not.

@@ -66,7 +66,9 @@ func (a *Allocator) allocateFromGroup(svc Service, group []*pool, want []Family)
 	}
 	for i, p := range fallback {
 		if p != nil {
-			return a.commit(svc, []netip.Addr{fallbackIP[i]}, p, nil), true
+			res := a.commit(svc, []netip.Addr{fallbackIP[i]}, p, nil)
+			res.Partial = oneFamily(want[i], "no pool allowed for this Service has a free address of each family")
+			return res, true
 		}
 	}
 	return Assignment{}, false
@@ -166,12 +168,12 @@ func poolsWithFamilies(pools []*pool, want []Family) ([]*pool, *Error) {
 
 // pick chooses one address per wanted family in p, an invalid Addr where the family has none
 // free: first an address already shared under svc's sharing key that accepts svc, as MetalLB
-// does, else a free one (not held, not being given up by another Service).
+// does, else a free one (not held, not being given up by another Service: its own it may take back).
 func (a *Allocator) pick(p *pool, svc Service, want []Family) []netip.Addr {
 	ips := make([]netip.Addr, 0, len(want))
 	inUse := func(ip netip.Addr) bool {
-		_, releasing := a.releasing[ip]
-		return a.ips[ip] != nil || releasing
+		k, releasing := a.releasing[ip]
+		return a.ips[ip] != nil || (releasing && k != svc.Key)
 	}
 	for _, f := range want {
 		ip, ok := a.pickShared(p, svc, f)

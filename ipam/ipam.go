@@ -120,6 +120,9 @@ type Assignment struct {
 	// allows the Service): a pool change never takes an address away, the Service's own spec
 	// or an operator decides. It says why, for a Warning and a condition.
 	Kept *Error
+	// Partial is set when a PreferDualStack Service got one family only, and says why (as in
+	// MetalLB, one Service's addresses come from one pool).
+	Partial *Error
 }
 
 // allocation is a Service's assignment together with what sharing is checked against.
@@ -289,18 +292,31 @@ func (a *Allocator) Assign(svc Service) (res Assignment, err error) {
 	if err := validateFamilies(svc); err != nil {
 		return Assignment{}, err
 	}
+	var disallowed []netip.Addr
 	for _, ips := range [][]netip.Addr{held, svc.Current} {
 		if len(ips) == 0 {
 			continue
 		}
-		if res, err := a.keep(svc, ips); err == nil {
+		res, err := a.keep(svc, ips, false)
+		if err == nil {
 			return res, nil
+		}
+		if disallowed == nil && (err.Reason == ReasonNamespaceNotAllowed || err.Reason == ReasonServiceNotAllowed) {
+			disallowed = ips
 		}
 	}
 	if len(svc.RequestedIPs) > 0 {
 		return a.assignRequested(svc)
 	}
-	return a.allocateFromPools(svc)
+	res, err = a.allocateFromPools(svc)
+	if err != nil && disallowed != nil && svc.RequestedPool == "" {
+		// The pool holding the addresses no longer allows svc and no other pool has room:
+		// keep them, reported, rather than leave svc with nothing.
+		if kept, kerr := a.keep(svc, disallowed, true); kerr == nil {
+			return kept, nil
+		}
+	}
+	return res, err
 }
 
 // Restore re-establishes an assignment read back from a Service's status, as on a controller
@@ -312,7 +328,7 @@ func (a *Allocator) Restore(svc Service, ips []netip.Addr) (Assignment, error) {
 	if err := validateFamilies(svc); err != nil {
 		return Assignment{}, err
 	}
-	res, err := a.keep(svc, ips)
+	res, err := a.keep(svc, ips, true)
 	if err != nil {
 		return Assignment{}, err
 	}
@@ -322,9 +338,10 @@ func (a *Allocator) Restore(svc Service, ips []netip.Addr) (Assignment, error) {
 // keep assigns svc exactly the addresses it already has, unless its spec asks for something
 // else: other requested IPs, a requested pool that does not contain them, ipFamilies they do
 // not fit, or sharing rules that no longer let it stay next to the other holders. A pool
-// change alone never refuses: addresses outside every usable pool, or in a pool that no
-// longer allows svc, are kept and the Assignment says why in Kept.
-func (a *Allocator) keep(svc Service, ips []netip.Addr) (Assignment, *Error) {
+// change alone never refuses addresses outside every usable pool: they are kept and the
+// Assignment says why in Kept. Addresses in a pool whose serviceAllocation does not allow svc
+// are refused as MetalLB does (svc moves to a pool that allows it), unless disallowedOK.
+func (a *Allocator) keep(svc Service, ips []netip.Addr, disallowedOK bool) (Assignment, *Error) {
 	if err := a.keepable(svc, ips); err != nil {
 		return Assignment{}, err
 	}
@@ -334,13 +351,38 @@ func (a *Allocator) keep(svc Service, ips []netip.Addr) (Assignment, *Error) {
 	}
 	if p != nil {
 		kept = checkAllowed(p, svc)
+		if kept != nil && !disallowedOK {
+			return Assignment{}, kept
+		}
 	}
 	for _, ip := range ips {
 		if err := a.checkSharing(svc, ip); err != nil {
 			return Assignment{}, err
 		}
 	}
-	return a.commit(svc, ips, p, kept), nil
+	var partial *Error
+	if want := wantedFamilies(svc); len(want) == 2 && len(ips) == 1 && svc.FamilyPolicy == PreferDualStack {
+		// MetalLB adds the missing family from the same pool when it can.
+		missing := want[0]
+		if missing == familyOf(ips[0]) {
+			missing = want[1]
+		}
+		if p == nil || kept != nil {
+			partial = oneFamily(familyOf(ips[0]), "the address it has is kept outside the pools' rules")
+		} else if extra := a.pick(p, svc, []Family{missing})[0]; extra.IsValid() {
+			ips = append(slices.Clone(ips), extra)
+		} else {
+			partial = oneFamily(familyOf(ips[0]), fmt.Sprintf("pool %q, which holds it, has no free %s address", p.spec.Name, missing))
+		}
+	}
+	res := a.commit(svc, ips, p, kept)
+	res.Partial = partial
+	return res, nil
+}
+
+// oneFamily explains why a PreferDualStack Service has an address of family f only.
+func oneFamily(f Family, why string) *Error {
+	return refuse(ReasonMissingFamily, "ipFamilyPolicy PreferDualStack, but the Service has only an %s address: %s; all addresses of a Service come from one pool, as in MetalLB", f, why)
 }
 
 // reserve keeps the addresses svc gave up (given minus kept) from other Services until Settle.

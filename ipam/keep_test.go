@@ -205,10 +205,17 @@ func TestPoolChangesKeepAddresses(t *testing.T) {
 			wantKept: [2]Reason{ReasonBuggyIP, ""},
 		},
 		{
-			name:     "namespace no longer allowed: kept and reported",
+			name:     "namespace no longer allowed, no other pool: kept and reported",
 			after:    []Pool{restrictedTo(testPool("a", "192.0.2.0/28"), "other")},
 			wantPool: [2]string{"a", "a"},
 			wantKept: [2]Reason{ReasonNamespaceNotAllowed, ReasonNamespaceNotAllowed},
+		},
+		{
+			// MetalLB's controller does the same: the restriction is the operator's decision.
+			name:     "namespace no longer allowed, another pool allows it: moved there",
+			after:    []Pool{restrictedTo(testPool("a", "192.0.2.0/28"), "other"), testPool("b", "198.51.100.0/28")},
+			wantPool: [2]string{"b", "b"},
+			wantIPs:  [2]string{"198.51.100.1", "198.51.100.0"},
 		},
 		{
 			name:     "a requested pool that no longer holds the address moves the Service",
@@ -344,4 +351,40 @@ func TestGivenUpAddressesWaitForSettle(t *testing.T) {
 	}
 	a.Release(x)
 	mustAssign(t, a, svc("default", "w", withIPs("192.0.2.3")))
+}
+
+// TestPreferDualStackOnePoolPerFamily: as in MetalLB, a Service's addresses come from one pool:
+// with one pool per family PreferDualStack gets its primary family and says why, and
+// RequireDualStack is refused; a later sync adds the missing family from the same pool when it
+// has one free.
+func TestPreferDualStackOnePoolPerFamily(t *testing.T) {
+	a := New()
+	a.SetPools([]Pool{testPool("v4", "192.0.2.0/28"), testPool("v6", "2001:db8::/124")})
+	got := mustAssign(t, a, svc("default", "prefer", withFamilies(PreferDualStack, IPv6, IPv4)))
+	if addrs(got.IPs) != "2001:db8::" || got.Pool != "v6" || got.Partial == nil || got.Partial.Reason != ReasonMissingFamily ||
+		got.Partial.Message != "ipFamilyPolicy PreferDualStack, but the Service has only an IPv6 address: no pool allowed for this Service has a free address of each family; all addresses of a Service come from one pool, as in MetalLB" {
+		t.Fatalf("PreferDualStack = %+v, partial %+v", got, got.Partial)
+	}
+	_, err := a.Assign(svc("default", "require", withFamilies(RequireDualStack, IPv4, IPv6)))
+	var e *Error
+	if !errors.As(err, &e) || e.Reason != ReasonNoPoolForFamily {
+		t.Fatalf("RequireDualStack = %v", err)
+	}
+
+	// A dual-stack pool: a Service holding only its IPv4 address gets the IPv6 one added.
+	b := New()
+	b.SetPools([]Pool{testPool("dual", "192.0.2.0/30", "2001:db8::/126")})
+	mustAssign(t, b, svc("default", "first", withFamilies(SingleStack, IPv6)))
+	mustAssign(t, b, svc("default", "second", withFamilies(SingleStack, IPv6)))
+	mustAssign(t, b, svc("default", "third", withFamilies(SingleStack, IPv6)))
+	mustAssign(t, b, svc("default", "fourth", withFamilies(SingleStack, IPv6)))
+	one := mustAssign(t, b, svc("default", "x", withFamilies(PreferDualStack, IPv4, IPv6)))
+	if addrs(one.IPs) != "192.0.2.0" || one.Partial == nil {
+		t.Fatalf("x with the IPv6 addresses all held = %s, partial %v", addrs(one.IPs), one.Partial)
+	}
+	b.Release(ServiceKey{"default", "third"})
+	both := mustAssign(t, b, svc("default", "x", withFamilies(PreferDualStack, IPv4, IPv6), withCurrent("192.0.2.0")))
+	if addrs(both.IPs) != "192.0.2.0,2001:db8::2" || both.Partial != nil {
+		t.Fatalf("x after an IPv6 address was freed = %s, partial %v", addrs(both.IPs), both.Partial)
+	}
 }
