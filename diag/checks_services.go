@@ -116,7 +116,7 @@ func (x *index) checkService(s *corev1.Service) []Finding {
 	var out []Finding
 	if _, outside := x.svcNoPool[k]; outside {
 		out = append(out, finding("service.ip-outside-pools", Warning, obj,
-			"add the address to a pool, or remove it from the Service so the controller allocates again",
+			"add the address to a pool; to give the Service another address, request one (metallb.io/loadBalancerIPs, metallb.io/address-pool) or remove the address from its status: the controller keeps it until then",
 			"Service %s holds %s, which is in no usable pool in namespace %s", k, addrList(ips), x.Namespace))
 	}
 	total := x.servingTotal(k)

@@ -286,9 +286,18 @@ func (a *Allocator) Assign(svc Service) (res Assignment, err error) {
 	var held []netip.Addr
 	if prev := a.allocs[svc.Key]; prev != nil {
 		held = prev.ips
+		if prev.kept != nil && !sameAddrs(prev.ips, svc.Current) {
+			// A kept address the Service's status no longer shows was removed by an
+			// operator: that is the decision to allocate again.
+			held = nil
+		}
+	}
+	given := append(slices.Clone(held), svc.Current...)
+	if prev := a.allocs[svc.Key]; prev != nil && held == nil {
+		given = append(given, prev.ips...)
 	}
 	a.release(svc.Key)
-	defer func() { a.reserve(svc.Key, append(slices.Clone(held), svc.Current...), res.IPs) }()
+	defer func() { a.reserve(svc.Key, given, res.IPs) }()
 	if err := validateFamilies(svc); err != nil {
 		return Assignment{}, err
 	}

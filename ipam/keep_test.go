@@ -388,3 +388,25 @@ func TestPreferDualStackOnePoolPerFamily(t *testing.T) {
 		t.Fatalf("x after an IPv6 address was freed = %s, partial %v", addrs(both.IPs), both.Partial)
 	}
 }
+
+// TestKeptAddressClearedByOperator: removing a kept address from the Service's status is the
+// operator's decision: the Service is allocated again (and the old address is reserved until
+// that status is written).
+func TestKeptAddressClearedByOperator(t *testing.T) {
+	a := New()
+	a.SetPools([]Pool{testPool("a", "192.0.2.0/28")})
+	mustAssign(t, a, svc("default", "x"))
+	a.SetPools([]Pool{testPool("b", "198.51.100.0/28")})
+	kept := mustAssign(t, a, svc("default", "x", withCurrent("192.0.2.0")))
+	if addrs(kept.IPs) != "192.0.2.0" || kept.Kept == nil {
+		t.Fatalf("x = %s, kept %v", addrs(kept.IPs), kept.Kept)
+	}
+	// A sync that still sees the address keeps it; one that does not allocates again.
+	if again := mustAssign(t, a, svc("default", "x", withCurrent("192.0.2.0"))); addrs(again.IPs) != "192.0.2.0" {
+		t.Fatalf("x = %s", addrs(again.IPs))
+	}
+	moved := mustAssign(t, a, svc("default", "x"))
+	if addrs(moved.IPs) != "198.51.100.0" || moved.Kept != nil || moved.Pool != "b" {
+		t.Fatalf("x after its status was cleared = %+v", moved)
+	}
+}
