@@ -156,7 +156,12 @@ func TestIntegrationPoolRenameAndSplitKeepAddresses(t *testing.T) {
 	f.service("later", annotate("metallb.io/address-pool", "upper"))
 	f.waitAllocated(f.ns, "later", "192.0.2.10", "upper")
 
-	log.waitSeen(f, "later", "192.0.2.10")
+	// The annotation is the controller's output, never its input: a Service that claims
+	// another pool is corrected.
+	f.service("liar", annotate("metallb.io/address-pool", "upper"), annotate(AnnotationAllocatedFromPool, "new"))
+	f.waitAllocated(f.ns, "liar", "192.0.2.11", "upper")
+
+	log.waitSeen(f, "liar", "192.0.2.11")
 	log.check(t, want)
 	if extra := f.extraEvents(names); len(extra) > 0 {
 		t.Errorf("Events after the first allocation: %q", extra)
