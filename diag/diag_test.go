@@ -300,6 +300,26 @@ func TestChecks(t *testing.T) {
 			inMessage: "spec.passwordSecret",
 		},
 		{
+			name: "advertisement two speakers could not use",
+			mutate: func(c *Cluster) {
+				ev := func(name, host string, at time.Time, msg string) corev1.Event {
+					return corev1.Event{
+						ObjectMeta:     metav1.ObjectMeta{Namespace: ns, Name: name},
+						InvolvedObject: corev1.ObjectReference{Kind: "L2Advertisement", Namespace: ns, Name: "l2"},
+						Type:           corev1.EventTypeWarning, Reason: reasonInvalidConfiguration, Source: corev1.EventSource{Host: host},
+						LastTimestamp: metav1.NewTime(at), Message: msg,
+					}
+				}
+				now := time.Now()
+				c.Events = []corev1.Event{
+					ev("l2.1", "n1", now.Add(-time.Minute), "L2Advertisement herald-system/l2 is not used as written on node n1: old"),
+					ev("l2.2", "n2", now, `L2Advertisement herald-system/l2 is not used as written on node n2: spec.nodeSelectors[0]: "Near" is not a valid label selector operator`),
+				}
+			},
+			want:      []string{"warning config.invalid-on-node L2Advertisement/herald-system/l2"},
+			inMessage: `on node n2: spec.nodeSelectors[0]: "Near" is not a valid label selector operator (Event InvalidConfiguration from 2 node(s) [n1 n2]`,
+		},
+		{
 			name: "BGP advertisement naming a missing peer",
 			mutate: func(c *Cluster) {
 				c.BGPAdvertisements = []metallbv1beta1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bgp"},

@@ -81,7 +81,8 @@ func Gather(ctx context.Context, cl Clients, o Options) *Cluster {
 	if l, err := cl.Kube.DiscoveryV1().EndpointSlices("").List(ctx, all); ok("endpointslices.discovery.k8s.io", err) {
 		c.EndpointSlices = l.Items
 	}
-	for _, kind := range []string{"Service", "BGPPeer"} {
+	// Lease and the advertisements: the speakers' InvalidConfiguration Events.
+	for _, kind := range []string{"Service", "BGPPeer", "L2Advertisement", "BGPAdvertisement", "Lease"} {
 		sel := metav1.ListOptions{FieldSelector: "involvedObject.kind=" + kind + ",type=Warning"}
 		if l, err := core.Events("").List(ctx, sel); ok("events", err) {
 			c.Events = append(c.Events, l.Items...)

@@ -13,6 +13,7 @@ func TestEventReasonsMatchTheSpeakers(t *testing.T) {
 		{reasonAddressConflict, speaker.ReasonAddressConflict},
 		{reasonPeerInvalid, speaker.ReasonPeerInvalid},
 		{reasonPeerRejected, speaker.ReasonPeerRejected},
+		{reasonInvalidConfiguration, speaker.ReasonInvalidConfiguration},
 	} {
 		if c.diag != c.speaker {
 			t.Errorf("diag looks for Event reason %q, the speaker records %q", c.diag, c.speaker)

@@ -27,6 +27,7 @@ var checks = []check{
 	{"pool", checkPools},
 	{"advertisement", checkAdvertisements},
 	{"bgp", checkBGP},
+	{"speaker-config", checkSpeakerConfig},
 	{"service", checkServices},
 	{"l2status", checkL2Statuses},
 	{"conflict", checkConflicts},

@@ -123,6 +123,34 @@ func (b *Builder) Errors() []error {
 	return out
 }
 
+// Problem is a conversion problem of one object: what Errors returns, with the object named.
+type Problem struct {
+	// Kind is the object's kind (Service, Lease, L2Advertisement, BGPAdvertisement).
+	Kind, Namespace, Name string
+	Err                   error
+}
+
+// Problems returns the current conversion problems with the object each belongs to, sorted
+// like Errors, so the speaker can report each on its object.
+func (b *Builder) Problems() []Problem {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]Problem, 0, len(b.errs))
+	for k, err := range b.errs {
+		kind, id, _ := strings.Cut(k, " ")
+		ns, name, found := strings.Cut(id, "/")
+		if !found {
+			ns, name = "", id
+		}
+		out = append(out, Problem{Kind: kind, Namespace: ns, Name: name, Err: err})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		return a.Kind+" "+a.Namespace+"/"+a.Name < b.Kind+" "+b.Namespace+"/"+b.Name
+	})
+	return out
+}
+
 // --- nodes and heartbeats ---
 
 // SetNode adds or updates a Node.

@@ -359,6 +359,8 @@ func (s *Speaker) run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.bgpStatus.Run(runCtx, 2) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.l2Status.Run(runCtx, 2) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); newProblemReporter(s.o.NodeName, s.recorder).run(runCtx, b) }()
 	s.queue.Add(allKey)
 	const workers = 2
 	for i := 0; i < workers; i++ {
