@@ -80,6 +80,9 @@ func setScalarDefaults(c *SpeakerConfiguration) {
 	if c.Heartbeat.Namespace == "" {
 		c.Heartbeat.Namespace = DefaultNamespace
 	}
+	if c.ConfigNamespace == "" {
+		c.ConfigNamespace = c.Heartbeat.Namespace
+	}
 	if c.HandleNoClass == nil {
 		t := true
 		c.HandleNoClass = &t

@@ -25,6 +25,12 @@ type SpeakerConfiguration struct {
 	// Announcers are the announcer plugin executables the speaker runs.
 	Announcers []Announcer `json:"announcers,omitempty"`
 	Heartbeat  Heartbeat   `json:"heartbeat"`
+	// ConfigNamespace is the one namespace the metallb.io configuration (IPAddressPools,
+	// L2Advertisements, BGPAdvertisements, BGPPeers, BFDProfiles, Communities) and the BGP
+	// peers' password Secrets are read from; objects of those kinds elsewhere are ignored.
+	// Default: heartbeat.namespace, Herald's own; set it to metallb-system to use a MetalLB
+	// installation's configuration where it is.
+	ConfigNamespace string `json:"configNamespace,omitempty"`
 	// HandleNoClass makes the profile without a loadBalancerClass serve Services that set no
 	// class. Default true.
 	HandleNoClass *bool `json:"handleNoClass,omitempty"`
@@ -103,7 +109,9 @@ type Heartbeat struct {
 	LeaseDuration Duration `json:"leaseDuration"`
 	// RenewInterval is how often the speaker renews (default 5s); less than LeaseDuration.
 	RenewInterval Duration `json:"renewInterval"`
-	// Namespace holds the Leases (default herald-system).
+	// Namespace is Herald's own namespace (default herald-system): it holds the heartbeat
+	// Leases and the ServiceL2Status and ServiceBGPStatus objects, as MetalLB's speaker
+	// namespace does.
 	Namespace string `json:"namespace,omitempty"`
 }
 

@@ -34,6 +34,12 @@ func Validate(c *SpeakerConfiguration, opts Options) field.ErrorList {
 	errs = append(errs, validateProfiles(c.Profiles, opts, field.NewPath("profiles"))...)
 	errs = append(errs, validateAnnouncers(c.Announcers, field.NewPath("announcers"))...)
 	errs = append(errs, validateHeartbeat(&c.Heartbeat, field.NewPath("heartbeat"))...)
+	// Defaulted from heartbeat.namespace, whose own check reports a bad value once.
+	if c.ConfigNamespace != c.Heartbeat.Namespace {
+		for _, msg := range validation.IsDNS1123Label(c.ConfigNamespace) {
+			errs = append(errs, field.Invalid(field.NewPath("configNamespace"), c.ConfigNamespace, msg))
+		}
+	}
 	errs = append(errs, validateAddress(c.MetricsBindAddress, field.NewPath("metricsBindAddress"))...)
 	if c.HealthBindAddress != "" {
 		errs = append(errs, validateAddress(c.HealthBindAddress, field.NewPath("healthBindAddress"))...)

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -109,10 +108,15 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	c := newController(client, mlb, opts, broadcaster.NewRecorder(scheme, corev1.EventSource{Component: "herald-controller"}))
 	kubeFactory := informers.NewSharedInformerFactory(client, 0)
-	poolFactory := metallbinformers.NewSharedInformerFactoryWithOptions(mlb, 0, metallbinformers.WithNamespace(opts.Namespace))
+	poolFactory := metallbinformers.NewSharedInformerFactoryWithOptions(mlb, 0, metallbinformers.WithNamespace(opts.configNamespace()))
 	if err := c.watch(kubeFactory, poolFactory); err != nil {
 		return err
 	}
+	stopIgnored, err := c.watchIgnoredConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer stopIgnored()
 	election := leaderelection.NewLeaderHealthzAdaptor(leaseHealthTimeout)
 	srv, err := c.serveHTTP(ctx, election)
 	if err != nil {
@@ -334,13 +338,7 @@ func (c *controller) rebuild(ctx context.Context) error {
 		return err
 	}
 	items := list.Items
-	sort.SliceStable(items, func(i, j int) bool {
-		ti, tj := items[i].CreationTimestamp, items[j].CreationTimestamp
-		if !ti.Equal(&tj) {
-			return ti.Before(&tj)
-		}
-		return items[i].Namespace+"/"+items[i].Name < items[j].Namespace+"/"+items[j].Name
-	})
+	oldestFirst(items)
 	restored := 0
 	keys := make([]string, 0, len(items))
 	c.mu.Lock()

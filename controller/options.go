@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // DefaultLoadBalancerClass is the spec.loadBalancerClass Herald handles besides Services with
@@ -20,9 +21,12 @@ const DefaultMetricsBindAddress = ":7472"
 
 // Options configures the controller.
 type Options struct {
-	// Namespace holds the leader-election Lease and the IPAddressPools, like MetalLB's
-	// metallb-system.
+	// Namespace is Herald's own: it holds the leader-election Lease.
 	Namespace string
+	// ConfigNamespace holds the IPAddressPools (and the rest of the metallb.io
+	// configuration); empty means Namespace. Pools in other namespaces are ignored and
+	// reported (a Warning Event on each).
+	ConfigNamespace string
 	// LoadBalancerClass is the spec.loadBalancerClass Herald owns.
 	LoadBalancerClass string
 	// HandleNoClass makes Herald own LoadBalancer Services without a loadBalancerClass.
@@ -76,7 +80,8 @@ func DefaultOptions() Options {
 
 // AddFlags binds the options to command-line flags.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace of the leader-election Lease and of the IPAddressPools")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "Herald's namespace: the leader-election Lease, and the IPAddressPools unless --config-namespace is set")
+	fs.StringVar(&o.ConfigNamespace, "config-namespace", o.ConfigNamespace, "namespace of the metallb.io configuration (IPAddressPools); objects of its kinds elsewhere are ignored and reported (default: --namespace)")
 	fs.StringVar(&o.LoadBalancerClass, "load-balancer-class", o.LoadBalancerClass, "spec.loadBalancerClass of the Services Herald handles")
 	fs.BoolVar(&o.HandleNoClass, "handle-no-class", o.HandleNoClass, "also handle LoadBalancer Services without spec.loadBalancerClass")
 	fs.StringVar(&o.LeaseName, "lease-name", o.LeaseName, "name of the leader-election Lease")
@@ -91,11 +96,22 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "host:port serving /metrics, /healthz and /readyz; empty disables them")
 }
 
+// configNamespace is where the IPAddressPools are read.
+func (o *Options) configNamespace() string {
+	if o.ConfigNamespace != "" {
+		return o.ConfigNamespace
+	}
+	return o.Namespace
+}
+
 // Validate reports every invalid option.
 func (o *Options) Validate() error {
 	var errs []error
 	if o.Namespace == "" {
 		errs = append(errs, errors.New("--namespace must not be empty"))
+	}
+	for _, msg := range validation.IsDNS1123Label(o.configNamespace()) {
+		errs = append(errs, fmt.Errorf("--config-namespace %q: %s", o.configNamespace(), msg))
 	}
 	if o.LoadBalancerClass == "" && !o.HandleNoClass {
 		errs = append(errs, errors.New("--load-balancer-class is empty and --handle-no-class is false: no Service would be handled"))

@@ -290,7 +290,7 @@ func (c *controller) clear(ctx context.Context, svc *corev1.Service) error {
 // syncPools loads the pools into the allocator, reports problems on the pools and re-checks
 // every Service.
 func (c *controller) syncPools(ctx context.Context) {
-	objs, err := c.pools.IPAddressPools(c.opts.Namespace).List(everything)
+	objs, err := c.pools.IPAddressPools(c.opts.configNamespace()).List(everything)
 	if err != nil {
 		return
 	}
@@ -322,7 +322,7 @@ func (c *controller) syncPools(ctx context.Context) {
 
 // updatePoolStatus writes usage and the usable condition to each IPAddressPool that changed.
 func (c *controller) updatePoolStatus(ctx context.Context) {
-	objs, err := c.pools.IPAddressPools(c.opts.Namespace).List(everything)
+	objs, err := c.pools.IPAddressPools(c.opts.configNamespace()).List(everything)
 	if err != nil {
 		return
 	}

@@ -759,6 +759,7 @@ func checkRefusals(t *testing.T, release, values string, bgp bool) {
 	spkSA := typedOne[appsDaemonSet](t, objs, "DaemonSet").Spec.Template.Spec.ServiceAccountName
 	ctrlSA := typedOne[appsDeployment](t, objs, "Deployment").Spec.Template.Spec.ServiceAccountName
 	speakerClient := kubernetes.NewForConfigOrDie(env.ServiceAccountConfig(t, ns, spkSA))
+	speakerMetalLB := metallbclient.NewForConfigOrDie(env.ServiceAccountConfig(t, ns, spkSA))
 	ctrlClient := kubernetes.NewForConfigOrDie(env.ServiceAccountConfig(t, ns, ctrlSA))
 	// First prove the bindings are live, so a Forbidden below is RBAC's answer, not a race.
 	waitFor(t, "the speaker's bindings", func() (string, bool) {
@@ -803,6 +804,18 @@ func checkRefusals(t *testing.T, release, values string, bgp bool) {
 		}},
 		{"speaker updates a Node", func() error {
 			_, err := speakerClient.CoreV1().Nodes().Patch(ctx, "any", types.MergePatchType, []byte(`{}`), metav1.PatchOptions{})
+			return err
+		}},
+		{"speaker lists IPAddressPools cluster-wide", func() error {
+			_, err := speakerMetalLB.MetallbV1beta1().IPAddressPools("").List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{"speaker lists L2Advertisements outside the configuration namespace", func() error {
+			_, err := speakerMetalLB.MetallbV1beta1().L2Advertisements(other).List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{"speaker lists ServiceL2Statuses outside its namespace", func() error {
+			_, err := speakerMetalLB.MetallbV1beta1().ServiceL2Statuses(other).List(ctx, metav1.ListOptions{})
 			return err
 		}},
 		{"controller gets a Secret in its namespace", func() error {

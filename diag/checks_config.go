@@ -10,21 +10,22 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/herald-lb/herald/controller"
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/ipam"
 	"github.com/herald-lb/herald/plugins/advertisement"
 )
 
 func (x *index) poolRef(name string) ObjectRef {
-	return ObjectRef{Kind: kindPool, Namespace: x.Namespace, Name: name}
+	return ObjectRef{Kind: kindPool, Namespace: x.ConfigNamespace, Name: name}
 }
 
 func checkPools(x *index) []Finding {
 	var out []Finding
 	if len(x.pools) == 0 && len(x.services) > 0 {
-		out = append(out, finding("pool.none", Critical, ObjectRef{Kind: "Namespace", Name: x.Namespace},
-			"create an IPAddressPool in namespace "+x.Namespace+" with addresses your network routes to the nodes",
-			"there is no IPAddressPool in namespace %s: no LoadBalancer Service can get an address", x.Namespace))
+		out = append(out, finding("pool.none", Critical, ObjectRef{Kind: "Namespace", Name: x.ConfigNamespace},
+			"create an IPAddressPool in namespace "+x.ConfigNamespace+" with addresses your network routes to the nodes",
+			"there is no IPAddressPool in namespace %s: no LoadBalancer Service can get an address", x.ConfigNamespace))
 	}
 	for _, p := range x.pools {
 		obj := x.poolRef(p.name)
@@ -44,7 +45,7 @@ func checkPools(x *index) []Finding {
 				sev, tail = Critical, fmt.Sprintf("the %d address(es) in use from it are not announced and unreachable", st.Used)
 			}
 			out = append(out, finding("pool.no-advertisement", sev, obj,
-				"create an L2Advertisement or BGPAdvertisement in namespace "+x.Namespace+" listing "+p.name+" in spec.ipAddressPools",
+				"create an L2Advertisement or BGPAdvertisement in namespace "+x.ConfigNamespace+" listing "+p.name+" in spec.ipAddressPools",
 				"no L2Advertisement or BGPAdvertisement covers pool %s: %s", p.name, tail))
 		}
 	}
@@ -65,7 +66,7 @@ func advRef(x *index, a *framework.Advertisement) ObjectRef {
 	if a.Mode == framework.ModeBGP {
 		kind = "BGPAdvertisement"
 	}
-	return ObjectRef{Kind: kind, Namespace: x.Namespace, Name: a.Name}
+	return ObjectRef{Kind: kind, Namespace: x.ConfigNamespace, Name: a.Name}
 }
 
 func checkAdvertisements(x *index) []Finding {
@@ -102,7 +103,7 @@ func (x *index) advertisementPools(a *framework.Advertisement, obj ObjectRef) []
 	}
 	if len(unknown) > 0 {
 		out = append(out, finding("advertisement.unknown-pool", Warning, obj,
-			"fix spec.ipAddressPools or create the pool(s) in namespace "+x.Namespace,
+			"fix spec.ipAddressPools or create the pool(s) in namespace "+x.ConfigNamespace,
 			"%s %s names pool(s) that do not exist: %s", obj.Kind, a.Name, strings.Join(unknown, ", ")))
 	}
 	if covered == 0 && len(x.pools) > 0 && len(unknown) == 0 {
@@ -194,14 +195,14 @@ func checkBGP(x *index) []Finding {
 	peers := map[string]bool{}
 	bfd := map[string]bool{}
 	for _, b := range x.BFDProfiles {
-		if b.Namespace == x.Namespace {
+		if b.Namespace == x.ConfigNamespace {
 			bfd[b.Name] = true
 		}
 	}
 	var names []string
 	for i := range x.BGPPeers {
 		p := &x.BGPPeers[i]
-		if p.Namespace != x.Namespace {
+		if p.Namespace != x.ConfigNamespace {
 			continue
 		}
 		peers[p.Name] = true
@@ -209,7 +210,7 @@ func checkBGP(x *index) []Finding {
 		obj := ObjectRef{Kind: kindBGPPeer, Namespace: p.Namespace, Name: p.Name}
 		if p.Spec.BFDProfile != "" && !bfd[p.Spec.BFDProfile] {
 			out = append(out, finding("bgppeer.unknown-bfd-profile", Warning, obj,
-				"create BFDProfile "+p.Spec.BFDProfile+" in namespace "+x.Namespace+" or fix spec.bfdProfile",
+				"create BFDProfile "+p.Spec.BFDProfile+" in namespace "+x.ConfigNamespace+" or fix spec.bfdProfile",
 				"BGPPeer %s uses BFDProfile %q, which does not exist", p.Name, p.Spec.BFDProfile))
 		}
 		if f, ok := x.peerNodes(p.Name, p.Spec.NodeSelectors, obj); ok {
@@ -238,7 +239,7 @@ func checkBGP(x *index) []Finding {
 	}
 	if len(names) > 0 {
 		sort.Strings(names)
-		out = append(out, finding("bgp.session-state-unknown", Info, ObjectRef{Kind: kindBGPPeer, Namespace: x.Namespace, Name: names[0]},
+		out = append(out, finding("bgp.session-state-unknown", Info, ObjectRef{Kind: kindBGPPeer, Namespace: x.ConfigNamespace, Name: names[0]},
 			"read the speakers' BGP session metrics, or the router's view (show bgp summary)",
 			"Herald does not publish BGP session state to the API, so diag cannot tell whether the sessions with %s are established; only their configuration was checked", strings.Join(names, ", ")))
 	}
@@ -265,4 +266,17 @@ func (x *index) peerNodes(name string, sels []metav1.LabelSelector, obj ObjectRe
 	return finding("bgppeer.no-node", Warning, obj,
 		"fix spec.nodeSelectors so they match node labels (kubectl get nodes --show-labels)",
 		"the nodeSelectors of BGPPeer %s match no node: no session with it is ever opened", name), true
+}
+
+// checkIgnoredConfig reports every metallb.io configuration object outside the configuration
+// namespace: Herald ignores it, never merges it with its own configuration. A pool left in
+// metallb-system while Herald reads herald-system is the usual case after a migration.
+func checkIgnoredConfig(x *index) []Finding {
+	out := make([]Finding, 0, len(x.Ignored))
+	for _, o := range x.Ignored {
+		fix := "move it to namespace " + x.ConfigNamespace + ", delete it if it is a leftover, or point Herald at namespace " + o.Namespace +
+			" (chart value configNamespace; controller --config-namespace; speaker configNamespace)"
+		out = append(out, finding("config.ignored", Warning, o, fix, "%s", controller.IgnoredMessage(o.Kind, o.Namespace, o.Name, x.ConfigNamespace)))
+	}
+	return out
 }

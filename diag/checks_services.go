@@ -117,7 +117,7 @@ func (x *index) checkService(s *corev1.Service) []Finding {
 	if _, outside := x.svcNoPool[k]; outside {
 		out = append(out, finding("service.ip-outside-pools", Warning, obj,
 			"add the address to a pool; to give the Service another address, request one (metallb.io/loadBalancerIPs, metallb.io/address-pool) or remove the address from its status: the controller keeps it until then",
-			"Service %s holds %s, which is in no usable pool in namespace %s", k, addrList(ips), x.Namespace))
+			"Service %s holds %s, which is in no usable pool in namespace %s", k, addrList(ips), x.ConfigNamespace))
 	}
 	total := x.servingTotal(k)
 	noEndpoints := total == 0 && (len(s.Spec.Selector) > 0 || x.slices[k] > 0)

@@ -12,6 +12,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	metallbclient "github.com/herald-lb/herald/config/metallb/client/clientset/versioned"
+	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
+	metallbv1beta2 "github.com/herald-lb/herald/config/metallb/v1beta2"
 )
 
 // Group is the API group of the resources Herald reads.
@@ -31,8 +33,10 @@ var RequiredCRDs = []struct{ Resource, Version string }{
 
 // Options say where Herald runs and which Services it owns.
 type Options struct {
-	// Namespace holds Herald's pods, heartbeat Leases and metallb.io configuration.
+	// Namespace holds Herald's pods, heartbeat Leases and status objects.
 	Namespace string
+	// ConfigNamespace holds the metallb.io configuration Herald reads; empty means Namespace.
+	ConfigNamespace string
 	// LoadBalancerClass and HandleNoClass mirror the controller's flags.
 	LoadBalancerClass string
 	HandleNoClass     bool
@@ -50,7 +54,10 @@ type Clients struct {
 // Cluster.Errors and the rest goes on, so a user without access to one resource still gets
 // every other check.
 func Gather(ctx context.Context, cl Clients, o Options) *Cluster {
-	c := &Cluster{Namespace: o.Namespace, LoadBalancerClass: o.LoadBalancerClass, HandleNoClass: o.HandleNoClass, Now: time.Now()}
+	c := &Cluster{Namespace: o.Namespace, ConfigNamespace: o.ConfigNamespace, LoadBalancerClass: o.LoadBalancerClass, HandleNoClass: o.HandleNoClass, Now: time.Now()}
+	if c.ConfigNamespace == "" {
+		c.ConfigNamespace = c.Namespace
+	}
 	c.CRDs = gatherCRDs(ctx, cl)
 	all := metav1.ListOptions{}
 	core, ns := cl.Kube.CoreV1(), o.Namespace
@@ -92,8 +99,10 @@ func Gather(ctx context.Context, cl Clients, o Options) *Cluster {
 	return c
 }
 
+// gatherMetalLB lists the configuration kinds in every namespace: the objects in the
+// configuration namespace are Herald's configuration, the others are recorded as ignored.
 func gatherMetalLB(ctx context.Context, mlb metallbclient.Interface, c *Cluster) {
-	all, ns := metav1.ListOptions{}, c.Namespace
+	all, ns := metav1.ListOptions{}, c.ConfigNamespace
 	m, m2 := mlb.MetallbV1beta1(), mlb.MetallbV1beta2()
 	ok := func(resource string, err error) bool {
 		if err != nil {
@@ -101,28 +110,50 @@ func gatherMetalLB(ctx context.Context, mlb metallbclient.Interface, c *Cluster)
 		}
 		return err == nil
 	}
-	if l, err := m.IPAddressPools(ns).List(ctx, all); ok("ipaddresspools", err) {
-		c.Pools = l.Items
+	ignore := func(kind string, o metav1.Object) bool {
+		if o.GetNamespace() == ns {
+			return false
+		}
+		c.Ignored = append(c.Ignored, ObjectRef{Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName()})
+		return true
 	}
-	if l, err := m.L2Advertisements(ns).List(ctx, all); ok("l2advertisements", err) {
-		c.L2Advertisements = l.Items
+	if l, err := m.IPAddressPools("").List(ctx, all); ok("ipaddresspools", err) {
+		c.Pools = keep(l.Items, func(o *metallbv1beta1.IPAddressPool) bool { return !ignore(kindPool, o) })
 	}
-	if l, err := m.BGPAdvertisements(ns).List(ctx, all); ok("bgpadvertisements", err) {
-		c.BGPAdvertisements = l.Items
+	if l, err := m.L2Advertisements("").List(ctx, all); ok("l2advertisements", err) {
+		c.L2Advertisements = keep(l.Items, func(o *metallbv1beta1.L2Advertisement) bool { return !ignore("L2Advertisement", o) })
 	}
-	if l, err := m2.BGPPeers(ns).List(ctx, all); ok("bgppeers", err) {
-		c.BGPPeers = l.Items
+	if l, err := m.BGPAdvertisements("").List(ctx, all); ok("bgpadvertisements", err) {
+		c.BGPAdvertisements = keep(l.Items, func(o *metallbv1beta1.BGPAdvertisement) bool { return !ignore("BGPAdvertisement", o) })
 	}
-	if l, err := m.BFDProfiles(ns).List(ctx, all); ok("bfdprofiles", err) {
-		c.BFDProfiles = l.Items
+	if l, err := m2.BGPPeers("").List(ctx, all); ok("bgppeers", err) {
+		c.BGPPeers = keep(l.Items, func(o *metallbv1beta2.BGPPeer) bool { return !ignore(kindBGPPeer, o) })
 	}
-	// Status objects live beside their Service, in any namespace.
+	if l, err := m.BFDProfiles("").List(ctx, all); ok("bfdprofiles", err) {
+		c.BFDProfiles = keep(l.Items, func(o *metallbv1beta1.BFDProfile) bool { return !ignore("BFDProfile", o) })
+	}
+	if l, err := m.Communities("").List(ctx, all); ok("communities", err) {
+		keep(l.Items, func(o *metallbv1beta1.Community) bool { return !ignore("Community", o) })
+	}
+	// Status objects live in the speakers' namespace (MetalLB's place); older Herald
+	// versions wrote them beside their Service, so every namespace is listed.
 	if l, err := m.ServiceL2Statuses("").List(ctx, all); ok("servicel2statuses", err) {
 		c.L2Statuses = l.Items
 	}
 	if l, err := m.ServiceBGPStatuses("").List(ctx, all); ok("servicebgpstatuses", err) {
 		c.BGPStatuses = l.Items
 	}
+}
+
+// keep returns the items for which pred holds.
+func keep[T any](items []T, pred func(*T) bool) []T {
+	out := items[:0:0]
+	for i := range items {
+		if pred(&items[i]) {
+			out = append(out, items[i])
+		}
+	}
+	return out
 }
 
 // gatherCRDs asks discovery which resources are served and, when it may, reads each CRD.

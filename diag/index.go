@@ -264,7 +264,7 @@ func (x *index) indexPools() {
 	labelsOf := map[string]map[string]string{}
 	for i := range x.Cluster.Pools {
 		p := &x.Cluster.Pools[i]
-		if p.Namespace != x.Namespace {
+		if p.Namespace != x.ConfigNamespace {
 			continue
 		}
 		labelsOf[p.Name] = p.Labels
@@ -336,7 +336,7 @@ func (x *index) poolOf(ip netip.Addr) string {
 func (x *index) indexAdvertisements() {
 	for i := range x.L2Advertisements {
 		a := &x.L2Advertisements[i]
-		if a.Namespace != x.Namespace {
+		if a.Namespace != x.ConfigNamespace {
 			continue
 		}
 		adv, err := snapshot.L2Advertisement(a)
@@ -347,7 +347,7 @@ func (x *index) indexAdvertisements() {
 	}
 	for i := range x.BGPAdvertisements {
 		a := &x.BGPAdvertisements[i]
-		if a.Namespace != x.Namespace {
+		if a.Namespace != x.ConfigNamespace {
 			continue
 		}
 		adv, err := snapshot.BGPAdvertisement(a, nil)

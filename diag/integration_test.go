@@ -39,10 +39,11 @@ func TestMain(m *testing.M) { os.Exit(kubeapi.Main(m)) }
 // jsonReport mirrors the documented --json schema (docs/diag.md) with its own tags, so a
 // renamed field in diag.Report fails here instead of silently breaking scripts.
 type jsonReport struct {
-	APIVersion string `json:"apiVersion"`
-	Namespace  string `json:"namespace"`
-	Score      int    `json:"score"`
-	Summary    struct {
+	APIVersion      string `json:"apiVersion"`
+	Namespace       string `json:"namespace"`
+	ConfigNamespace string `json:"configNamespace"`
+	Score           int    `json:"score"`
+	Summary         struct {
 		Critical int `json:"critical"`
 		Warning  int `json:"warning"`
 		Info     int `json:"info"`
@@ -118,6 +119,8 @@ type lab struct {
 	mlb   mlbclient.Interface
 	ns    string
 	class string
+	// otherNamespaces hold configuration outside Herald's namespace, deleted at cleanup.
+	otherNamespaces []string
 }
 
 func newLab(t *testing.T) *lab {
@@ -154,6 +157,11 @@ func (l *lab) cleanup() {
 	_ = l.kube.AppsV1().DaemonSets(l.ns).DeleteCollection(ctx, del, all)
 	_ = l.kube.DiscoveryV1().EndpointSlices(l.ns).DeleteCollection(ctx, del, all)
 	_ = l.mlb.MetallbV1beta1().ServiceL2Statuses(l.ns).DeleteCollection(ctx, del, all)
+	// Configuration left behind would be another test's ignored configuration.
+	for _, ns := range append([]string{l.ns}, l.otherNamespaces...) {
+		_ = l.mlb.MetallbV1beta1().IPAddressPools(ns).DeleteCollection(ctx, del, all)
+		_ = l.mlb.MetallbV1beta1().L2Advertisements(ns).DeleteCollection(ctx, del, all)
+	}
 	_ = l.kube.CoreV1().Nodes().DeleteCollection(ctx, del, metav1.ListOptions{LabelSelector: "herald.dev/test=" + l.ns})
 }
 
@@ -196,16 +204,24 @@ func (l *lab) pod(name, component, node string) {
 }
 
 func (l *lab) pool(name string, autoAssign bool, addrs ...string) {
+	l.poolIn(l.ns, name, autoAssign, addrs...)
+}
+
+func (l *lab) poolIn(ns, name string, autoAssign bool, addrs ...string) {
 	l.t.Helper()
-	_, err := l.mlb.MetallbV1beta1().IPAddressPools(l.ns).Create(l.ctx, &metallbv1beta1.IPAddressPool{
-		ObjectMeta: metav1.ObjectMeta{Namespace: l.ns, Name: name}, Spec: metallbv1beta1.IPAddressPoolSpec{Addresses: addrs, AutoAssign: &autoAssign}}, metav1.CreateOptions{})
+	_, err := l.mlb.MetallbV1beta1().IPAddressPools(ns).Create(l.ctx, &metallbv1beta1.IPAddressPool{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: metallbv1beta1.IPAddressPoolSpec{Addresses: addrs, AutoAssign: &autoAssign}}, metav1.CreateOptions{})
 	l.must(err, "creating pool")
 }
 
 func (l *lab) l2Advertisement(name string, pools ...string) {
+	l.l2AdvertisementIn(l.ns, name, pools...)
+}
+
+func (l *lab) l2AdvertisementIn(ns, name string, pools ...string) {
 	l.t.Helper()
-	_, err := l.mlb.MetallbV1beta1().L2Advertisements(l.ns).Create(l.ctx, &metallbv1beta1.L2Advertisement{
-		ObjectMeta: metav1.ObjectMeta{Namespace: l.ns, Name: name},
+	_, err := l.mlb.MetallbV1beta1().L2Advertisements(ns).Create(l.ctx, &metallbv1beta1.L2Advertisement{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec:       metallbv1beta1.L2AdvertisementSpec{IPAddressPools: pools, Interfaces: []string{"eth0"}}}, metav1.CreateOptions{})
 	l.must(err, "creating L2Advertisement")
 }
@@ -349,6 +365,69 @@ func TestIntegrationDiagHealthy(t *testing.T) {
 		st := findNode(t, r, l.nodeName(n))
 		if st.Ready != "True" || st.Excluded || st.SpeakerPod != "speaker-"+n || !st.SpeakerReady || st.Heartbeat != "fresh" || !slices.Equal(st.Interfaces, []string{"eth0"}) {
 			t.Errorf("node %s: %+v", n, st)
+		}
+	}
+}
+
+// TestIntegrationDiagReportsIgnoredConfiguration: a pool and an advertisement of the same
+// names as Herald's, in another namespace (MetalLB's leftovers), are reported as ignored by
+// diag and by the controller (a Warning Event on each), and change nothing: the pool report
+// and the Service's pool are Herald's own.
+func TestIntegrationDiagReportsIgnoredConfiguration(t *testing.T) {
+	l := newLab(t)
+	other := l.env.Namespace(t)
+	l.otherNamespaces = append(l.otherNamespaces, other)
+	l.node("n1", corev1.ConditionTrue, nil)
+	l.pod("speaker-n1", diag.ComponentSpeaker, "n1")
+	l.pod("controller-0", diag.ComponentControl, "n1")
+	l.pool("default", true, "192.0.2.10-192.0.2.13")
+	l.l2Advertisement("l2", "default")
+	l.poolIn(other, "default", true, "198.51.100.0/30")
+	l.l2AdvertisementIn(other, "l2", "default")
+	l.startController()
+	l.service("web", false, "192.0.2.10")
+	l.endpoint("web", "n1")
+	l.l2Status("web", "n1")
+
+	r, err := l.diag()
+	if err != nil {
+		t.Errorf("diag returned %v, want success (the ignored objects are warnings)", err)
+	}
+	if r.ConfigNamespace != l.ns {
+		t.Errorf("configNamespace %q, want %q", r.ConfigNamespace, l.ns)
+	}
+	var got []string
+	for _, f := range r.Findings {
+		got = append(got, fmt.Sprintf("%s %s %s/%s/%s", f.Severity, f.Check, f.Object.Kind, f.Object.Namespace, f.Object.Name))
+		if !strings.Contains(f.Message, "is ignored") || !strings.Contains(f.Fix, other) {
+			t.Errorf("finding %s: message %q, fix %q", f.Check, f.Message, f.Fix)
+		}
+	}
+	want := []string{
+		"warning config.ignored IPAddressPool/" + other + "/default",
+		"warning config.ignored L2Advertisement/" + other + "/l2",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("findings\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(r.Pools) != 1 || r.Pools[0].Size != 4 || r.Pools[0].Used != 1 {
+		t.Errorf("pools %+v: want only %s/default, 4 addresses, 1 used", r.Pools, l.ns)
+	}
+	if svc := findService(t, r, l.ns, "web"); svc.Pool != "default" || !slices.Equal(svc.IPs, []string{"192.0.2.10"}) {
+		t.Errorf("service web: %+v", svc)
+	}
+	for _, obj := range []struct{ kind, name string }{{"IPAddressPool", "default"}, {"L2Advertisement", "l2"}} {
+		sel := fmt.Sprintf("involvedObject.kind=%s,involvedObject.name=%s,reason=%s", obj.kind, obj.name, controller.ReasonIgnoredConfiguration)
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			evs, err := l.kube.CoreV1().Events(other).List(l.ctx, metav1.ListOptions{FieldSelector: sel})
+			if err == nil && len(evs.Items) == 1 && evs.Items[0].Type == corev1.EventTypeWarning && strings.Contains(evs.Items[0].Message, "from namespace \""+l.ns+"\" only") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no Warning Event %s on %s %s/%s within 15s (err %v, events %+v)", controller.ReasonIgnoredConfiguration, obj.kind, other, obj.name, err, evs)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 }

@@ -26,6 +26,7 @@ var checks = []check{
 	{"node", checkNodes},
 	{"pool", checkPools},
 	{"advertisement", checkAdvertisements},
+	{"config", checkIgnoredConfig},
 	{"bgp", checkBGP},
 	{"speaker-config", checkSpeakerConfig},
 	{"service", checkServices},
@@ -61,8 +62,11 @@ func Run(c *Cluster) *Report {
 	if c.Now.IsZero() {
 		c.Now = time.Now()
 	}
+	if c.ConfigNamespace == "" {
+		c.ConfigNamespace = c.Namespace
+	}
 	x := newIndex(c)
-	r := &Report{APIVersion: APIVersion, Namespace: c.Namespace, Findings: []Finding{}}
+	r := &Report{APIVersion: APIVersion, Namespace: c.Namespace, ConfigNamespace: c.ConfigNamespace, Findings: []Finding{}}
 	for _, ch := range checks {
 		r.Checks = append(r.Checks, ch.name)
 		r.Findings = append(r.Findings, ch.run(x)...)

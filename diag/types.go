@@ -76,8 +76,10 @@ type Summary struct {
 // was inspected (pools, Services, nodes) so a reader sees the healthy parts too.
 type Report struct {
 	APIVersion string `json:"apiVersion"`
-	// Namespace is Herald's namespace (pods, heartbeat Leases, metallb.io resources).
+	// Namespace is Herald's namespace (pods, heartbeat Leases, status objects).
 	Namespace string `json:"namespace"`
+	// ConfigNamespace is the namespace of the metallb.io configuration Herald reads.
+	ConfigNamespace string `json:"configNamespace"`
 	// Score is the health score, 0..100 (see Score).
 	Score    int       `json:"score"`
 	Summary  Summary   `json:"summary"`
@@ -166,6 +168,9 @@ type NodeState struct {
 type Cluster struct {
 	// Namespace is Herald's namespace.
 	Namespace string
+	// ConfigNamespace is where Herald reads its metallb.io configuration; empty means
+	// Namespace.
+	ConfigNamespace string
 	// Now is when the objects were listed; heartbeat freshness is judged against it.
 	Now time.Time
 	// LoadBalancerClass and HandleNoClass say which Services Herald owns, as the controller's
@@ -193,6 +198,9 @@ type Cluster struct {
 	BFDProfiles       []metallbv1beta1.BFDProfile
 	L2Statuses        []metallbv1beta1.ServiceL2Status
 	BGPStatuses       []metallbv1beta1.ServiceBGPStatus
+	// Ignored are the metallb.io configuration objects outside ConfigNamespace: Herald
+	// ignores them (the config.ignored check reports each).
+	Ignored []ObjectRef
 
 	// Errors are objects Gather could not list; each becomes a finding and the checks that
 	// need them see an empty list.

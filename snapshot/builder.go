@@ -26,6 +26,7 @@ import (
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/heartbeat"
+	"github.com/herald-lb/herald/ipam"
 	"github.com/herald-lb/herald/plugins/advertisement"
 )
 
@@ -56,7 +57,7 @@ type Builder struct {
 	serviceInfos map[framework.ServiceKey]*framework.ServiceInfo
 	byIP         map[netip.Addr][]framework.ServiceKey
 
-	pools       map[string]map[string]string // pool name → labels
+	pools       map[string]*poolInfo // pool name → what units read of it
 	l2          map[string]*framework.Advertisement
 	bgpRaw      map[string]*metallbv1beta1.BGPAdvertisement
 	bgp         map[string]*framework.Advertisement
@@ -80,7 +81,7 @@ func NewBuilder(notify func(Change)) *Builder {
 		nodes: map[string]*framework.NodeInfo{}, merged: map[string]*framework.NodeInfo{}, speakers: map[string]*framework.SpeakerInfo{}, leaseNode: map[string]string{},
 		services: map[framework.ServiceKey]*service{}, endpoints: map[framework.ServiceKey][]sliceCounts{},
 		serviceInfos: map[framework.ServiceKey]*framework.ServiceInfo{}, byIP: map[netip.Addr][]framework.ServiceKey{},
-		pools: map[string]map[string]string{}, l2: map[string]*framework.Advertisement{},
+		pools: map[string]*poolInfo{}, l2: map[string]*framework.Advertisement{},
 		bgpRaw: map[string]*metallbv1beta1.BGPAdvertisement{}, bgp: map[string]*framework.Advertisement{},
 		communities: map[string]map[string]string{},
 		l2Status:    map[framework.ServiceKey]map[string]string{}, bgpStatus: map[framework.ServiceKey]map[string]string{},
@@ -421,10 +422,17 @@ func (b *Builder) setStatus(mode framework.Mode, ns, name, svcNS, svcName, node 
 
 // --- pools, advertisements, communities ---
 
-// SetPool adds or updates an IPAddressPool (its labels are what advertisements select on).
+// SetPool adds or updates an IPAddressPool: its addresses (an IP's pool is the pool that
+// contains it) and its labels (advertisements select on them). Every pool fed to the builder
+// must come from the one configuration namespace: pools are keyed by name.
 func (b *Builder) SetPool(p *metallbv1beta1.IPAddressPool) {
+	addrs, err := ipam.ParseAddressSet(p.Spec.Addresses)
+	if err != nil {
+		err = fmt.Errorf("IPAddressPool %s/%s: %w", p.Namespace, p.Name, err)
+	}
 	b.mu.Lock()
-	b.pools[p.Name] = p.Labels
+	b.setErr("IPAddressPool "+p.Name, err)
+	b.pools[p.Name] = &poolInfo{name: p.Name, created: p.CreationTimestamp.Time, labels: p.Labels, addresses: addrs}
 	b.invalidateAll()
 	b.done(Change{All: true})
 }
@@ -432,9 +440,36 @@ func (b *Builder) SetPool(p *metallbv1beta1.IPAddressPool) {
 // DeletePool removes an IPAddressPool.
 func (b *Builder) DeletePool(name string) {
 	b.mu.Lock()
+	delete(b.errs, "IPAddressPool "+name)
 	delete(b.pools, name)
 	b.invalidateAll()
 	b.done(Change{All: true})
+}
+
+// poolInfo is what the builder keeps of an IPAddressPool.
+type poolInfo struct {
+	name      string
+	created   time.Time
+	labels    map[string]string
+	addresses ipam.AddressSet
+}
+
+// poolOf returns the pool that contains ip: derived from the address and the pools, never from
+// the Service's metallb.io/ip-allocated-from-pool annotation, which any user who may edit the
+// Service can set to another pool's name (and so pick that pool's advertisements, interfaces
+// and BGP peers). Where pools overlap, the earliest created wins (then the name), as in the
+// controller's allocator. nil when no pool contains ip.
+func (b *Builder) poolOf(ip netip.Addr) *poolInfo {
+	var best *poolInfo
+	for _, p := range b.pools {
+		if !p.addresses.Contains(ip) {
+			continue
+		}
+		if best == nil || p.created.Before(best.created) || (p.created.Equal(best.created) && p.name < best.name) {
+			best = p
+		}
+	}
+	return best
 }
 
 // SetL2Advertisement adds or updates an L2Advertisement.
@@ -563,14 +598,12 @@ func (b *Builder) unitsFor(ip netip.Addr) []*framework.Unit {
 	}
 	base := framework.Unit{IP: ip}
 	for _, k := range keys {
-		svc := b.services[k]
-		if base.Pool == "" {
-			base.Pool = svc.pool
-		}
 		base.Services = append(base.Services, b.serviceInfo(k))
 	}
 	base.Class = b.services[keys[0]].class
-	base.PoolLabels = b.pools[base.Pool]
+	if p := b.poolOf(ip); p != nil {
+		base.Pool, base.PoolLabels = p.name, p.labels
+	}
 	lists := b.advertisementLists()
 	var us []*framework.Unit
 	for _, mode := range []framework.Mode{framework.ModeL2, framework.ModeBGP} {

@@ -15,6 +15,7 @@ import (
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/heartbeat"
+	"github.com/herald-lb/herald/plugins/advertisement"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -108,7 +109,8 @@ func TestBuilder(t *testing.T) {
 		t.Fatalf("n2 = %+v", n2)
 	}
 
-	b.SetPool(&metallbv1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "prod", Labels: map[string]string{"tier": "prod"}}})
+	b.SetPool(&metallbv1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "prod", Labels: map[string]string{"tier": "prod"}},
+		Spec: metallbv1beta1.IPAddressPoolSpec{Addresses: []string{"192.0.2.10-192.0.2.19"}}})
 	b.SetL2Advertisement(&metallbv1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Namespace: "mlb", Name: "l2"},
 		Spec: metallbv1beta1.L2AdvertisementSpec{IPAddressPools: []string{"prod"}, Interfaces: []string{"eth0"}}})
 	b.SetCommunity(&metallbv1beta1.Community{ObjectMeta: metav1.ObjectMeta{Namespace: "mlb", Name: "c"},
@@ -149,8 +151,8 @@ func TestBuilder(t *testing.T) {
 	if !slices.Equal(bgp.Communities, []string{"65535:65281", "64500:1"}) || bgp.AggregationLength != 32 || bgp.AggregationLengthV6 != 128 || bgp.LocalPref != 50 {
 		t.Fatalf("BGP attributes %+v", bgp)
 	}
-	// 192.0.2.20 has no pool annotation: the L2Advertisement names "prod" and the BGP one
-	// selects prod's labels, so nothing covers it; it still gets an L2 unit to explain that.
+	// 192.0.2.20 is in no pool: the L2Advertisement names "prod" and the BGP one selects
+	// prod's labels, so nothing covers it; it still gets an L2 unit to explain that.
 	if u := units[2]; u.Mode != framework.ModeL2 || len(u.Advertisements) != 1 {
 		t.Fatalf("uncovered unit %+v", u)
 	}
@@ -207,6 +209,58 @@ func TestBuilder(t *testing.T) {
 	b.DeleteNode("n2")
 	if len(b.Snapshot(now).Nodes()) != 1 {
 		t.Fatal("deleted node still in the snapshot")
+	}
+}
+
+// TestPoolIsDerivedFromTheIP: the user-writable metallb.io/ip-allocated-from-pool annotation
+// picks nothing; the pool (and so the advertisements, interfaces and BGP peers) is the one
+// containing the address, the earliest created where pools overlap.
+func TestPoolIsDerivedFromTheIP(t *testing.T) {
+	b := NewBuilder(nil)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	pool := func(name, addrs string, created time.Time, lbls map[string]string) *metallbv1beta1.IPAddressPool {
+		return &metallbv1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: "hs", Name: name, Labels: lbls, CreationTimestamp: metav1.NewTime(created)},
+			Spec: metallbv1beta1.IPAddressPoolSpec{Addresses: []string{addrs}}}
+	}
+	b.SetPool(pool("prod", "192.0.2.0/28", t0, map[string]string{"tier": "prod"}))
+	b.SetPool(pool("lab", "198.51.100.0/24", t0, map[string]string{"tier": "lab"}))
+	// "late" overlaps prod and was created after it: prod keeps the overlap, as in ipam.
+	b.SetPool(pool("late", "192.0.2.8-192.0.2.20", t0.Add(time.Hour), nil))
+	b.SetL2Advertisement(&metallbv1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Namespace: "hs", Name: "prod-only"},
+		Spec: metallbv1beta1.L2AdvertisementSpec{IPAddressPools: []string{"prod"}, Interfaces: []string{"eth0"}}})
+
+	for _, tc := range []struct {
+		name, annotation, ip, wantPool string
+		covered                        bool
+	}{
+		{"honest", "prod", "192.0.2.1", "prod", true},
+		{"claims another pool", "lab", "192.0.2.2", "prod", true},
+		{"claims the advertised pool", "prod", "198.51.100.5", "lab", false},
+		{"no annotation", "", "192.0.2.3", "prod", true},
+		{"overlap: the earlier pool", "late", "192.0.2.9", "prod", true},
+		{"only in the later pool", "prod", "192.0.2.20", "late", false},
+		{"in no pool", "prod", "203.0.113.1", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b.SetService(lbService("ns", "svc", tc.annotation, false, tc.ip))
+			units := b.UnitsFor(netip.MustParseAddr(tc.ip))
+			if len(units) != 1 {
+				t.Fatalf("units %v", units)
+			}
+			u := units[0]
+			covered := len(advertisement.CoveringAdvertisements(u)) > 0
+			if u.Pool != tc.wantPool || covered != tc.covered {
+				t.Fatalf("pool %q covered %v, want pool %q covered %v", u.Pool, covered, tc.wantPool, tc.covered)
+			}
+			if tc.wantPool != "" && u.PoolLabels["tier"] != map[string]string{"prod": "prod", "lab": "lab"}[tc.wantPool] {
+				t.Fatalf("pool labels %v", u.PoolLabels)
+			}
+		})
+	}
+	b.SetService(lbService("ns", "svc", "", false, "192.0.2.9"))
+	b.DeletePool("prod")
+	if u := b.UnitsFor(netip.MustParseAddr("192.0.2.9"))[0]; u.Pool != "late" {
+		t.Fatalf("after deleting prod, pool %q, want late", u.Pool)
 	}
 }
 

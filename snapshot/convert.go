@@ -16,7 +16,8 @@ import (
 )
 
 // AnnotationAllocatedFromPool names the IPAddressPool a Service's IPs came from (written by
-// the controller, as MetalLB's does).
+// the controller, as MetalLB's does). The speaker does not read it: anyone who may edit the
+// Service may set it, so an IP's pool is derived from the IP and the pools instead.
 const AnnotationAllocatedFromPool = "metallb.io/ip-allocated-from-pool"
 
 // Default BGP aggregation lengths, as in MetalLB: announce each IP as a host route.
@@ -43,7 +44,6 @@ func NodeInfo(n *corev1.Node) *framework.NodeInfo {
 type service struct {
 	key    framework.ServiceKey
 	ips    []netip.Addr
-	pool   string
 	class  string
 	labels map[string]string
 	local  bool
@@ -57,7 +57,6 @@ func serviceOf(s *corev1.Service) (*service, error) {
 	}
 	out := &service{
 		key:    framework.ServiceKey{Namespace: s.Namespace, Name: s.Name},
-		pool:   s.Annotations[AnnotationAllocatedFromPool],
 		labels: s.Labels,
 		local:  s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 	}

@@ -23,7 +23,7 @@ func (s *Speaker) peerInputs(ns metallbinformers.SharedInformerFactory, secrets 
 	bfdLister := ns.Metallb().V1beta1().BFDProfiles().Lister()
 	secretLister := secrets.Core().V1().Secrets().Lister()
 	return func() (peerInputs, error) {
-		in := peerInputs{Namespace: s.namespace(), BFD: map[string]*metallbv1beta1.BFDProfile{}}
+		in := peerInputs{Namespace: s.configNamespace(), BFD: map[string]*metallbv1beta1.BFDProfile{}}
 		node, err := s.nodeLabels()
 		if err != nil {
 			return in, err
@@ -71,7 +71,7 @@ func (s *Speaker) pollAnnouncers(ctx context.Context, interval time.Duration) {
 			case err == nil:
 				setSessions(st.Peers)
 				if s.peers != nil {
-					s.peers.reportStatus(s.namespace(), st)
+					s.peers.reportStatus(s.configNamespace(), st)
 				}
 			case !errors.Is(err, manager.ErrUnavailable) && ctx.Err() == nil:
 				s.log.V(2).Info("BGP announcer status", "error", err.Error())

@@ -65,7 +65,7 @@ func slimMeta(m *metav1.ObjectMeta, annotations ...string) metav1.ObjectMeta {
 
 func slimService(s *corev1.Service) *corev1.Service {
 	out := &corev1.Service{
-		ObjectMeta: slimMeta(&s.ObjectMeta, snapshot.AnnotationAllocatedFromPool),
+		ObjectMeta: slimMeta(&s.ObjectMeta),
 		Spec: corev1.ServiceSpec{Type: s.Spec.Type, ExternalTrafficPolicy: s.Spec.ExternalTrafficPolicy,
 			LoadBalancerClass: s.Spec.LoadBalancerClass},
 	}

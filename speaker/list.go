@@ -15,7 +15,10 @@ import (
 
 // ListBuilder lists, once, every object the speakers read and returns a builder holding them:
 // `herald explain` schedules from it exactly what a speaker would from its informers.
-func ListBuilder(ctx context.Context, client kubernetes.Interface, mlb metallbclient.Interface, leaseNamespace string) (*snapshot.Builder, error) {
+// namespace is Herald's own (heartbeat Leases, status objects), configNamespace the one the
+// metallb.io configuration is read from.
+func ListBuilder(ctx context.Context, client kubernetes.Interface, mlb metallbclient.Interface, namespace, configNamespace string) (*snapshot.Builder, error) {
+	leaseNamespace := namespace
 	b := snapshot.NewBuilder(nil)
 	all := metav1.ListOptions{}
 	nodes, err := client.CoreV1().Nodes().List(ctx, all)
@@ -48,42 +51,42 @@ func ListBuilder(ctx context.Context, client kubernetes.Interface, mlb metallbcl
 		b.SetEndpointSlice(&slices.Items[i])
 	}
 	m := mlb.MetallbV1beta1()
-	pools, err := m.IPAddressPools("").List(ctx, all)
+	pools, err := m.IPAddressPools(configNamespace).List(ctx, all)
 	if err != nil {
 		return nil, fmt.Errorf("listing ipaddresspools.metallb.io: %w", err)
 	}
 	for i := range pools.Items {
 		b.SetPool(&pools.Items[i])
 	}
-	l2, err := m.L2Advertisements("").List(ctx, all)
+	l2, err := m.L2Advertisements(configNamespace).List(ctx, all)
 	if err != nil {
 		return nil, fmt.Errorf("listing l2advertisements.metallb.io: %w", err)
 	}
 	for i := range l2.Items {
 		b.SetL2Advertisement(&l2.Items[i])
 	}
-	comms, err := m.Communities("").List(ctx, all)
+	comms, err := m.Communities(configNamespace).List(ctx, all)
 	if err != nil {
 		return nil, fmt.Errorf("listing communities.metallb.io: %w", err)
 	}
 	for i := range comms.Items {
 		b.SetCommunity(&comms.Items[i])
 	}
-	bgp, err := m.BGPAdvertisements("").List(ctx, all)
+	bgp, err := m.BGPAdvertisements(configNamespace).List(ctx, all)
 	if err != nil {
 		return nil, fmt.Errorf("listing bgpadvertisements.metallb.io: %w", err)
 	}
 	for i := range bgp.Items {
 		b.SetBGPAdvertisement(&bgp.Items[i])
 	}
-	st, err := m.ServiceL2Statuses("").List(ctx, all)
+	st, err := m.ServiceL2Statuses(namespace).List(ctx, all)
 	if err != nil {
 		return nil, fmt.Errorf("listing servicel2statuses.metallb.io: %w", err)
 	}
 	for i := range st.Items {
 		b.SetL2Status(&st.Items[i])
 	}
-	bst, err := m.ServiceBGPStatuses("").List(ctx, all)
+	bst, err := m.ServiceBGPStatuses(namespace).List(ctx, all)
 	if err != nil {
 		return nil, fmt.Errorf("listing servicebgpstatuses.metallb.io: %w", err)
 	}

@@ -214,9 +214,14 @@ func (s *Speaker) bgpAnnouncer() string {
 	return ""
 }
 
-// namespace is the speaker's own namespace (the heartbeat namespace): BGPPeers, BFDProfiles
-// and password Secrets are read there only.
+// namespace is the speaker's own namespace (the heartbeat namespace): it holds the heartbeat
+// Leases and the status objects, as MetalLB's speaker namespace does.
 func (s *Speaker) namespace() string { return s.o.Config.Heartbeat.Namespace }
+
+// configNamespace is where the metallb.io configuration is read (pools, advertisements,
+// communities, BGPPeers, BFDProfiles) and the peers' password Secrets: there only, so that a
+// leftover object elsewhere (MetalLB's metallb-system) is never merged with Herald's.
+func (s *Speaker) configNamespace() string { return s.o.Config.ConfigNamespace }
 
 func (s *Speaker) run(ctx context.Context) error {
 	if err := CheckCRDs(ctx, s.client, s.bgpAnnouncer() != ""); err != nil {
@@ -227,16 +232,17 @@ func (s *Speaker) run(ctx context.Context) error {
 	if err := reg.Merge(s.o.Registry); err != nil {
 		return err
 	}
-	l2Factory := metallbinformers.NewSharedInformerFactoryWithOptions(s.metallb, s.o.Resync, metallbinformers.WithTransform(stripUnread))
+	l2Factory := metallbinformers.NewSharedInformerFactoryWithOptions(s.metallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
+		metallbinformers.WithNamespace(s.namespace()))
 	statusLister := l2Factory.Metallb().V1beta1().ServiceL2Statuses().Lister()
 	s.l2Lister = func(ns, name string) (*metallbv1beta1.ServiceL2Status, error) {
 		return statusLister.ServiceL2Statuses(ns).Get(name)
 	}
 	s.recorder = s.newRecorder(ctx)
-	s.statusWriter = announce.NewL2StatusWriter(s.o.NodeName, s.metallb.MetallbV1beta1(), statusLister)
+	s.statusWriter = announce.NewL2StatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), statusLister)
 	s.l2Status = announce.NewAsyncStatus(s.statusWriter, s.log.WithName("l2-status"))
 	s.bgpStatus = announce.NewAsyncStatus(
-		announce.NewBGPStatusWriter(s.o.NodeName, s.metallb.MetallbV1beta1(), l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister()),
+		announce.NewBGPStatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister()),
 		s.log.WithName("bgp-status"))
 	deps := announce.Deps{
 		Announcers:    s.mgr,
@@ -252,8 +258,8 @@ func (s *Speaker) run(ctx context.Context) error {
 		Log:           s.log.WithName("announce"),
 	}
 	nsMetallb := metallbinformers.NewSharedInformerFactoryWithOptions(s.metallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
-		metallbinformers.WithNamespace(s.namespace()))
-	secrets := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithNamespace(s.namespace()), informers.WithTransform(stripUnread))
+		metallbinformers.WithNamespace(s.configNamespace()))
+	secrets := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithNamespace(s.configNamespace()), informers.WithTransform(stripUnread))
 	if deps.BGPAnnouncer != "" {
 		s.peers = newPeerSync(s.log.WithName("bgp-peers"), deps.BGPAnnouncer, s.mgr, s.peerInputs(nsMetallb, secrets), s.recorder,
 			func() { s.queue.Add(allKey) })
@@ -293,10 +299,10 @@ func (s *Speaker) run(ctx context.Context) error {
 		{core.Core().V1().Nodes().Informer(), nodeFeed(b)},
 		{leases.Coordination().V1().Leases().Informer(), leaseFeed(b)},
 		{l2Factory.Metallb().V1beta1().ServiceL2Statuses().Informer(), l2StatusFeed(b)},
-		{l2Factory.Metallb().V1beta1().IPAddressPools().Informer(), poolFeed(b)},
-		{l2Factory.Metallb().V1beta1().L2Advertisements().Informer(), l2AdvertisementFeed(b)},
-		{l2Factory.Metallb().V1beta1().BGPAdvertisements().Informer(), bgpAdvertisementFeed(b)},
-		{l2Factory.Metallb().V1beta1().Communities().Informer(), communityFeed(b)},
+		{nsMetallb.Metallb().V1beta1().IPAddressPools().Informer(), poolFeed(b)},
+		{nsMetallb.Metallb().V1beta1().L2Advertisements().Informer(), l2AdvertisementFeed(b)},
+		{nsMetallb.Metallb().V1beta1().BGPAdvertisements().Informer(), bgpAdvertisementFeed(b)},
+		{nsMetallb.Metallb().V1beta1().Communities().Informer(), communityFeed(b)},
 		{l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Informer(), bgpStatusFeed(b)},
 	}
 	if s.peers != nil {
@@ -450,7 +456,7 @@ func (s *Speaker) pendingHandOver() int {
 			continue // the Service is gone: nothing to hand over
 		}
 		for _, svc := range cur.Services {
-			st, err := s.l2Lister(svc.Namespace, announce.StatusName(svc, cur.IP))
+			st, err := s.l2Lister(s.namespace(), announce.StatusName(svc, cur.IP))
 			if err != nil || st.Status.Node == "" || st.Status.Node == s.o.NodeName {
 				n++
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,24 +25,28 @@ const maxNameLength = 253
 
 // BGPStatusName is the ServiceBGPStatus name of a Service advertised by node: one object per
 // Service and node, as in MetalLB, named deterministically so each node only ever writes its
-// own and a restarted speaker finds what it wrote. Over-long names end in a hash.
+// own and a restarted speaker finds what it wrote. The objects live in the speaker's namespace,
+// so the name carries the Service's namespace (see StatusName). Over-long names end in a hash.
 func BGPStatusName(svc framework.ServiceKey, node string) string {
-	name := "bgp-" + svc.Name + "-" + node
+	name := "bgp-" + svc.Namespace + "." + svc.Name + "." + node
 	if len(name) <= maxNameLength {
 		return name
 	}
-	sum := sha256.Sum256([]byte(svc.Name + "/" + node))
+	sum := sha256.Sum256([]byte(svc.Namespace + "/" + svc.Name + "/" + node))
 	h := hex.EncodeToString(sum[:8])
-	return name[:maxNameLength-len(h)-1] + "-" + h
+	// The cut may end a DNS label with '.' or '-', which must be followed by an alphanumeric.
+	return strings.TrimRight(name[:maxNameLength-len(h)-1], ".-") + "-" + h
 }
 
 // BGPStatusWriter writes this node's ServiceBGPStatus objects. A dual-stack Service has two
 // BGP units (one per IP) and one object per node, so the writer keeps, per object, the peers
 // each IP is advertised to: the object lists their union and is deleted with the last IP.
 type BGPStatusWriter struct {
-	node   string
-	client metallbclient.MetallbV1beta1Interface
-	lister metallblisters.ServiceBGPStatusLister
+	node string
+	// namespace is the speaker's own, where every status object lives.
+	namespace string
+	client    metallbclient.MetallbV1beta1Interface
+	lister    metallblisters.ServiceBGPStatusLister
 
 	mu sync.Mutex
 	// held is, per object key, the peers published for each IP.
@@ -51,9 +56,9 @@ type BGPStatusWriter struct {
 	written map[string]*metallbv1beta1.ServiceBGPStatus
 }
 
-// NewBGPStatusWriter returns a writer for node.
-func NewBGPStatusWriter(node string, client metallbclient.MetallbV1beta1Interface, lister metallblisters.ServiceBGPStatusLister) *BGPStatusWriter {
-	return &BGPStatusWriter{node: node, client: client, lister: lister,
+// NewBGPStatusWriter returns a writer for node that keeps its objects in namespace.
+func NewBGPStatusWriter(node, namespace string, client metallbclient.MetallbV1beta1Interface, lister metallblisters.ServiceBGPStatusLister) *BGPStatusWriter {
+	return &BGPStatusWriter{node: node, namespace: namespace, client: client, lister: lister,
 		held: map[string]map[netip.Addr][]string{}, written: map[string]*metallbv1beta1.ServiceBGPStatus{}}
 }
 
@@ -62,7 +67,7 @@ var _ StatusWriter = (*BGPStatusWriter)(nil)
 // Publish implements StatusWriter: the object names this node and the peers.
 func (w *BGPStatusWriter) Publish(ctx context.Context, svc framework.ServiceKey, ip netip.Addr, peers []string) error {
 	name := BGPStatusName(svc, w.node)
-	key := svc.Namespace + "/" + name
+	key := w.namespace + "/" + name
 	w.mu.Lock()
 	if w.held[key] == nil {
 		w.held[key] = map[netip.Addr][]string{}
@@ -70,11 +75,11 @@ func (w *BGPStatusWriter) Publish(ctx context.Context, svc framework.ServiceKey,
 	w.held[key][ip] = slices.Clone(peers)
 	want := w.unionLocked(key)
 	w.mu.Unlock()
-	cur, err := w.current(svc.Namespace, name)
+	cur, err := w.current(w.namespace, name)
 	if err != nil {
 		return err
 	}
-	c := w.client.ServiceBGPStatuses(svc.Namespace)
+	c := w.client.ServiceBGPStatuses(w.namespace)
 	if cur != nil && cur.Status.Node != w.node {
 		// Not ours (written by hand or by another tool): replace it, since status.node is
 		// immutable and this name belongs to this node.
@@ -84,7 +89,7 @@ func (w *BGPStatusWriter) Publish(ctx context.Context, svc framework.ServiceKey,
 		cur = nil
 	}
 	if cur == nil {
-		obj := &metallbv1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: svc.Namespace,
+		obj := &metallbv1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.namespace,
 			Labels: map[string]string{LabelNode: w.node, LabelServiceName: svc.Name, LabelServiceNamespace: svc.Namespace}}}
 		created, err := c.Create(ctx, obj, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
@@ -163,7 +168,7 @@ func (w *BGPStatusWriter) current(namespace, name string) (*metallbv1beta1.Servi
 // IP of the Service is advertised by this node.
 func (w *BGPStatusWriter) Retract(ctx context.Context, svc framework.ServiceKey, ip netip.Addr) error {
 	name := BGPStatusName(svc, w.node)
-	key := svc.Namespace + "/" + name
+	key := w.namespace + "/" + name
 	w.mu.Lock()
 	delete(w.held[key], ip)
 	left := len(w.held[key])
@@ -172,7 +177,7 @@ func (w *BGPStatusWriter) Retract(ctx context.Context, svc framework.ServiceKey,
 		delete(w.held, key)
 	}
 	w.mu.Unlock()
-	cur, err := w.current(svc.Namespace, name)
+	cur, err := w.current(w.namespace, name)
 	if err != nil || cur == nil {
 		return err
 	}

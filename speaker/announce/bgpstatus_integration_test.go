@@ -26,23 +26,24 @@ import (
 func TestIntegrationBGPStatusWriter(t *testing.T) {
 	env := kubeapi.Env(t)
 	env.InstallCRDs(t)
-	ns := env.Namespace(t)
+	// The Service's namespace, and the speakers' where the objects live (MetalLB's layout).
+	ns, speakerNS := env.Namespace(t), env.Namespace(t)
 	mlb, err := metallbclient.NewForConfig(env.AdminConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := metallbinformers.NewSharedInformerFactoryWithOptions(mlb, 0, metallbinformers.WithNamespace(ns))
+	f := metallbinformers.NewSharedInformerFactoryWithOptions(mlb, 0, metallbinformers.WithNamespace(speakerNS))
 	lister := f.Metallb().V1beta1().ServiceBGPStatuses().Lister()
 	f.Start(ctx.Done())
 	f.WaitForCacheSync(ctx.Done())
 
-	a := NewBGPStatusWriter("node-a", mlb.MetallbV1beta1(), lister)
-	b := NewBGPStatusWriter("node-b", mlb.MetallbV1beta1(), lister)
+	a := NewBGPStatusWriter("node-a", speakerNS, mlb.MetallbV1beta1(), lister)
+	b := NewBGPStatusWriter("node-b", speakerNS, mlb.MetallbV1beta1(), lister)
 	svc := framework.ServiceKey{Namespace: ns, Name: "web"}
 	v4, v6 := netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("2001:db8::10")
-	api := mlb.MetallbV1beta1().ServiceBGPStatuses(ns)
+	api := mlb.MetallbV1beta1().ServiceBGPStatuses(speakerNS)
 	get := func(node string) *metallbv1beta1.ServiceBGPStatus {
 		t.Helper()
 		obj, err := api.Get(ctx, BGPStatusName(svc, node), metav1.GetOptions{})
@@ -65,7 +66,8 @@ func TestIntegrationBGPStatusWriter(t *testing.T) {
 	must(b.Publish(ctx, svc, v4, []string{"r1"}))
 	obj := get("node-a")
 	if obj == nil || obj.Status.Node != "node-a" || obj.Status.ServiceName != "web" || obj.Status.ServiceNamespace != ns ||
-		!slices.Equal(obj.Status.Peers, []string{"r1"}) || obj.Labels[LabelNode] != "node-a" || obj.Labels[LabelServiceName] != "web" {
+		!slices.Equal(obj.Status.Peers, []string{"r1"}) || obj.Labels[LabelNode] != "node-a" || obj.Labels[LabelServiceName] != "web" ||
+		obj.Labels[LabelServiceNamespace] != ns {
 		t.Fatalf("node-a's object: %+v", obj)
 	}
 	if o := get("node-b"); o == nil || o.Status.Node != "node-b" {
@@ -87,7 +89,7 @@ func TestIntegrationBGPStatusWriter(t *testing.T) {
 	// node-a's writer never touches node-b's object, even once its lister has seen it.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := lister.ServiceBGPStatuses(ns).Get(BGPStatusName(svc, "node-b")); err == nil || time.Now().After(deadline) {
+		if _, err := lister.ServiceBGPStatuses(speakerNS).Get(BGPStatusName(svc, "node-b")); err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

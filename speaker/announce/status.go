@@ -17,8 +17,8 @@ import (
 	"github.com/herald-lb/herald/framework"
 )
 
-// Labels on the ServiceL2Status objects, as MetalLB sets them, so tools that select on them
-// keep working.
+// Labels on the ServiceL2Status and ServiceBGPStatus objects, MetalLB's keys and values, so
+// tools that select on them keep working.
 const (
 	LabelNode             = "metallb.io/node"
 	LabelServiceName      = "metallb.io/service-name"
@@ -27,20 +27,24 @@ const (
 
 // StatusName is the ServiceL2Status name for a Service's address of ip's family: one object per
 // Service and family, named deterministically so that a second writer collides instead of
-// creating a duplicate.
+// creating a duplicate. The objects live in the speaker's namespace, as MetalLB's do, so the
+// name carries the Service's namespace; the dots cannot occur in a namespace or Service name,
+// which keeps names of different Services apart.
 func StatusName(svc framework.ServiceKey, ip netip.Addr) string {
 	if ip.Is6() && !ip.Is4In6() {
-		return "l2-" + svc.Name + "-ipv6"
+		return "l2-" + svc.Namespace + "." + svc.Name + ".ipv6"
 	}
-	return "l2-" + svc.Name
+	return "l2-" + svc.Namespace + "." + svc.Name
 }
 
 // L2StatusWriter writes this node's ServiceL2Status objects with the typed client, reading
 // the current ones from the informer's lister.
 type L2StatusWriter struct {
-	node   string
-	client metallbclient.MetallbV1beta1Interface
-	lister metallblisters.ServiceL2StatusLister
+	node string
+	// namespace is the speaker's own, where every status object lives.
+	namespace string
+	client    metallbclient.MetallbV1beta1Interface
+	lister    metallblisters.ServiceL2StatusLister
 
 	mu sync.Mutex
 	// written remembers the objects this node created, so Retract finds one the lister has
@@ -48,9 +52,9 @@ type L2StatusWriter struct {
 	written map[string]types.UID
 }
 
-// NewL2StatusWriter returns a writer for node.
-func NewL2StatusWriter(node string, client metallbclient.MetallbV1beta1Interface, lister metallblisters.ServiceL2StatusLister) *L2StatusWriter {
-	return &L2StatusWriter{node: node, client: client, lister: lister, written: map[string]types.UID{}}
+// NewL2StatusWriter returns a writer for node that keeps its objects in namespace.
+func NewL2StatusWriter(node, namespace string, client metallbclient.MetallbV1beta1Interface, lister metallblisters.ServiceL2StatusLister) *L2StatusWriter {
+	return &L2StatusWriter{node: node, namespace: namespace, client: client, lister: lister, written: map[string]types.UID{}}
 }
 
 var _ StatusWriter = (*L2StatusWriter)(nil)
@@ -59,7 +63,7 @@ var _ StatusWriter = (*L2StatusWriter)(nil)
 // created, because other tools treat status.node as immutable.
 func (w *L2StatusWriter) Publish(ctx context.Context, svc framework.ServiceKey, ip netip.Addr, interfaces []string) error {
 	name := StatusName(svc, ip)
-	cur, err := w.lister.ServiceL2Statuses(svc.Namespace).Get(name)
+	cur, err := w.lister.ServiceL2Statuses(w.namespace).Get(name)
 	switch {
 	case apierrors.IsNotFound(err):
 		cur = nil
@@ -69,12 +73,12 @@ func (w *L2StatusWriter) Publish(ctx context.Context, svc framework.ServiceKey, 
 	if cur != nil && cur.Status.Node == w.node && !w.wrote(cur) {
 		// The cache says the object is ours, but not one this process wrote: the cache may
 		// lag behind a replacement by another node, so read the object itself.
-		cur, err = w.client.ServiceL2Statuses(svc.Namespace).Get(ctx, name, metav1.GetOptions{})
+		cur, err = w.client.ServiceL2Statuses(w.namespace).Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			cur, err = nil, nil
 		}
 		if err != nil {
-			return fmt.Errorf("servicel2status %s/%s: %w", svc.Namespace, name, err)
+			return fmt.Errorf("servicel2status %s/%s: %w", w.namespace, name, err)
 		}
 		if cur != nil && cur.Status.Node == w.node {
 			w.remember(cur)
@@ -98,11 +102,11 @@ func (w *L2StatusWriter) Publish(ctx context.Context, svc framework.ServiceKey, 
 			return err
 		}
 		// The lister lags; read the object that is there and decide again.
-		if cur, err = w.client.ServiceL2Statuses(svc.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
-			return fmt.Errorf("servicel2status %s/%s: %w", svc.Namespace, name, err)
+		if cur, err = w.client.ServiceL2Statuses(w.namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			return fmt.Errorf("servicel2status %s/%s: %w", w.namespace, name, err)
 		}
 	}
-	return fmt.Errorf("servicel2status %s/%s: replaced concurrently, will retry", svc.Namespace, name)
+	return fmt.Errorf("servicel2status %s/%s: replaced concurrently, will retry", w.namespace, name)
 }
 
 func (w *L2StatusWriter) updateInterfaces(ctx context.Context, cur *metallbv1beta1.ServiceL2Status, interfaces []string) error {
@@ -121,11 +125,11 @@ func (w *L2StatusWriter) create(ctx context.Context, svc framework.ServiceKey, i
 	obj := &metallbv1beta1.ServiceL2Status{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      StatusName(svc, ip),
-			Namespace: svc.Namespace,
+			Namespace: w.namespace,
 			Labels:    map[string]string{LabelNode: w.node, LabelServiceName: svc.Name, LabelServiceNamespace: svc.Namespace},
 		},
 	}
-	c := w.client.ServiceL2Statuses(svc.Namespace)
+	c := w.client.ServiceL2Statuses(w.namespace)
 	created, err := c.Create(ctx, obj, metav1.CreateOptions{})
 	if err != nil {
 		return nil, err
@@ -135,7 +139,7 @@ func (w *L2StatusWriter) create(ctx context.Context, svc framework.ServiceKey, i
 	if err != nil {
 		// Do not leave an object without a node behind.
 		_ = c.Delete(ctx, created.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &created.UID}})
-		return nil, fmt.Errorf("servicel2status %s/%s: status: %w", svc.Namespace, created.Name, err)
+		return nil, fmt.Errorf("servicel2status %s/%s: status: %w", w.namespace, created.Name, err)
 	}
 	return updated, nil
 }
@@ -171,7 +175,7 @@ func (w *L2StatusWriter) remember(obj *metallbv1beta1.ServiceL2Status) {
 // Retract implements StatusWriter: it deletes the object only when it names this node.
 func (w *L2StatusWriter) Retract(ctx context.Context, svc framework.ServiceKey, ip netip.Addr) error {
 	name := StatusName(svc, ip)
-	cur, err := w.lister.ServiceL2Statuses(svc.Namespace).Get(name)
+	cur, err := w.lister.ServiceL2Statuses(w.namespace).Get(name)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
@@ -179,10 +183,10 @@ func (w *L2StatusWriter) Retract(ctx context.Context, svc framework.ServiceKey, 
 		return w.delete(ctx, cur)
 	}
 	w.mu.Lock()
-	uid, mine := w.written[svc.Namespace+"/"+name]
+	uid, mine := w.written[w.namespace+"/"+name]
 	w.mu.Unlock()
 	if mine && (cur == nil || cur.UID == uid) {
-		return w.delete(ctx, &metallbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: name, UID: uid}})
+		return w.delete(ctx, &metallbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, Name: name, UID: uid}})
 	}
 	return nil
 }

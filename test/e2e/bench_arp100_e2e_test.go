@@ -208,7 +208,7 @@ func (c *cluster) ownersOf(names []string, timeout time.Duration) map[string]str
 	owners := map[string]string{}
 	var since time.Time
 	eventually(c.t, timeout, func() (bool, string) {
-		list, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(c.ns).List(context.Background(), metav1.ListOptions{})
+		list, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(speakerNamespace).List(context.Background(), statusesOf(c.ns))
 		if err != nil {
 			return false, err.Error()
 		}
@@ -253,7 +253,7 @@ func (c *cluster) waitNoStatus(names []string, timeout time.Duration) {
 		want[n] = true
 	}
 	eventually(c.t, timeout, func() (bool, string) {
-		list, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(c.ns).List(context.Background(), metav1.ListOptions{})
+		list, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(speakerNamespace).List(context.Background(), statusesOf(c.ns))
 		if err != nil {
 			return false, err.Error()
 		}
@@ -294,14 +294,15 @@ func (c *cluster) watchMilestones() *milestones {
 		})
 	sts := c.watchFromList("ServiceL2Statuses",
 		func() (string, error) {
-			l, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(c.ns).List(ctx, metav1.ListOptions{})
+			l, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(speakerNamespace).List(ctx, statusesOf(c.ns))
 			if err != nil {
 				return "", err
 			}
 			return l.ResourceVersion, nil
 		},
 		func(o metav1.ListOptions) (watch.Interface, error) {
-			return c.mlb.MetallbV1beta1().ServiceL2Statuses(c.ns).Watch(ctx, o)
+			o.LabelSelector = statusesOf(c.ns).LabelSelector
+			return c.mlb.MetallbV1beta1().ServiceL2Statuses(speakerNamespace).Watch(ctx, o)
 		})
 	var wg sync.WaitGroup
 	consume := func(what string, w watch.Interface, seen func(runtime.Object)) {

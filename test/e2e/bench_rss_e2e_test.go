@@ -300,7 +300,7 @@ func (s *scaleCluster) cleanup() {
 	_ = s.client.CoordinationV1().Leases(speakerNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
 	_ = s.client.CoordinationV1().Leases(speakerNamespace).Delete(ctx, heartbeat.LeaseName(s.nodes[0]), metav1.DeleteOptions{})
 	_ = s.client.CoreV1().Nodes().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-	_ = s.mlb.MetallbV1beta1().ServiceL2Statuses(s.ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+	_ = s.mlb.MetallbV1beta1().ServiceL2Statuses(speakerNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, statusesOf(s.ns))
 	_ = s.mlb.MetallbV1beta1().L2Advertisements(speakerNamespace).Delete(ctx, s.lab.Prefix+"scale", metav1.DeleteOptions{})
 	_ = s.mlb.MetallbV1beta1().IPAddressPools(speakerNamespace).Delete(ctx, s.lab.Prefix+"scale", metav1.DeleteOptions{})
 }

@@ -181,7 +181,7 @@ func (c *bgpCluster) waitNexthops(ip netip.Addr, timeout time.Duration, nodes ..
 // and each object's peers.
 func (c *bgpCluster) bgpStatuses(svc string) ([]string, map[string][]string) {
 	c.t.Helper()
-	list, err := c.mlb.MetallbV1beta1().ServiceBGPStatuses(c.ns).List(context.Background(), metav1.ListOptions{})
+	list, err := c.mlb.MetallbV1beta1().ServiceBGPStatuses(speakerNamespace).List(context.Background(), statusesOf(c.ns))
 	if err != nil {
 		c.t.Fatalf("listing servicebgpstatuses: %v", err)
 	}

@@ -55,6 +55,12 @@ type cluster struct {
 	mu       sync.Mutex
 	speakers map[string]*lab.Process
 	poolName string
+	// heraldNS is Herald's namespace (heartbeats, status objects, the controller's Lease):
+	// speakerNamespace unless a test installs Herald elsewhere.
+	heraldNS string
+	// controllerArgs, when set, replace the controller's namespace flags (a chart's
+	// rendering).
+	controllerArgs []string
 }
 
 type clusterOptions struct {
@@ -80,7 +86,7 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 	env.InstallCRDs(t)
 	herald := heraldBinary(t)
 	l := lab.New(t, lab.Options{Nodes: o.nodes})
-	c := &cluster{t: t, env: env, lab: l, client: env.Client(t), herald: herald, speakers: map[string]*lab.Process{}}
+	c := &cluster{t: t, env: env, lab: l, client: env.Client(t), herald: herald, speakers: map[string]*lab.Process{}, heraldNS: speakerNamespace}
 	var err error
 	if c.mlb, err = metallbclient.NewForConfig(env.AdminConfig()); err != nil {
 		t.Fatal(err)
@@ -208,9 +214,15 @@ func (c *cluster) createPool() {
 
 func (c *cluster) startController() {
 	c.t.Helper()
-	cmd := exec.Command(c.herald, "controller", "--kubeconfig", c.env.Kubeconfig, "--namespace", speakerNamespace,
+	args := c.controllerArgs
+	if args == nil {
+		args = []string{"--namespace", c.heraldNS}
+	}
+	// Later flags win: the test's lease, identity and address replace a chart's.
+	args = append(append([]string{"controller"}, args...), "--kubeconfig", c.env.Kubeconfig,
 		"--lease-name", c.lab.Prefix+"controller", "--identity", c.lab.Prefix+"controller",
 		"--metrics-bind-address", "127.0.0.1:0")
+	cmd := exec.Command(c.herald, args...)
 	var out syncWriter
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -360,10 +372,16 @@ func (c *cluster) waitIP(svc string) netip.Addr {
 	return ip
 }
 
+// statusesOf selects the status objects (in speakerNamespace, where speakers write them, as
+// MetalLB's do) of the Services of one namespace, by MetalLB's label.
+func statusesOf(serviceNamespace string) metav1.ListOptions {
+	return metav1.ListOptions{LabelSelector: "metallb.io/service-namespace=" + serviceNamespace}
+}
+
 // l2Statuses returns the ServiceL2Status objects of a Service.
 func (c *cluster) l2Statuses(svc string) []metallbv1beta1.ServiceL2Status {
 	c.t.Helper()
-	list, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(c.ns).List(context.Background(), metav1.ListOptions{})
+	list, err := c.mlb.MetallbV1beta1().ServiceL2Statuses(c.heraldNS).List(context.Background(), statusesOf(c.ns))
 	if err != nil {
 		c.t.Fatalf("listing servicel2statuses: %v", err)
 	}

@@ -65,7 +65,8 @@ run (the report is printed in full first).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.Namespace, "namespace", "n", o.Namespace, "Herald's namespace: its pods, heartbeat Leases and metallb.io configuration")
+	f.StringVarP(&o.Namespace, "namespace", "n", o.Namespace, "Herald's namespace: its pods, heartbeat Leases and status objects")
+	f.StringVar(&o.ConfigNamespace, "config-namespace", "", "namespace of the metallb.io configuration Herald reads (default: --namespace); configuration objects elsewhere are reported as ignored")
 	f.StringVar(&o.LoadBalancerClass, "load-balancer-class", o.LoadBalancerClass, "spec.loadBalancerClass Herald handles (as the controller's flag)")
 	f.BoolVar(&o.HandleNoClass, "handle-no-class", o.HandleNoClass, "Herald also handles Services without spec.loadBalancerClass (as the controller's flag)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON (stable format, see docs/diag.md)")

@@ -39,6 +39,7 @@ type Explanation struct {
 
 func newExplainCommand(o *options) *cobra.Command {
 	var configPath, kubeconfig, output string
+	var ns namespaces
 	cmd := &cobra.Command{
 		Use:   "explain NAMESPACE/SERVICE",
 		Short: "Show which node announces each IP of a Service, and why",
@@ -47,8 +48,8 @@ func newExplainCommand(o *options) *cobra.Command {
 			"filter's verdict, each score raw and weighted, the total, the winner and the summary line.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, name, ok := strings.Cut(args[0], "/")
-			if !ok || ns == "" || name == "" {
+			svcNS, name, ok := strings.Cut(args[0], "/")
+			if !ok || svcNS == "" || name == "" {
 				return fmt.Errorf("want NAMESPACE/SERVICE, got %q", args[0])
 			}
 			if output != "table" && output != "json" {
@@ -56,7 +57,7 @@ func newExplainCommand(o *options) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			exp, err := explain(ctx, o, configPath, kubeconfig, ns, name)
+			exp, err := explain(ctx, o, configPath, kubeconfig, ns, svcNS, name)
 			if err != nil {
 				return err
 			}
@@ -73,6 +74,7 @@ func newExplainCommand(o *options) *cobra.Command {
 	f.StringVar(&configPath, "config", "", "the speakers' SpeakerConfiguration file (default: the default configuration)")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster or $KUBECONFIG)")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	ns.addFlags(f)
 	return cmd
 }
 
@@ -86,14 +88,16 @@ func NewKubectlHeraldCommand(opts ...Option) *cobra.Command {
 	cmd := &cobra.Command{Use: "kubectl-herald", Short: "Herald's kubectl plugin", SilenceUsage: true}
 	cmd.AddCommand(newExplainCommand(o))
 	cmd.AddCommand(newDiagCommand(o))
+	cmd.AddCommand(newMigrateCommand(o))
 	return cmd
 }
 
-func explain(ctx context.Context, o *options, configPath, kubeconfig, ns, name string) (*Explanation, error) {
+func explain(ctx context.Context, o *options, configPath, kubeconfig string, nss namespaces, ns, name string) (*Explanation, error) {
 	c, _, err := loadSpeakerConfig(o, configPath)
 	if err != nil {
 		return nil, err
 	}
+	nss.apply(c)
 	opts, err := speakerConfigOptions(o)
 	if err != nil {
 		return nil, err
@@ -125,7 +129,7 @@ func explain(ctx context.Context, o *options, configPath, kubeconfig, ns, name s
 		exp.Message, exp.Reason = whyNoIP(svc)
 		return exp, nil
 	}
-	b, err := speaker.ListBuilder(ctx, client, mlb, c.Heartbeat.Namespace)
+	b, err := speaker.ListBuilder(ctx, client, mlb, c.Heartbeat.Namespace, c.ConfigNamespace)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ func NewHeraldCommand(opts ...Option) *cobra.Command {
 	cmd.AddCommand(newSpeakerCommand(o))
 	cmd.AddCommand(newExplainCommand(o))
 	cmd.AddCommand(newDiagCommand(o))
+	cmd.AddCommand(newMigrateCommand(o))
 	return cmd
 }
 

@@ -53,3 +53,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $role := index .root.Values .role -}}
 {{- if kindIs "invalid" $role.logLevel -}}{{ .root.Values.logLevel }}{{- else -}}{{ $role.logLevel }}{{- end -}}
 {{- end -}}
+
+{{- /* The one namespace Herald reads its metallb.io configuration from. */ -}}
+{{- define "herald.configNamespace" -}}
+{{- .Values.configNamespace | default .Release.Namespace -}}
+{{- end -}}
