@@ -164,6 +164,12 @@ func migrateCheck(ctx context.Context, o *options, configPath, kubeconfig string
 	if err != nil {
 		return nil, err
 	}
+	return checkMigration(ctx, c, opts.Registry, client, mlb, ctrl)
+}
+
+// checkMigration builds the report from the cluster the clients read, for the speaker
+// configuration c and the controller's options ctrl.
+func checkMigration(ctx context.Context, c *config.SpeakerConfiguration, reg framework.Registry, client kubernetes.Interface, mlb metallbclient.Interface, ctrl controller.Options) (*MigrationReport, error) {
 	cl := diag.Gather(ctx, diag.Clients{Kube: client, MetalLB: mlb}, diag.Options{Namespace: c.Heartbeat.Namespace,
 		ConfigNamespace: c.ConfigNamespace, LoadBalancerClass: ctrl.LoadBalancerClass, HandleNoClass: ctrl.HandleNoClass})
 	if len(cl.Errors) > 0 {
@@ -189,7 +195,7 @@ func migrateCheck(ctx context.Context, o *options, configPath, kubeconfig string
 		pools = append(pools, &cl.Pools[i])
 	}
 	kept := controller.PredictKept(ctrl, pools, cl.Services, func(ns string) map[string]string { return nsLabels[ns] })
-	sched, err := newScheduler(c, opts.Registry)
+	sched, err := newScheduler(c, reg)
 	if err != nil {
 		return nil, err
 	}
