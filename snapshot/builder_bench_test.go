@@ -27,7 +27,8 @@ func bigBuilder(b *testing.B) (*Builder, []netip.Addr) {
 		}
 		bl.SetLease(l)
 	}
-	bl.SetPool(&metallbv1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: "mlb", Name: "pool"}})
+	bl.SetPool(&metallbv1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: "mlb", Name: "pool"},
+		Spec: metallbv1beta1.IPAddressPoolSpec{Addresses: []string{"2001:db8::/96"}}})
 	bl.SetL2Advertisement(&metallbv1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Namespace: "mlb", Name: "l2"}})
 	ips := make([]netip.Addr, 10000)
 	ip := netip.MustParseAddr("2001:db8::1:0")
