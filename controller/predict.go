@@ -19,7 +19,8 @@ type Kept struct {
 	Kept bool
 	Pool string
 	// Reason says why not, from the allocator, when an owned Service with addresses is not
-	// kept.
+	// kept; or, when it is kept although no rule would give it the addresses now (no usable
+	// pool contains them), why it is reported.
 	Reason string
 }
 
@@ -49,6 +50,9 @@ func PredictKept(o Options, pools []*metallbv1beta1.IPAddressPool, services []co
 				k.Reason = err.Error()
 			} else {
 				k.Kept, k.Pool = true, res.Pool
+				if res.Kept != nil {
+					k.Reason = res.Kept.Error()
+				}
 			}
 		}
 		out[svc.Namespace+"/"+svc.Name] = k

@@ -270,6 +270,8 @@ func planService(ctx context.Context, svc *corev1.Service, k controller.Kept, b 
 		return p
 	case !k.Kept:
 		p.Notes = append(p.Notes, "not kept as is: "+k.Reason)
+	case k.Reason != "":
+		p.Notes = append(p.Notes, "kept, and reported (condition, Event, diag) until an operator decides: "+k.Reason)
 	}
 	if p.AnnotatedPool != "" && k.Pool != "" && p.AnnotatedPool != k.Pool {
 		p.Notes = append(p.Notes, fmt.Sprintf("annotation %s names pool %q but the address is in pool %q: Herald uses %q and rewrites the annotation",

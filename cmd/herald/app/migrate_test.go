@@ -92,7 +92,8 @@ func TestMigrationCheck(t *testing.T) {
 	}{
 		{"web", true, true, "prod", []string{"L2/l2"}, ""},
 		{"lied", true, true, "prod", []string{"L2/l2"}, `names pool "lab" but the address is in pool "prod"`},
-		{"outside", true, false, "", []string{}, "not kept as is"},
+		// Kept by the controller's rule, and reported: no pool of the namespace contains it.
+		{"outside", true, true, "", []string{}, "kept, and reported"},
 		{"dup", true, false, "", []string{"L2/l2"}, "not kept as is"},
 		{"new", true, false, "", []string{}, "no address now"},
 		{"theirs", false, false, "", []string{}, "is not Herald's"},
@@ -115,7 +116,7 @@ func TestMigrationCheck(t *testing.T) {
 	if got := byName["outside"].Announcers; len(got) != 1 || !strings.Contains(got[0], "no advertisement covers pool (none)") {
 		t.Errorf("outside announcers %v", got)
 	}
-	if r.Summary.Services != 6 || r.Summary.Owned != 5 || r.Summary.KeepIP != 2 || r.Summary.Lose != 2 || r.Summary.Pending != 1 {
+	if r.Summary.Services != 6 || r.Summary.Owned != 5 || r.Summary.KeepIP != 3 || r.Summary.Lose != 1 || r.Summary.Pending != 1 {
 		t.Errorf("summary %+v", r.Summary)
 	}
 	settings := map[string][]string{}
