@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -220,8 +221,33 @@ func (c *controller) enqueueNamespace(ns string) {
 	}
 }
 
-// campaign runs leader election and leads while elected.
+// campaign runs leader election and leads while elected. A leader that cannot rebuild its
+// state (lead fails) releases the Lease, so a standby takes over at once, and campaigns again
+// after LeaseDuration, which leaves the standbys time to take the Lease first.
 func (c *controller) campaign(ctx context.Context, election *leaderelection.HealthzAdaptor) error {
+	for {
+		gaveUp, err := c.electOnce(ctx, election)
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !gaveUp {
+			return ErrLostLeadership
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.opts.LeaseDuration):
+		}
+		c.readiness.campaignAgain()
+	}
+}
+
+// electOnce campaigns until this replica has led and stopped, or ctx is done. gaveUp reports
+// that it stopped leading because lead failed and it released the Lease.
+func (c *controller) electOnce(ctx context.Context, election *leaderelection.HealthzAdaptor) (gaveUp bool, err error) {
 	logger := klog.FromContext(ctx)
 	// The elector gets its own context so that on shutdown the Lease is released only after
 	// the leader's workers have stopped (leadMu): releasing first would let a standby allocate
@@ -260,7 +286,14 @@ func (c *controller) campaign(ctx context.Context, election *leaderelection.Heal
 				c.readiness.startLeading()
 				leaderGauge.Set(1)
 				defer c.stopLeading()
-				c.lead(workCtx)
+				if err := c.lead(workCtx); err != nil {
+					// Holding the Lease while allocating nothing would stall every
+					// Service: hand it to a standby (the elector releases it on cancel).
+					logger.Error(err, "Cannot lead: releasing the Lease", "identity", c.opts.Identity)
+					c.readiness.gaveUp(err)
+					gaveUp = true
+					cancelElect()
+				}
 			},
 			OnStoppedLeading: func() {
 				logger.Info("Stopped leading", "identity", c.opts.Identity)
@@ -269,16 +302,13 @@ func (c *controller) campaign(ctx context.Context, election *leaderelection.Heal
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("leader election: %w", err)
+		return false, fmt.Errorf("leader election: %w", err)
 	}
 	elector.Run(electCtx)
 	// Wait for a lead() still winding down after a lost Lease.
 	leadMu.Lock()
 	defer leadMu.Unlock()
-	if ctx.Err() != nil {
-		return nil
-	}
-	return ErrLostLeadership
+	return gaveUp, nil
 }
 
 // stopLeading withdraws what only a leader reports. A replica that never led has nothing to
@@ -294,16 +324,17 @@ func (c *controller) stopLeading() {
 }
 
 // lead allocates until ctx is done: caches synced, pools loaded, state rebuilt from Service
-// status, then the workers run.
-func (c *controller) lead(ctx context.Context) {
-	logger := klog.FromContext(ctx)
+// status, then the workers run. It fails only when the state cannot be rebuilt.
+func (c *controller) lead(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
+		return nil
 	}
 	c.syncPools(ctx)
-	if err := c.rebuild(ctx); err != nil {
-		logger.Error(err, "Rebuilding allocations from Service status; not allocating")
-		return
+	if err := c.rebuildWithRetry(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
 	}
 	var workers sync.WaitGroup
 	for range c.opts.Workers {
@@ -327,6 +358,36 @@ func (c *controller) lead(ctx context.Context) {
 	<-ctx.Done()
 	c.queue.ShutDown()
 	workers.Wait()
+	return nil
+}
+
+// rebuildBackoff paces rebuild attempts: 100 ms doubling to 2 s, within the RenewDeadline
+// budget.
+var rebuildBackoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 1 << 20, Cap: 2 * time.Second}
+
+// rebuildWithRetry retries a failed rebuild with backoff for at most RenewDeadline, the time
+// a leader also keeps trying to renew its Lease before it gives up: a transient API error
+// costs a retry, an API server that stays unreachable costs the Lease.
+func (c *controller) rebuildWithRetry(ctx context.Context) error {
+	budget, cancel := context.WithTimeout(ctx, c.opts.RenewDeadline)
+	defer cancel()
+	var last error
+	err := wait.ExponentialBackoffWithContext(budget, rebuildBackoff, func(ctx context.Context) (bool, error) {
+		if last = c.rebuild(ctx); last != nil {
+			klog.FromContext(ctx).Error(last, "Rebuilding allocations from Service status; retrying")
+			rebuildFailuresTotal.Inc()
+			c.readiness.rebuildFailed(last)
+			return false, nil
+		}
+		return true, nil
+	})
+	if err == nil {
+		return nil
+	}
+	if last == nil {
+		last = err
+	}
+	return fmt.Errorf("rebuilding allocations from Service status failed for %s: %w", c.opts.RenewDeadline, last)
 }
 
 // rebuild restores every owned Service's addresses from a fresh list of Services (not the

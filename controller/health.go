@@ -28,12 +28,38 @@ type readiness struct {
 	// initial holds the keys of the first full sync not processed yet; nil when done.
 	initial map[string]struct{}
 	synced  bool
+	// rebuildErr is the last failed rebuild of this leadership, retried meanwhile.
+	rebuildErr error
+	// gaveUpErr is why this replica released the Lease, until it campaigns again.
+	gaveUpErr error
 }
 
 func (r *readiness) startLeading() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.leading, r.synced, r.initial = true, false, nil
+	r.rebuildErr, r.gaveUpErr = nil, nil
+}
+
+// rebuildFailed records a failed rebuild attempt, to be retried.
+func (r *readiness) rebuildFailed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rebuildErr = err
+}
+
+// gaveUp records that the replica released the Lease because it could not lead.
+func (r *readiness) gaveUp(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gaveUpErr = err
+}
+
+// campaignAgain clears gaveUp: the replica is an ordinary standby again.
+func (r *readiness) campaignAgain() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gaveUpErr = nil
 }
 
 // stopLeading reports whether the replica was leading.
@@ -73,7 +99,13 @@ func (r *readiness) processed(key string) {
 func (r *readiness) leaderReady() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.gaveUpErr != nil {
+		return fmt.Errorf("released the leader Lease, cannot lead: %w", r.gaveUpErr)
+	}
 	if r.leading && !r.synced {
+		if r.initial == nil && r.rebuildErr != nil {
+			return fmt.Errorf("leader: rebuilding allocations from Service status, last attempt failed (retrying): %w", r.rebuildErr)
+		}
 		if r.initial == nil {
 			return errors.New("leader: rebuilding allocations from Service status")
 		}

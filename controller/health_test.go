@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -40,6 +41,35 @@ func TestReadiness(t *testing.T) {
 			r.stopLeading()
 			r.startLeading()
 		}, "rebuilding"},
+		{"leader whose rebuild failed says why", func(r *readiness) {
+			r.startLeading()
+			r.rebuildFailed(errors.New("etcdserver: request timed out"))
+		}, "last attempt failed (retrying): etcdserver: request timed out"},
+		{"a retried rebuild that succeeded", func(r *readiness) {
+			r.startLeading()
+			r.rebuildFailed(errors.New("boom"))
+			r.expect([]string{"a/x"})
+			r.processed("a/x")
+		}, ""},
+		{"gave up leading", func(r *readiness) {
+			r.startLeading()
+			r.rebuildFailed(errors.New("boom"))
+			r.gaveUp(errors.New("rebuilding failed for 10s: boom"))
+			r.stopLeading()
+		}, "released the leader Lease, cannot lead: rebuilding failed for 10s: boom"},
+		{"campaigning again after giving up", func(r *readiness) {
+			r.startLeading()
+			r.gaveUp(errors.New("boom"))
+			r.stopLeading()
+			r.campaignAgain()
+		}, ""},
+		{"leads again after giving up: a fresh start", func(r *readiness) {
+			r.startLeading()
+			r.rebuildFailed(errors.New("boom"))
+			r.gaveUp(errors.New("boom"))
+			r.stopLeading()
+			r.startLeading()
+		}, "leader: rebuilding allocations from Service status"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var r readiness

@@ -76,6 +76,22 @@ var (
 		StabilityLevel: metrics.ALPHA,
 	})
 
+	rebuildFailuresTotal = metrics.NewCounter(&metrics.CounterOpts{
+		Namespace:      "herald",
+		Subsystem:      "controller",
+		Name:           "rebuild_failures_total",
+		Help:           "Failed attempts of a new leader to rebuild its allocations from Service status (each is retried with backoff; a leader that fails for its renew deadline releases the Lease).",
+		StabilityLevel: metrics.ALPHA,
+	})
+
+	writeRetriesTotal = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      "herald",
+		Subsystem:      "controller",
+		Name:           "write_retries_total",
+		Help:           "Writes to the API server retried after a transient failure (5xx, timeout, lost connection) or a conflict, by resource.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"resource"})
+
 	registerOnce sync.Once
 )
 
@@ -85,7 +101,7 @@ var (
 func registerMetrics() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(allocationsTotal, allocationFailuresTotal, servicesPending,
-			poolSize, poolUsed, poolFree, unusablePools, leaderGauge)
+			poolSize, poolUsed, poolFree, unusablePools, leaderGauge, rebuildFailuresTotal, writeRetriesTotal)
 	})
 }
 

@@ -246,11 +246,8 @@ func (c *controller) writeStatus(ctx context.Context, svc *corev1.Service, ingre
 	if sameCond && sameIngress(svc.Status.LoadBalancer.Ingress, ingress) {
 		return false, nil
 	}
-	updated := svc.DeepCopy()
-	updated.Status.LoadBalancer.Ingress = ingress
 	cond.ObservedGeneration = svc.Generation
-	meta.SetStatusCondition(&updated.Status.Conditions, cond)
-	if _, err := c.client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil {
+	if err := c.putStatus(ctx, svc, ingress, cond); err != nil {
 		return false, fmt.Errorf("service %s/%s: writing status: %w", svc.Namespace, svc.Name, err)
 	}
 	return true, nil
@@ -267,7 +264,10 @@ func (c *controller) setPoolAnnotation(ctx context.Context, svc *corev1.Service,
 		value = fmt.Sprintf("%q", pool)
 	}
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%s}}}`, AnnotationAllocatedFromPool, value)
-	if _, err := c.client.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+	if err := retryWrite(ctx, "services", func(ctx context.Context) error {
+		_, err := c.client.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		return err
+	}); err != nil {
 		return fmt.Errorf("service %s/%s: annotation %s: %w", svc.Namespace, svc.Name, AnnotationAllocatedFromPool, err)
 	}
 	return nil
@@ -279,7 +279,10 @@ func (c *controller) clear(ctx context.Context, svc *corev1.Service) error {
 		updated := svc.DeepCopy()
 		updated.Status.LoadBalancer.Ingress = nil
 		meta.RemoveStatusCondition(&updated.Status.Conditions, ConditionAddressAllocated)
-		if _, err := c.client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil {
+		if err := retryWrite(ctx, "services", func(ctx context.Context) error {
+			_, err := c.client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+			return err
+		}); err != nil {
 			return fmt.Errorf("service %s/%s: clearing status: %w", svc.Namespace, svc.Name, err)
 		}
 		c.recorder.Event(svc, corev1.EventTypeNormal, "Released", "released the load-balancer addresses: the Service is no longer of type LoadBalancer")
@@ -365,7 +368,10 @@ func (c *controller) writePoolStatus(ctx context.Context, p *metallbv1beta1.IPAd
 		updated.Status.AvailableIPv4 == p.Status.AvailableIPv4 && updated.Status.AvailableIPv6 == p.Status.AvailableIPv6 {
 		return
 	}
-	if _, err := c.metallb.MetallbV1beta1().IPAddressPools(p.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil {
+	if err := retryWrite(ctx, "ipaddresspools", func(ctx context.Context) error {
+		_, err := c.metallb.MetallbV1beta1().IPAddressPools(p.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		// The next tick or pool change retries.
 		return
 	}
