@@ -112,10 +112,23 @@ func TestE2EMigrationFromMetalLBInItsNamespace(t *testing.T) {
 	owners := map[string]string{}
 	for i, ipStr := range migrationIPs {
 		svc := fmt.Sprintf("svc-%d", i)
-		node := c.waitAnnouncer(svc, 30*time.Second)
 		ip := netip.MustParseAddr(ipStr)
-		c.waitARPOwner(ip, node, 15*time.Second)
-		owners[ipStr] = node
+		// The Services exist before the speakers start, so the first speaker up claims them
+		// and hands them over as the others' heartbeats arrive: wait until the one node its
+		// ServiceL2Status names is the one answering ARP.
+		eventually(t, 45*time.Second, func() (bool, string) {
+			st := c.l2Statuses(svc)
+			if len(st) != 1 || st[0].Status.Node == "" {
+				return false, fmt.Sprintf("%d ServiceL2Status for %s: %+v", len(st), svc, st)
+			}
+			macs := c.arping(ip, 1)
+			if len(macs) != 1 || c.macOwner(macs[0]) != st[0].Status.Node {
+				return false, fmt.Sprintf("%s: status names %s, arping sees MACs %v", ip, st[0].Status.Node, macs)
+			}
+			owners[ipStr] = st[0].Status.Node
+			return true, ""
+		})
+		node := owners[ipStr]
 		st := c.l2Statuses(svc)[0]
 		if st.Namespace != metallbNamespace || st.Labels["metallb.io/node"] != node || st.Labels["metallb.io/service-name"] != svc ||
 			st.Labels["metallb.io/service-namespace"] != c.ns {
