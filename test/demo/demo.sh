@@ -15,8 +15,46 @@ pids=()
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# show_logs prints the last lines of every log the demo keeps, for a failure message.
+show_logs() {
+  local f
+  for f in "$work"/controller.log "$work"/speaker-*.log; do
+    [ -f "$f" ] || continue
+    printf -- '--- last 15 lines of %s\n' "${f##*/}" >&2
+    tail -15 "$f" >&2
+  done
+  if [ -n "${KUBECONFIG:-}" ]; then
+    printf -- '--- recent events\n' >&2
+    kubectl get events -A --sort-by=.lastTimestamp 2>&1 | tail -10 >&2 || true
+  fi
+}
+
+# fail says what went wrong, shows the logs and ends the demo (the EXIT trap cleans up).
+fail() {
+  printf '\ndemo: FAILED: %s\n' "$*" >&2
+  show_logs
+  exit 1
+}
+
+# wait_for DESC SECONDS CMD...: runs CMD every 0.2 s until it prints something and succeeds,
+# leaving its output in $got. On timeout it says what it waited for, shows the logs and fails.
+# Bounded by wall time, not by a count of tries, so a busy machine gets the same budget.
+wait_for() {
+  local desc=$1 budget=$2 deadline
+  shift 2
+  deadline=$(($(date +%s) + budget))
+  got=""
+  while :; do
+    got=$("$@" 2>/dev/null) || got=""
+    [ -n "$got" ] && return 0
+    [ "$(date +%s)" -ge "$deadline" ] && fail "timed out after ${budget}s waiting for $desc"
+    sleep 0.2
+  done
+}
+
 cleanup() {
   set +e
+  trap - ERR
   say "cleaning up"
   for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; done
   # Speakers hand over and drain on SIGTERM (bounded by draining.timeout); give them that long.
@@ -33,6 +71,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Any command that fails under set -e says which one, where, and shows the logs: the demo never
+# ends with a bare "Error 1".
+trap 'fail "line $LINENO: \"$BASH_COMMAND\" exited with $?"' ERR
 
 for b in herald herald-announcer-arp herald-announcer-ndp; do
   [ -x "$bin/$b" ] || { echo "demo: $bin/$b missing: run make build" >&2; exit 1; }
@@ -41,12 +82,16 @@ CGO_ENABLED=0 go build -o "$work/echo" ./test/demo/echo
 
 say "starting a real etcd + kube-apiserver"
 export KUBECONFIG
-KUBECONFIG=$(go run ./test/kubeapi/cmd/kubeapi start 2>"$work/kubeapi.err")
+KUBECONFIG=$(go run ./test/kubeapi/cmd/kubeapi start 2>"$work/kubeapi.err") || {
+  cat "$work/kubeapi.err" >&2
+  fail "the API server did not start (its output is above)"
+}
 cat "$work/kubeapi.err" >&2
 grep -q "already running" "$work/kubeapi.err" || own_apiserver=1
 kubectl version 2>/dev/null | tail -1 || true
 kubectl apply -f deploy/crds >/dev/null
-for i in $(seq 1 100); do kubectl get servicel2statuses.metallb.io -A >/dev/null 2>&1 && break; sleep 0.2; done
+crds_served() { kubectl get servicel2statuses.metallb.io -A >/dev/null && echo yes; }
+wait_for "the metallb.io CRDs to be served" 60 crds_served
 
 say "building a lab: router, client and 3 node namespaces"
 "$lab" down >/dev/null 2>&1 || true
@@ -102,27 +147,28 @@ endpoints:
 - {addresses: ["192.0.2.12"], nodeName: node-2, conditions: {ready: true}}
 YAML
 
-ip=""
-for i in $(seq 1 100); do
-  ip=$(kubectl get svc echo -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
-  [ -n "$ip" ] && break; sleep 0.2
-done
-[ -n "$ip" ] || { echo "demo: the Service got no IP"; tail -20 "$work/controller.log"; exit 1; }
+service_ip() { kubectl get svc echo -o jsonpath='{.status.loadBalancer.ingress[*].ip}'; }
+wait_for "the controller to give Service default/echo an IP" 60 service_ip
+ip=$got
 kubectl get svc echo
 for n in "${nodes[@]}"; do "$lab" exec "$n" ip addr add "$ip/32" dev lo; done
 
-announcer() { kubectl get servicel2statuses -n default -o jsonpath='{.items[0].status.node}' 2>/dev/null; }
-first=""
-for i in $(seq 1 150); do first=$(announcer); [ -n "$first" ] && break; sleep 0.2; done
-[ -n "$first" ] || { echo "demo: nobody announces $ip"; tail -30 "$work"/speaker-*.log; exit 1; }
+# The node named by the ServiceL2Status of default/echo, wherever the speakers keep it. A
+# range over the items (not items[0]) prints nothing while there is none, instead of failing.
+announcer() {
+  kubectl get servicel2statuses -A -o jsonpath='{range .items[?(@.status.serviceName=="echo")]}{.status.node}{"\n"}{end}' | head -1
+}
+wait_for "a ServiceL2Status naming the node that announces $ip" 60 announcer
+first=$got
 say "$ip is announced by $first (ServiceL2Status):"
-kubectl get servicel2statuses -n default
+kubectl get servicel2statuses -A
 
 say "curl http://$ip/ from the client namespace"
-reply=""
-for i in $(seq 1 50); do reply=$("$lab" exec client curl -s --max-time 1 "http://$ip/" || true); [ -n "$reply" ] && break; sleep 0.2; done
+curl_vip() { "$lab" exec client curl -s --max-time 1 "http://$ip/"; }
+wait_for "an HTTP reply from http://$ip/ in the client namespace" 30 curl_vip
+reply=$got
 echo "$reply"
-[[ "$reply" == *"$first"* ]] || { echo "demo: expected a reply from $first"; exit 1; }
+[[ "$reply" == *"$first"* ]] || fail "expected a reply from $first, got: $reply"
 "$lab" exec client arping -c 1 -w 2 -I eth0 "$ip" | grep -i reply || true
 
 say "herald explain default/echo"
@@ -131,16 +177,16 @@ say "herald explain default/echo"
 say "marking $first NotReady"
 start=$(date +%s.%N)
 set_ready "$first" False
-second=""
-for i in $(seq 1 100); do
-  reply=$("$lab" exec client curl -s --max-time 1 "http://$ip/" || true)
-  if [ -n "$reply" ] && [[ "$reply" != *"$first"* ]]; then second=$reply; break; fi
-  sleep 0.1
-done
+reply_not_from_first() {
+  local r
+  r=$("$lab" exec client curl -s --max-time 1 "http://$ip/") || return 1
+  [[ "$r" != *"$first"* ]] && echo "$r"
+}
+wait_for "$ip to answer from a node other than $first" 30 reply_not_from_first
+second=$got
 end=$(date +%s.%N)
-[ -n "$second" ] || { echo "demo: $ip did not move away from $first"; tail -20 "$work"/speaker-*.log; exit 1; }
 echo "$second   (after $(awk "BEGIN{printf \"%.2f\", $end - $start}") s)"
-kubectl get servicel2statuses -n default
+kubectl get servicel2statuses -A
 kubectl get events -n default --field-selector involvedObject.name=echo | tail -5
 
 say "herald explain default/echo (after the failure)"
