@@ -12,9 +12,20 @@ export HERALD_BIN_DIR := $(BIN_DIR)
 INTEGRATION_TIMEOUT ?= 30m
 E2E_TIMEOUT ?= 40m
 
-.PHONY: all build deps tools generate verify test test-unit test-integration test-e2e fuzz bench demo apiserver apiserver-stop clean
+.PHONY: all build image deps tools generate verify test test-unit test-integration test-e2e fuzz bench demo apiserver apiserver-stop clean
 
 all: build
+
+## image: Herald's container image as an OCI archive ($(IMAGE_TAR)), built without a Docker
+## daemon: every ./cmd binary (static, -trimpath, no build ID or VCS stamp) in /usr/local/bin
+## on an empty base, non-root by default. The same commit and Go version give the same digest.
+IMAGE_VERSION ?= $(shell sed -n 's/^appVersion: "\(.*\)"/\1/p' deploy/helm/herald/Chart.yaml)
+IMAGE_REF ?= docker.io/herald-lb/herald:$(IMAGE_VERSION)
+IMAGE_TAR ?= $(BIN_DIR)/herald.oci.tar
+image:
+	@rm -rf $(BIN_DIR)/image && mkdir -p $(BIN_DIR)/image
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags='-s -w -buildid=' -o $(BIN_DIR)/image/ ./cmd/...
+	$(GO) run ./hack/image -bin $(BIN_DIR)/image -ref $(IMAGE_REF) -out $(IMAGE_TAR)
 
 ## deps: Debian packages, the Go tools and the real kube-apiserver (cached).
 deps:
@@ -62,8 +73,10 @@ PKG ?= ./...
 bench: deps build
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 90m -tags 'integration e2e' $(PKG)
 
-## demo: the whole system in network namespaces, no cluster needed.
-demo: deps build
+## demo: the whole system in network namespaces, no cluster needed. It installs only what it
+## runs (Debian packages, etcd, kube-apiserver, kubectl), not the code generators or linters.
+demo: build
+	@bash test/tools/install.sh apt etcd apiserver
 	@bash test/demo/demo.sh
 
 ## apiserver: a real etcd + kube-apiserver on loopback for manual use.
