@@ -360,5 +360,6 @@ func TestIntegrationHelmLintStrict(t *testing.T) {
 	helm := tool(t, "helm")
 	run(t, helm, "lint", "--strict", "helm/herald")
 	run(t, helm, "lint", "--strict", "helm/herald", "--set", "metrics.serviceMonitor.enabled=true",
+		"--set", "metrics.dashboard.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
 		"--set", "speaker.announcers={arp,ndp,bgp}", "--set", "speaker.ignoreExcludeLB=true")
 }

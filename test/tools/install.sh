@@ -18,7 +18,8 @@ log() { printf '[install] %s\n' "$*" >&2; }
 
 # etcd is not among them: Debian's (3.4) lacks RequestWatchProgress, so kube-apiserver turns off
 # streaming lists (watch-list) that real clusters serve informers with; install_etcd builds one.
-apt_packages=(frr iputils-arping ndisc6 curl tcpdump iproute2 protobuf-compiler iputils-ping procps)
+# prometheus brings promtool, which checks the chart's alerting rules.
+apt_packages=(frr iputils-arping ndisc6 curl tcpdump iproute2 protobuf-compiler iputils-ping procps prometheus)
 
 install_apt() {
   local stamp=$CACHE/apt-${#apt_packages[@]}.stamp missing=()
