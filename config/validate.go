@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -144,6 +145,10 @@ func validatePlugins(p *Profile, opts Options, path *field.Path) field.ErrorList
 	args, argErrs := validatePluginConfig(p, opts, path.Child("pluginConfig"))
 	pi := &pluginInstances{opts: opts, args: args, built: map[string]framework.Plugin{}, failed: map[string]bool{},
 		handle: framework.NewHandle("", defaultLogger()), errs: &errs}
+	// A plugin enabled with no pluginConfig entry runs with its default args: validate those
+	// too, as kube-scheduler does, or a plugin whose args need a field passes validation and
+	// then rejects every node.
+	argErrs = append(argErrs, validateDefaultArgs(p, opts, path.Child("pluginConfig"), pi)...)
 	enabledSomewhere := map[string]bool{}
 	for _, st := range stages {
 		set := st.set(&p.Plugins)
@@ -232,6 +237,55 @@ func validatePluginConfig(p *Profile, opts Options, path *field.Path) (map[strin
 		out[pc.Name] = args
 	}
 	return out, errs
+}
+
+// validateDefaultArgs defaults and validates the args of every plugin the profile enables
+// (after merging with the default plugin set) that takes args and has no pluginConfig entry.
+// Valid defaults go into pi's args; a plugin whose defaults are invalid is marked failed, so
+// it is reported once, here, with the field path its pluginConfig entry would have.
+func validateDefaultArgs(p *Profile, opts Options, path *field.Path, pi *pluginInstances) field.ErrorList {
+	configured := map[string]bool{}
+	for _, pc := range p.PluginConfig {
+		configured[pc.Name] = true
+	}
+	var errs field.ErrorList
+	for _, name := range enabledPlugins(p, opts) {
+		reg, ok := opts.Registry[name]
+		if !ok || reg.NewArgs == nil || configured[name] || pi.args[name] != nil {
+			continue
+		}
+		args := opts.DefaultPlugins.Args[name]
+		if args == nil {
+			args = reg.NewArgs()
+		}
+		args.Default()
+		argErrs := args.Validate(path.Key(name).Child("args"))
+		if len(argErrs) == 0 {
+			pi.args[name] = args
+			continue
+		}
+		pi.failed[name] = true
+		for _, e := range argErrs {
+			e.Detail = strings.TrimSpace(e.Detail + " (plugin " + name + " is enabled with no pluginConfig entry, so its args are the defaults: add one)")
+			errs = append(errs, e)
+		}
+	}
+	return errs
+}
+
+// enabledPlugins lists the plugins the profile runs at any stage, once each, in stage order.
+func enabledPlugins(p *Profile, opts Options) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, st := range stages {
+		for _, e := range effective(st.defaults(opts.DefaultPlugins), *st.set(&p.Plugins), st.name == "score") {
+			if e.Name != "" && !seen[e.Name] {
+				seen[e.Name] = true
+				out = append(out, e.Name)
+			}
+		}
+	}
+	return out
 }
 
 // decodeArgs decodes raw args strictly into the plugin's args type and defaults them. It

@@ -16,8 +16,11 @@ type PluginArgs interface {
 	Validate(path *field.Path) field.ErrorList
 }
 
-// Factory builds a plugin from its (defaulted, validated) args, which are nil for plugins
-// without args.
+// Factory builds a plugin from its args. The contract: for a plugin whose Registration has
+// NewArgs, args is never nil: it is a value NewArgs returned, decoded from the profile's
+// pluginConfig entry or left empty when there is none, then defaulted (Default) and validated
+// (Validate) — a factory never needs a nil check or its own defaults. For a plugin without
+// NewArgs, args is nil.
 type Factory func(args PluginArgs, h Handle) (Plugin, error)
 
 // Registration is a registry entry.

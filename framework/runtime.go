@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // Extension point names, as they appear in metrics, errors and the diagnosis.
@@ -60,6 +61,26 @@ func WithParallelism(n int) Option {
 	}
 }
 
+// argsFor returns the args a plugin's factory gets: the profile's, or the plugin's defaults
+// when the profile has none; validated either way. Configuration loading validates them
+// first with field paths; this is the backstop for callers that build a ProfileSpec by hand,
+// so no factory ever sees args that failed their own Validate.
+func argsFor(reg Registration, spec ProfileSpec, name string) (PluginArgs, error) {
+	if reg.NewArgs == nil {
+		return spec.Args[name], nil
+	}
+	args := spec.Args[name]
+	if args == nil {
+		args = reg.NewArgs()
+		args.Default()
+	}
+	path := field.NewPath("profiles").Key(spec.Name).Child("pluginConfig").Key(name).Child("args")
+	if errs := args.Validate(path); len(errs) > 0 {
+		return nil, fmt.Errorf("profile %q: plugin %q: invalid args: %w", spec.Name, name, errs.ToAggregate())
+	}
+	return args, nil
+}
+
 // NewFramework instantiates the profile's plugins from the registry. A plugin listed at
 // several extension points (a filter that also scores) is instantiated once. It fails when a
 // plugin is unknown, does not implement an extension point it is listed at, has a weight out
@@ -81,7 +102,11 @@ func NewFramework(registry Registry, spec ProfileSpec, h Handle, opts ...Option)
 		if !ok {
 			return nil, fmt.Errorf("profile %q: plugin %q is not registered (known: %v)", spec.Name, name, registry.Names())
 		}
-		p, err := reg.Factory(spec.Args[name], h)
+		args, err := argsFor(reg, spec, name)
+		if err != nil {
+			return nil, err
+		}
+		p, err := reg.Factory(args, h)
 		if err != nil {
 			return nil, fmt.Errorf("profile %q: plugin %q: %w", spec.Name, name, err)
 		}

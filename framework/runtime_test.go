@@ -1,6 +1,8 @@
 package framework_test
 
 import (
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -443,5 +445,47 @@ func TestNewFrameworkRejectsBadProfiles(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "not in 1..100") {
 			t.Errorf("weight %d: err = %v", w, err)
 		}
+	}
+}
+
+// requiredArgs need a value; their defaults leave it empty.
+type requiredArgs struct{ Value string }
+
+func (a *requiredArgs) Default() {}
+func (a *requiredArgs) Validate(path *field.Path) field.ErrorList {
+	if a.Value == "" {
+		return field.ErrorList{field.Required(path.Child("value"), "")}
+	}
+	return nil
+}
+
+// TestNewFrameworkDefaultsAndValidatesArgs: a factory of a plugin with NewArgs never sees nil
+// or invalid args. Given none, it gets its defaults, validated; invalid args stop NewFramework
+// before the factory runs.
+func TestNewFrameworkDefaultsAndValidatesArgs(t *testing.T) {
+	var got []framework.PluginArgs
+	reg := framework.Registry{}
+	if err := reg.Register("R", framework.Registration{
+		NewArgs: func() framework.PluginArgs { return &requiredArgs{} },
+		Factory: func(args framework.PluginArgs, _ framework.Handle) (framework.Plugin, error) {
+			got = append(got, args)
+			return filterOnly{"R"}, nil
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := framework.NewFramework(reg, framework.ProfileSpec{Name: "p", Filter: []string{"R"}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "profiles[p].pluginConfig[R].args.value: Required value") {
+		t.Fatalf("invalid default args: err = %v", err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("the factory ran with invalid args %v", got)
+	}
+	spec := framework.ProfileSpec{Name: "p", Filter: []string{"R"}, Args: map[string]framework.PluginArgs{"R": &requiredArgs{Value: "x"}}}
+	if _, err := framework.NewFramework(reg, spec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].(*requiredArgs).Value != "x" {
+		t.Fatalf("factory got %v", got)
 	}
 }

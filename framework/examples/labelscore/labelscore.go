@@ -54,14 +54,11 @@ var (
 
 // New is the plugin's framework.Factory.
 func New(args framework.PluginArgs, _ framework.Handle) (framework.Plugin, error) {
-	a := &LabelScoreArgs{}
-	if args != nil {
-		var ok bool
-		if a, ok = args.(*LabelScoreArgs); !ok {
-			return nil, fmt.Errorf("want *LabelScoreArgs, got %T", args)
-		}
+	// Args are never nil here: the framework defaults and validates them first.
+	a, ok := args.(*LabelScoreArgs)
+	if !ok || a == nil {
+		return nil, fmt.Errorf("want *LabelScoreArgs, got %T", args)
 	}
-	a.Default()
 	return &Plugin{label: a.Label}, nil
 }
 

@@ -53,14 +53,12 @@ var _ framework.FilterPlugin = (*Plugin)(nil)
 
 // New is the plugin's framework.Factory.
 func New(args framework.PluginArgs, _ framework.Handle) (framework.Plugin, error) {
-	p := &Plugin{excluded: map[string]bool{}}
-	if args == nil {
-		return p, nil
-	}
+	// Args are never nil here: the framework defaults and validates them first.
 	a, ok := args.(*NodeNameArgs)
-	if !ok {
+	if !ok || a == nil {
 		return nil, fmt.Errorf("want *NodeNameArgs, got %T", args)
 	}
+	p := &Plugin{excluded: map[string]bool{}}
 	for _, n := range a.Excluded {
 		p.excluded[n] = true
 	}
