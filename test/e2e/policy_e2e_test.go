@@ -4,8 +4,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +123,61 @@ func TestE2EOtherClassAndForeignClaim(t *testing.T) {
 	// Herald keeps announcing (it reports, it does not fight or give up).
 	if st := c.l2Statuses("mine"); len(st) != 1 || st[0].Status.Node != node {
 		t.Fatalf("status after the conflict: %+v", st)
+	}
+}
+
+// A passive foreign responder: a host whose kernel holds the Service's IP and only answers
+// ARP (no gratuitous ARP, so nothing announces it). The announcing node's probe finds it: an
+// AddressConflict Event naming its MAC within 10s, the same finding in `herald diag`, and
+// Herald keeps announcing.
+func TestE2EPassiveForeignResponderReported(t *testing.T) {
+	c := newCluster(t, clusterOptions{nodes: 2})
+	foreign := c.lab.Router
+	const ip = "192.0.2.130"
+	foreign.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.arp_notify=0", "net.ipv4.conf."+foreign.Iface+".arp_notify=0")
+	foreign.Run(t, "ip", "addr", "add", ip+"/32", "dev", foreign.Iface)
+	mac := strings.ToLower(foreign.MAC.String())
+
+	c.createService(serviceOptions{name: "quiet", ip: ip})
+	node := c.waitAnnouncer("quiet", 20*time.Second)
+	announced := time.Now()
+	eventually(t, 10*time.Second, func() (bool, string) {
+		evs := c.events("quiet", "AddressConflict")
+		for _, e := range evs {
+			if strings.Contains(strings.ToLower(e), mac) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("AddressConflict events %v, want one naming %s", evs, mac)
+	})
+	t.Logf("passive foreign responder reported %s after the status named %s", time.Since(announced), node)
+
+	// herald diag shows it (it exits 1 on any critical finding; the lab has no speaker pods,
+	// so read the report rather than the status).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, c.herald, "diag", "--json", "--kubeconfig", c.env.Kubeconfig).Output()
+	var report struct {
+		Findings []struct {
+			Check   string `json:"check"`
+			Message string `json:"message"`
+			Object  struct {
+				Namespace, Name string
+			} `json:"object"`
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal(out, &report); err != nil {
+		t.Fatalf("herald diag --json: %v\n%s", err, out)
+	}
+	found := false
+	for _, f := range report.Findings {
+		found = found || f.Check == "service.address-conflict" && f.Object.Name == "quiet" && strings.Contains(strings.ToLower(f.Message), mac)
+	}
+	if !found {
+		t.Errorf("herald diag has no service.address-conflict finding naming %s for the Service:\n%s", mac, out)
+	}
+	// Reported, not fought: the node still announces.
+	if st := c.l2Statuses("quiet"); len(st) != 1 || st[0].Status.Node != node {
+		t.Errorf("status after the conflict: %+v", st)
 	}
 }
