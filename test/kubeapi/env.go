@@ -190,3 +190,27 @@ func RunDir() (string, error) {
 	}
 	return filepath.Join(cache, "run", "apiserver"), nil
 }
+
+// StopAPIServer stops kube-apiserver and keeps etcd with its data, for tests of an API
+// outage; RestartAPIServer brings it back. Should the test end without restarting it, a
+// cleanup does, so later tests of the package find it running.
+func (e *Environment) StopAPIServer(t testing.TB) {
+	t.Helper()
+	e.server.StopAPIServer()
+	t.Cleanup(func() {
+		if !alive(e.server.api.pid) {
+			if err := e.server.RestartAPIServer(context.Background()); err != nil {
+				t.Errorf("kubeapi: restarting the API server after the test: %v", err)
+			}
+		}
+	})
+}
+
+// RestartAPIServer starts kube-apiserver again after StopAPIServer (same port, flags and
+// data) and returns when it is ready, failing the test with the log tails if it is not.
+func (e *Environment) RestartAPIServer(t testing.TB) {
+	t.Helper()
+	if err := e.server.RestartAPIServer(context.Background()); err != nil {
+		t.Fatalf("kubeapi: %v", err)
+	}
+}

@@ -72,6 +72,8 @@ type Server struct {
 	ownsDir bool
 	etcd    *process
 	api     *process
+	// apiStart starts kube-apiserver again with the same flags, for RestartAPIServer.
+	apiStart func() (*process, error)
 }
 
 // state is what a Server writes to Dir/state.json, so that another process (`kubeapi stop`,
@@ -215,27 +217,30 @@ func start(ctx context.Context, opts Options) (s *Server, err error) {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
 
-	s.api, err = startProcess(opts.Detached, filepath.Join(s.Dir, "apiserver.log"), apiBin,
-		"--etcd-servers="+clientURL,
+	apiArgs := []string{
+		"--etcd-servers=" + clientURL,
 		// 0.0.0.0 so that lab node namespaces reach it at their gateway address too.
 		"--bind-address=0.0.0.0",
-		"--secure-port="+strconv.Itoa(s.Port),
+		"--secure-port=" + strconv.Itoa(s.Port),
 		"--advertise-address=127.0.0.1",
 		"--endpoint-reconciler-type=none",
-		"--cert-dir="+filepath.Join(s.Dir, "certs"),
-		"--tls-cert-file="+filepath.Join(s.Dir, "serving.crt"),
-		"--tls-private-key-file="+filepath.Join(s.Dir, "serving.key"),
-		"--token-auth-file="+filepath.Join(s.Dir, "tokens.csv"),
+		"--cert-dir=" + filepath.Join(s.Dir, "certs"),
+		"--tls-cert-file=" + filepath.Join(s.Dir, "serving.crt"),
+		"--tls-private-key-file=" + filepath.Join(s.Dir, "serving.key"),
+		"--token-auth-file=" + filepath.Join(s.Dir, "tokens.csv"),
 		"--authorization-mode=RBAC",
-		"--service-account-key-file="+filepath.Join(s.Dir, "sa.pub"),
-		"--service-account-signing-key-file="+filepath.Join(s.Dir, "sa.key"),
+		"--service-account-key-file=" + filepath.Join(s.Dir, "sa.pub"),
+		"--service-account-signing-key-file=" + filepath.Join(s.Dir, "sa.key"),
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-cluster-ip-range="+ServiceClusterIPRanges,
+		"--service-cluster-ip-range=" + ServiceClusterIPRanges,
 		"--allow-privileged=true",
 		"--profiling=false",
 		"--v=1",
-	)
-	if err != nil {
+	}
+	s.apiStart = func() (*process, error) {
+		return startProcess(opts.Detached, filepath.Join(s.Dir, "apiserver.log"), apiBin, apiArgs...)
+	}
+	if s.api, err = s.apiStart(); err != nil {
 		return nil, err
 	}
 	if err := waitHTTP(ctx, s.httpClient(), s.Host+"/readyz", s.AdminToken, s.api); err != nil {
@@ -254,6 +259,29 @@ func start(ctx context.Context, opts Options) (s *Server, err error) {
 	}
 	s.StartupTime = time.Since(began)
 	return s, nil
+}
+
+// StopAPIServer stops kube-apiserver and leaves etcd running with its data, as a control
+// plane whose API server is down: clients get connection refused until RestartAPIServer.
+func (s *Server) StopAPIServer() {
+	s.api.stop()
+}
+
+// RestartAPIServer starts kube-apiserver again after StopAPIServer, on the same port with
+// the same flags, certificates and etcd data, and waits until it is ready.
+func (s *Server) RestartAPIServer(ctx context.Context) error {
+	if alive(s.api.pid) {
+		return errors.New("kube-apiserver is still running")
+	}
+	api, err := s.apiStart()
+	if err != nil {
+		return err
+	}
+	s.api = api
+	if err := waitHTTP(ctx, s.httpClient(), s.Host+"/readyz", s.AdminToken, s.api); err != nil {
+		return fmt.Errorf("kube-apiserver restart: %w\n%s", err, s.LogTail(30))
+	}
+	return s.writeState()
 }
 
 // AdminConfig returns a client config authenticated as a member of system:masters.
