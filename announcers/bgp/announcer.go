@@ -365,7 +365,12 @@ func (a *Announcer) reconnect(name string, p *peer) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p.retry = nil
-	if a.peers[name] != p || !p.added || a.speaker == nil || p.state == FSMEstablished {
+	if a.peers[name] != p || !p.added || a.speaker == nil {
+		return
+	}
+	if p.state == FSMEstablished || p.state == FSMOpenSent || p.state == FSMOpenConfirm {
+		// Back, or a connection is being set up: leave it (a failure brings it to Idle,
+		// which schedules the next reconnect).
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
