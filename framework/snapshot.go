@@ -48,6 +48,58 @@ type SpeakerInfo struct {
 	Draining bool
 	// Interfaces are the node's usable interfaces.
 	Interfaces []Interface
+	// Announcers says, per announcer kind (AnnouncerKindL2v4, ...), whether the node can
+	// answer for units of that kind. A kind that is absent is not reported (a speaker from
+	// before this field): no opinion, the node stays a candidate.
+	Announcers map[AnnouncerKind]AnnouncerHealth
+}
+
+// AnnouncerKind names what answers for a unit: its mode and, in L2, its address family,
+// because ARP and NDP are different announcers that fail apart.
+type AnnouncerKind string
+
+// The announcer kinds a speaker reports.
+const (
+	AnnouncerKindL2v4 AnnouncerKind = "l2-v4" // ARP
+	AnnouncerKindL2v6 AnnouncerKind = "l2-v6" // NDP
+	AnnouncerKindBGP  AnnouncerKind = "bgp"
+)
+
+// AnnouncerKinds are every kind, in a fixed order.
+var AnnouncerKinds = []AnnouncerKind{AnnouncerKindL2v4, AnnouncerKindL2v6, AnnouncerKindBGP}
+
+// AnnouncerState is whether a node's announcer of one kind can answer.
+type AnnouncerState string
+
+// Announcer states. Only Ready makes the node a candidate for the kind's units.
+const (
+	// AnnouncerReady: the announcer runs and the node may win units.
+	AnnouncerReady AnnouncerState = "ready"
+	// AnnouncerWarming: the speaker is (re)starting this kind: it has not synced, its
+	// announcer is not up yet, or it is announcing the units it is about to win before it
+	// becomes a candidate (make before break).
+	AnnouncerWarming AnnouncerState = "warming"
+	// AnnouncerUnavailable: nothing on the node can answer for the kind (announcer refused,
+	// crashed, not configured).
+	AnnouncerUnavailable AnnouncerState = "unavailable"
+)
+
+// AnnouncerHealth is one kind's state with a short reason when it is not Ready.
+type AnnouncerHealth struct {
+	State  AnnouncerState
+	Reason string
+}
+
+// AnnouncerKind is the kind of announcer that answers for the unit.
+func (u *Unit) AnnouncerKind() AnnouncerKind {
+	switch {
+	case u.Mode == ModeBGP:
+		return AnnouncerKindBGP
+	case u.IP.Is4() || u.IP.Is4In6():
+		return AnnouncerKindL2v4
+	default:
+		return AnnouncerKindL2v6
+	}
 }
 
 // Expiry is when the heartbeat stops being valid unless renewed.

@@ -2,7 +2,8 @@
 // node in the speaker namespace. The Lease says the speaker is alive (renewTime plus
 // leaseDurationSeconds) and carries, in annotations, the facts only that node can see and
 // every other speaker needs to reach the same decision: its usable interfaces with their
-// prefixes, and whether it is draining before a stop.
+// prefixes, whether it is draining before a stop, and whether each kind of announcer (ARP,
+// NDP, BGP) can answer, is still warming up, or is unavailable and why.
 //
 // The renewing loop lives in the speaker; this package only converts between a Heartbeat and
 // a Lease, so the speaker and the snapshot builder agree on the encoding.
@@ -13,10 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,7 +45,15 @@ const (
 	// spec.leaseDurationSeconds holds whole seconds only, rounded up, which turned the
 	// default 2.5 s into 3 s and failover after a crash with it past 3 s.
 	AnnotationLeaseDuration = "herald.dev/lease-duration"
+	// AnnotationAnnouncers holds, as a JSON object keyed by announcer kind ("l2-v4", "l2-v6",
+	// "bgp"), each kind's state and reason: {"l2-v4":{"state":"unavailable","reason":"..."}}.
+	// Absent means the speaker reports nothing (an older speaker): every kind counts ready.
+	AnnotationAnnouncers = "herald.dev/announcers"
 )
+
+// maxReason bounds a reason in AnnotationAnnouncers, so a long error message cannot bloat
+// every speaker's copy of every Lease.
+const maxReason = 256
 
 // leasePrefix starts every heartbeat Lease name.
 const leasePrefix = "herald-speaker-"
@@ -56,6 +67,14 @@ type Heartbeat struct {
 	LeaseDuration time.Duration
 	Draining      bool
 	Interfaces    []framework.Interface
+	// Announcers are the node's announcer kinds and their health; nil reports nothing.
+	Announcers map[framework.AnnouncerKind]framework.AnnouncerHealth
+}
+
+// wireAnnouncer is one announcer kind as encoded in AnnotationAnnouncers.
+type wireAnnouncer struct {
+	State  framework.AnnouncerState `json:"state"`
+	Reason string                   `json:"reason,omitempty"`
 }
 
 // wireInterface is an interface as encoded in AnnotationInterfaces.
@@ -102,6 +121,10 @@ func EncodeInto(l *coordinationv1.Lease, hb Heartbeat) error {
 	if err != nil {
 		return fmt.Errorf("heartbeat of node %q: %w", hb.NodeName, err)
 	}
+	anns, err := encodeAnnouncers(hb.Announcers)
+	if err != nil {
+		return fmt.Errorf("heartbeat of node %q: %w", hb.NodeName, err)
+	}
 	if l.Labels == nil {
 		l.Labels = map[string]string{}
 	}
@@ -111,6 +134,11 @@ func EncodeInto(l *coordinationv1.Lease, hb Heartbeat) error {
 	}
 	l.Annotations[AnnotationNode] = hb.NodeName
 	l.Annotations[AnnotationInterfaces] = itfs
+	if anns == "" {
+		delete(l.Annotations, AnnotationAnnouncers)
+	} else {
+		l.Annotations[AnnotationAnnouncers] = anns
+	}
 	if hb.Draining {
 		l.Annotations[AnnotationDraining] = "true"
 	} else {
@@ -146,6 +174,46 @@ func encodeInterfaces(itfs []framework.Interface) (string, error) {
 	slices.SortFunc(wire, func(a, b wireInterface) int { return strings.Compare(a.Name, b.Name) })
 	b, err := json.Marshal(wire)
 	return string(b), err
+}
+
+// encodeAnnouncers renders the announcer kinds ("" for none); encoding/json sorts the keys,
+// so unchanged health gives an unchanged annotation.
+func encodeAnnouncers(anns map[framework.AnnouncerKind]framework.AnnouncerHealth) (string, error) {
+	if anns == nil {
+		return "", nil
+	}
+	wire := make(map[framework.AnnouncerKind]wireAnnouncer, len(anns))
+	for kind, h := range anns {
+		if kind == "" {
+			return "", errors.New("announcer health with an empty kind")
+		}
+		if !knownState(h.State) {
+			return "", fmt.Errorf("announcer kind %q: unknown state %q", kind, h.State)
+		}
+		wire[kind] = wireAnnouncer{State: h.State, Reason: truncate(h.Reason, maxReason)}
+	}
+	b, err := json.Marshal(wire)
+	return string(b), err
+}
+
+func knownState(s framework.AnnouncerState) bool {
+	switch s {
+	case framework.AnnouncerReady, framework.AnnouncerWarming, framework.AnnouncerUnavailable:
+		return true
+	}
+	return false
+}
+
+// truncate shortens s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // IsHeartbeat reports whether the Lease is a speaker heartbeat.
@@ -199,21 +267,62 @@ func Decode(l *coordinationv1.Lease) (*Heartbeat, error) {
 		hb.Draining = true
 		errs = append(errs, fmt.Errorf("%s: %s: %q is not \"true\" or \"false\"", where, meta.Child("annotations").Key(AnnotationDraining), v))
 	}
-	itfs, err := decodeInterfaces(l.Annotations[AnnotationInterfaces], meta.Child("annotations").Key(AnnotationInterfaces))
-	hb.Interfaces = itfs
-	if err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", where, err))
+	var annErrs []error
+	hb.Interfaces, annErrs = decodeInterfaces(l.Annotations[AnnotationInterfaces], meta.Child("annotations").Key(AnnotationInterfaces))
+	errs = append(errs, annErrs...)
+	if v, ok := l.Annotations[AnnotationAnnouncers]; ok {
+		hb.Announcers, annErrs = decodeAnnouncers(v, meta.Child("annotations").Key(AnnotationAnnouncers))
+		errs = append(errs, annErrs...)
+	}
+	// Every line names the Lease: errors.Join puts each on a line of its own.
+	for i, err := range errs {
+		if !strings.HasPrefix(err.Error(), where) {
+			errs[i] = fmt.Errorf("%s: %w", where, err)
+		}
 	}
 	return hb, errors.Join(errs...)
 }
 
-func decodeInterfaces(s string, path *field.Path) ([]framework.Interface, error) {
+// decodeAnnouncers reads AnnotationAnnouncers. What cannot be read is taken as unavailable,
+// the safe reading: a node whose health nobody can tell must not win IPs it may not answer.
+func decodeAnnouncers(s string, path *field.Path) (map[framework.AnnouncerKind]framework.AnnouncerHealth, []error) {
+	var wire map[framework.AnnouncerKind]wireAnnouncer
+	if err := json.Unmarshal([]byte(s), &wire); err != nil || wire == nil {
+		if err == nil {
+			err = errors.New("not a JSON object")
+		}
+		out := map[framework.AnnouncerKind]framework.AnnouncerHealth{}
+		for _, k := range framework.AnnouncerKinds {
+			out[k] = framework.AnnouncerHealth{State: framework.AnnouncerUnavailable, Reason: "its heartbeat's announcer health is malformed"}
+		}
+		return out, []error{fmt.Errorf("%s: %w", path, err)}
+	}
+	var errs []error
+	out := make(map[framework.AnnouncerKind]framework.AnnouncerHealth, len(wire))
+	for _, kind := range slices.Sorted(maps.Keys(wire)) {
+		w := wire[kind]
+		if kind == "" {
+			errs = append(errs, fmt.Errorf("%s: empty announcer kind", path.Key("")))
+			continue
+		}
+		h := framework.AnnouncerHealth{State: w.State, Reason: truncate(w.Reason, maxReason)}
+		if !knownState(w.State) {
+			errs = append(errs, fmt.Errorf("%s: %q is not %q, %q or %q", path.Key(string(kind)).Child("state"), w.State,
+				framework.AnnouncerReady, framework.AnnouncerWarming, framework.AnnouncerUnavailable))
+			h = framework.AnnouncerHealth{State: framework.AnnouncerUnavailable, Reason: fmt.Sprintf("unknown announcer state %q", truncate(string(w.State), 32))}
+		}
+		out[kind] = h
+	}
+	return out, errs
+}
+
+func decodeInterfaces(s string, path *field.Path) ([]framework.Interface, []error) {
 	if s == "" {
 		return nil, nil
 	}
 	var wire []wireInterface
 	if err := json.Unmarshal([]byte(s), &wire); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, []error{fmt.Errorf("%s: %w", path, err)}
 	}
 	var errs []error
 	out := make([]framework.Interface, 0, len(wire))
@@ -233,7 +342,7 @@ func decodeInterfaces(s string, path *field.Path) ([]framework.Interface, error)
 		}
 		out = append(out, itf)
 	}
-	return out, errors.Join(errs...)
+	return out, errs
 }
 
 // SpeakerInfo converts the heartbeat into what the framework's NodeInfo carries.
@@ -243,5 +352,6 @@ func (hb *Heartbeat) SpeakerInfo() *framework.SpeakerInfo {
 		LeaseDuration: hb.LeaseDuration,
 		Draining:      hb.Draining,
 		Interfaces:    hb.Interfaces,
+		Announcers:    hb.Announcers,
 	}
 }

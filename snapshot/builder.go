@@ -12,6 +12,7 @@ package snapshot
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -207,7 +208,8 @@ func renewalOnly(prev, next *framework.SpeakerInfo, now time.Time) bool {
 	return prev != nil && prev.AliveAt(now) &&
 		prev.Draining == next.Draining && prev.LeaseDuration == next.LeaseDuration &&
 		!next.RenewTime.Before(prev.RenewTime) &&
-		slices.EqualFunc(prev.Interfaces, next.Interfaces, equalInterface)
+		slices.EqualFunc(prev.Interfaces, next.Interfaces, equalInterface) &&
+		maps.Equal(prev.Announcers, next.Announcers) && (prev.Announcers == nil) == (next.Announcers == nil)
 }
 
 func equalInterface(a, b framework.Interface) bool {

@@ -28,7 +28,13 @@ type heartbeater struct {
 	duration   time.Duration
 	interval   time.Duration
 	interfaces func() ([]framework.Interface, error)
+	// announcers is the node's announcer health (nil: not reported).
+	announcers func() map[framework.AnnouncerKind]framework.AnnouncerHealth
 	now        func() time.Time
+	// renewNow, when signalled, renews before the next tick: announcer health changed, and
+	// the others should see it now rather than up to an interval later. Only a change writes
+	// early, so steady state costs no more writes than the renewals.
+	renewNow chan struct{}
 
 	mu        sync.Mutex
 	draining  bool
@@ -48,7 +54,17 @@ func (h *heartbeater) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-h.renewNow:
+			t.Reset(h.interval)
 		}
+	}
+}
+
+// poke asks run to renew now; pokes while one is pending merge.
+func (h *heartbeater) poke() {
+	select {
+	case h.renewNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -80,8 +96,13 @@ func (h *heartbeater) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var anns map[framework.AnnouncerKind]framework.AnnouncerHealth
+	if h.announcers != nil {
+		anns = h.announcers()
+	}
 	h.mu.Lock()
-	hb := heartbeat.Heartbeat{NodeName: h.node, Holder: h.holder, RenewTime: h.now(), LeaseDuration: h.duration, Draining: h.draining, Interfaces: itfs}
+	hb := heartbeat.Heartbeat{NodeName: h.node, Holder: h.holder, RenewTime: h.now(), LeaseDuration: h.duration, Draining: h.draining,
+		Interfaces: itfs, Announcers: anns}
 	prev := h.lease
 	h.mu.Unlock()
 	leases := h.client.Leases(h.namespace)

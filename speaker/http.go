@@ -105,13 +105,15 @@ type httpServers struct {
 func (s *Speaker) listenHTTP() (httpServers, error) {
 	health := http.NewServeMux()
 	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	// Ready once the informers synced and every configured announcer's kind is a candidate:
+	// a node whose announcer was refused or crash-loops is not ready, and a rolling update
+	// waits for a restarted speaker to answer before it restarts the next.
 	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		select {
-		case <-s.synced:
-			_, _ = w.Write([]byte("ok"))
-		default:
-			http.Error(w, "informers not synced", http.StatusServiceUnavailable)
+		if ok, msg := s.ready.ready(); !ok {
+			http.Error(w, msg, http.StatusServiceUnavailable)
+			return
 		}
+		_, _ = w.Write([]byte("ok"))
 	})
 	withMetrics := http.NewServeMux()
 	withMetrics.Handle("/metrics", legacyregistry.Handler())

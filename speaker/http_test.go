@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 
+	"github.com/herald-lb/herald/announcers/manager"
 	"github.com/herald-lb/herald/config"
 )
 
@@ -25,7 +27,8 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestListenHTTPServesMetricsAndHealthOnTheirAddresses(t *testing.T) {
-	s := &Speaker{log: logr.Discard(), synced: make(chan struct{}),
+	clock := time.Now()
+	s := &Speaker{log: logr.Discard(), synced: make(chan struct{}), ready: newReadiness([]string{"arp"}, time.Second, func() time.Time { return clock }),
 		o: Options{Config: &config.SpeakerConfiguration{MetricsBindAddress: "127.0.0.1:0", HealthBindAddress: "127.0.0.1:0"}}}
 	srvs, err := s.listenHTTP()
 	if err != nil {
@@ -55,9 +58,18 @@ func TestListenHTTPServesMetricsAndHealthOnTheirAddresses(t *testing.T) {
 			t.Errorf("GET %s = %d %.200q, want %d containing %q", tt.url, code, body, tt.wantCode, tt.wantBody)
 		}
 	}
-	close(s.synced)
-	if code, _ := get(t, health+"/readyz"); code != http.StatusOK {
-		t.Errorf("readyz after sync = %d, want 200", code)
+	// Synced, with the announcer up and the units it wins announced: ready.
+	s.ready.setSynced()
+	s.ready.update([]manager.Health{{Name: "arp", State: manager.StateHealthy}})
+	_, pre := s.ready.local()
+	s.ready.warmed(pre)
+	if code, body := get(t, health+"/readyz"); code != http.StatusOK {
+		t.Errorf("readyz when synced and warm = %d %q, want 200", code, body)
+	}
+	// A refused announcer makes the node unready, and says why.
+	s.ready.update([]manager.Health{{Name: "arp", State: manager.StateRefused, Message: "checksum mismatch"}})
+	if code, body := get(t, metrics+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "l2-v4 (arp) unavailable: announcer arp refused: checksum mismatch") {
+		t.Errorf("readyz with arp refused = %d %q, want 503 naming the announcer and the reason", code, body)
 	}
 }
 

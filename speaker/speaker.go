@@ -77,14 +77,16 @@ const allKey = "*"
 
 // Speaker is a running speaker.
 type Speaker struct {
-	o        Options
-	log      logr.Logger
-	client   kubernetes.Interface
-	metallb  metallbclient.Interface
-	builder  *snapshot.Builder
-	queue    workqueue.TypedRateLimitingInterface[string]
-	hb       *heartbeater
-	mgr      *manager.Manager
+	o       Options
+	log     logr.Logger
+	client  kubernetes.Interface
+	metallb metallbclient.Interface
+	builder *snapshot.Builder
+	queue   workqueue.TypedRateLimitingInterface[string]
+	hb      *heartbeater
+	mgr     *manager.Manager
+	// ready is this node's announcer health, published in the heartbeat.
+	ready    *readiness
 	announce *announce.Plugin
 	// statusWriter writes this node's ServiceL2Status objects, bgpStatusWriter its
 	// ServiceBGPStatus objects.
@@ -149,10 +151,16 @@ func newSpeaker(o Options) (*Speaker, error) {
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "herald-speaker"})
 	s.builder = snapshot.NewBuilder(s.onChange)
 	s.expiry = &expiryWatch{snapshot: s.builder.Snapshot, fire: func() { s.queue.Add(allKey) }}
+	var configured []string
+	for _, a := range o.Config.Announcers {
+		configured = append(configured, a.Name)
+	}
+	s.ready = newReadiness(configured, announcerHoldDown, time.Now)
 	s.hb = &heartbeater{
 		log: s.log.WithName("heartbeat"), client: client.CoordinationV1(), namespace: o.Config.Heartbeat.Namespace,
 		node: o.NodeName, holder: o.Holder, duration: o.Config.Heartbeat.LeaseDuration.Duration,
 		interval: o.Config.Heartbeat.RenewInterval.Duration, interfaces: o.Interfaces, now: time.Now,
+		announcers: s.ready.published, renewNow: make(chan struct{}, 1),
 	}
 	specs, err := announcerSpecs(o)
 	if err != nil {
@@ -255,6 +263,7 @@ func (s *Speaker) run(ctx context.Context) error {
 		OnAnnounce:    observeAnnounce,
 		MayClaim:      func() bool { return s.hb.current() && !s.hb.isDraining() },
 		MayWithdraw:   func() bool { return s.hb.current() && !s.hb.isDraining() },
+		Answers:       s.answers,
 		Log:           s.log.WithName("announce"),
 	}
 	nsMetallb := metallbinformers.NewSharedInformerFactoryWithOptions(s.metallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
@@ -338,8 +347,11 @@ func (s *Speaker) run(ctx context.Context) error {
 	secrets.Start(runCtx.Done())
 
 	var wg sync.WaitGroup
+	s.ready.update(s.mgr.Health())
 	wg.Add(1)
 	go func() { defer wg.Done(); s.hb.run(runCtx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.watchHealth(runCtx, healthPoll) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watchAnnouncerEvents(runCtx) }()
 
@@ -351,6 +363,9 @@ func (s *Speaker) run(ctx context.Context) error {
 	}
 	close(s.synced)
 	s.log.Info("informers synced; scheduling", "cluster", b.String())
+	if s.ready.setSynced() {
+		s.hb.poke()
+	}
 	if s.peers != nil {
 		// Peers first, so the first cycles publish the peers they advertise to.
 		if err := s.peers.sync(runCtx); err != nil {
@@ -582,13 +597,16 @@ func (s *Speaker) process(ctx context.Context, key string) error {
 	if err != nil {
 		return nil // not a key this speaker queues
 	}
-	return s.processIP(ctx, s.builder.Snapshot(time.Now()), ip)
+	snap, quiet, _ := s.view(s.builder.Snapshot(time.Now()))
+	return s.processIP(ctx, snap, quiet, nil, ip)
 }
 
 // processAll re-runs every unit, and withdraws units that no longer exist.
 func (s *Speaker) processAll(ctx context.Context) error {
-	snap := s.builder.Snapshot(time.Now())
-	s.expiry.passed(snap)
+	published := s.builder.Snapshot(time.Now())
+	s.expiry.passed(published)
+	snap, quiet, pre := s.view(published)
+	failed := map[framework.AnnouncerKind]bool{}
 	seen := map[netip.Addr]bool{}
 	var errs []error
 	for _, u := range s.builder.Units() {
@@ -596,18 +614,19 @@ func (s *Speaker) processAll(ctx context.Context) error {
 			continue
 		}
 		seen[u.IP] = true
-		if err := s.processIP(ctx, snap, u.IP); err != nil {
+		if err := s.processIP(ctx, snap, quiet, failed, u.IP); err != nil {
 			errs = append(errs, err)
 			s.queue.AddRateLimited(u.IP.String())
 		}
 	}
 	for _, cur := range s.announce.Announced() {
 		if !seen[cur.IP] {
-			if err := s.processIP(ctx, snap, cur.IP); err != nil {
+			if err := s.processIP(ctx, snap, quiet, failed, cur.IP); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
+	s.endWarming(published, pre, failed)
 	perMode := map[framework.Mode]int{framework.ModeL2: 0, framework.ModeBGP: 0}
 	for _, cur := range s.announce.Announced() {
 		perMode[cur.Mode]++
@@ -622,14 +641,19 @@ func (s *Speaker) processAll(ctx context.Context) error {
 }
 
 // processIP runs the cycle for each unit of the IP and withdraws modes that have no unit.
-func (s *Speaker) processIP(ctx context.Context, snap *framework.Snapshot, ip netip.Addr) error {
+// Units of the quiet kinds are announced without status objects (see view); the kinds of
+// units that failed are added to failed, when given.
+func (s *Speaker) processIP(ctx context.Context, snap *framework.Snapshot, quiet, failed map[framework.AnnouncerKind]bool, ip netip.Addr) error {
 	units := s.builder.UnitsFor(ip)
 	var errs []error
 	has := map[framework.Mode]bool{}
 	for _, u := range units {
 		has[u.Mode] = true
-		if err := s.runUnit(ctx, snap, u); err != nil {
+		if err := s.runUnit(ctx, snap, quiet[u.AnnouncerKind()], u); err != nil {
 			errs = append(errs, err)
+			if failed != nil {
+				failed[u.AnnouncerKind()] = true
+			}
 		}
 	}
 	for _, mode := range []framework.Mode{framework.ModeL2, framework.ModeBGP} {
@@ -643,7 +667,7 @@ func (s *Speaker) processIP(ctx context.Context, snap *framework.Snapshot, ip ne
 	return errors.Join(errs...)
 }
 
-func (s *Speaker) runUnit(ctx context.Context, snap *framework.Snapshot, u *framework.Unit) error {
+func (s *Speaker) runUnit(ctx context.Context, snap *framework.Snapshot, quiet bool, u *framework.Unit) error {
 	fw, _ := s.frameworkFor(u.Class)
 	if fw == nil {
 		// Another implementation's class: never touch it, but drop what we may have had.
@@ -655,6 +679,9 @@ func (s *Speaker) runUnit(ctx context.Context, snap *framework.Snapshot, u *fram
 		return res.Err
 	}
 	announce.WithSummary(res.CycleState(), func() string { return res.Diagnosis().Summary })
+	if quiet {
+		announce.WithoutClaim(res.CycleState())
+	}
 	st := fw.Bind(ctx, res.CycleState(), u, res.Selected)
 	if st.Code() == framework.Error || st.IsRejected() {
 		return fmt.Errorf("unit %s: bind: %w", u.Key(), st.AsError())

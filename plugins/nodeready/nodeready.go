@@ -1,7 +1,15 @@
 // Package nodeready is the NodeReady filter plugin: only healthy nodes may announce. A node
 // qualifies when its Ready condition is True, its NetworkUnavailable condition is not True,
-// its speaker's heartbeat is fresh at the snapshot's time and not draining, and (by default)
-// it is not cordoned.
+// its speaker's heartbeat is fresh at the snapshot's time and not draining, the node's
+// announcer for the unit's kind (ARP for IPv4 L2, NDP for IPv6 L2, BGP) is ready as its
+// speaker publishes it, and (by default) it is not cordoned.
+//
+// Announcer health is a fact only the node itself sees, so its speaker publishes it in its
+// heartbeat: a node whose ARP announcer was refused (checksum mismatch) or is crash-looping is
+// no candidate for IPv4 L2 units on any speaker, and the IPs go to a node that can answer. A
+// speaker that is (re)starting publishes "warming" until it has synced, its announcers are up
+// and it announces the IPs it is about to win, so a returning node takes IPs back only once it
+// answers for them (make before break).
 //
 // Cordoned nodes are excluded by default: field reports (seed 001) show nodes that are
 // "NotReady,SchedulingDisabled" keep being picked by other implementations, and cordoning is
@@ -30,6 +38,8 @@ const (
 	ReasonNetworkUnavailable = "node(s) network unavailable"
 	ReasonNoHeartbeat        = "node(s) have no speaker heartbeat"
 	ReasonDraining           = "node(s) speaker draining"
+	ReasonWarming            = "node(s) speaker warming up"
+	ReasonAnnouncer          = "node(s) announcer unavailable"
 	ReasonCordoned           = "node(s) cordoned"
 )
 
@@ -79,7 +89,7 @@ func Registration() framework.Registration {
 func (p *Plugin) Name() string { return Name }
 
 // Filter rejects unhealthy nodes with Unschedulable: every problem here can go away.
-func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, _ *framework.Unit, node *framework.NodeInfo) *framework.Status {
+func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, unit *framework.Unit, node *framework.NodeInfo) *framework.Status {
 	at := state.Snapshot().Time
 	var reason string
 	var problems []string
@@ -107,6 +117,15 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, _ *frame
 			s.Expiry().UTC().Format("15:04:05"), s.RenewTime.UTC().Format("15:04:05"), s.LeaseDuration))
 	case s.Draining:
 		note(ReasonDraining, "speaker draining")
+	default:
+		kind := unit.AnnouncerKind()
+		switch h, ok := s.Announcers[kind]; {
+		case !ok || h.State == framework.AnnouncerReady:
+		case h.State == framework.AnnouncerWarming:
+			note(ReasonWarming, fmt.Sprintf("%s announcer warming up: %s", kind, h.Reason))
+		default:
+			note(ReasonAnnouncer, fmt.Sprintf("%s announcer %s: %s", kind, h.State, h.Reason))
+		}
 	}
 	if p.excludeCordoned && node.Unschedulable {
 		note(ReasonCordoned, "cordoned (spec.unschedulable)")

@@ -2,6 +2,7 @@ package nodeready
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -17,10 +18,26 @@ func TestFilter(t *testing.T) {
 	stale := &framework.SpeakerInfo{RenewTime: now.Add(-20 * time.Second), LeaseDuration: 15 * time.Second}
 	draining := &framework.SpeakerInfo{RenewTime: now.Add(-time.Second), LeaseDuration: 15 * time.Second, Draining: true}
 	healthy := framework.NodeInfo{Name: "n", Ready: framework.ConditionTrue, Speaker: alive}
+	withAnnouncers := func(anns map[framework.AnnouncerKind]framework.AnnouncerHealth) func(n *framework.NodeInfo) {
+		return func(n *framework.NodeInfo) {
+			s := *alive
+			s.Announcers = anns
+			n.Speaker = &s
+		}
+	}
+	arpRefused := map[framework.AnnouncerKind]framework.AnnouncerHealth{
+		framework.AnnouncerKindL2v4: {State: framework.AnnouncerUnavailable, Reason: "announcer arp refused: checksum mismatch"},
+		framework.AnnouncerKindL2v6: {State: framework.AnnouncerReady},
+		framework.AnnouncerKindBGP:  {State: framework.AnnouncerWarming, Reason: "informers not synced"},
+	}
+	v4 := &framework.Unit{IP: netip.MustParseAddr("192.0.2.10"), Mode: framework.ModeL2}
+	v6 := &framework.Unit{IP: netip.MustParseAddr("2001:db8::10"), Mode: framework.ModeL2}
+	bgp := &framework.Unit{IP: netip.MustParseAddr("192.0.2.10"), Mode: framework.ModeBGP}
 
 	tests := []struct {
 		name       string
 		args       *NodeReadyArgs
+		unit       *framework.Unit
 		mutate     func(n *framework.NodeInfo)
 		wantReason string
 		wantDetail string
@@ -43,6 +60,16 @@ func TestFilter(t *testing.T) {
 			n.Unschedulable = true
 			n.Speaker = nil
 		}, wantReason: ReasonNotReady, wantDetail: "Ready=False; no speaker heartbeat seen; cordoned"},
+		{name: "IPv4 L2 on a node whose ARP announcer is refused", unit: v4, mutate: withAnnouncers(arpRefused),
+			wantReason: ReasonAnnouncer, wantDetail: "l2-v4 announcer unavailable: announcer arp refused: checksum mismatch"},
+		{name: "IPv6 L2 on the same node: NDP is ready", unit: v6, mutate: withAnnouncers(arpRefused)},
+		{name: "BGP on the same node: warming up", unit: bgp, mutate: withAnnouncers(arpRefused),
+			wantReason: ReasonWarming, wantDetail: "bgp announcer warming up: informers not synced"},
+		{name: "a kind the speaker does not report: no opinion", unit: v4, mutate: withAnnouncers(map[framework.AnnouncerKind]framework.AnnouncerHealth{})},
+		{name: "draining comes before announcer health", unit: v4, mutate: func(n *framework.NodeInfo) {
+			withAnnouncers(arpRefused)(n)
+			n.Speaker.Draining = true
+		}, wantReason: ReasonDraining},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,7 +86,11 @@ func TestFilter(t *testing.T) {
 				tt.mutate(&node)
 			}
 			state := framework.NewCycleState(framework.NewSnapshot(now, []*framework.NodeInfo{&node}))
-			st := p.(framework.FilterPlugin).Filter(context.Background(), state, &framework.Unit{}, &node)
+			unit := tt.unit
+			if unit == nil {
+				unit = v4
+			}
+			st := p.(framework.FilterPlugin).Filter(context.Background(), state, unit, &node)
 			if tt.wantReason == "" {
 				if !st.IsSuccess() {
 					t.Fatalf("got %v %q, want success", st.Code(), st.Message())

@@ -93,6 +93,10 @@ type Deps struct {
 	// MayWithdraw reports whether this node may withdraw: false while its heartbeat cannot be
 	// renewed (its view may be stale) and while it drains (the drain withdraws at the end).
 	MayWithdraw func() bool
+	// Answers reports, for an announcer name, why it cannot answer now (nil when it can). A
+	// unit is claimed (status objects, Events) only while its announcer answers: a status
+	// must never name a node where nothing answers. nil means always.
+	Answers func(announcer string) error
 	// Log receives one line per announce and withdraw decision.
 	Log logr.Logger
 }
@@ -110,6 +114,9 @@ type Current struct {
 	Routes []announcers.Announcement
 	// Peers are the BGP peers the routes go to, as published in ServiceBGPStatus.
 	Peers []string
+	// Claimed is set once the L2 unit's status objects name this node: the announcer had
+	// it, and the cycle was not told to announce without claiming (WithoutClaim).
+	Claimed bool
 }
 
 // ids are the announcement keys the unit holds in its announcer.
@@ -137,15 +144,55 @@ type Plugin struct {
 	// units serialises Bind and Forget per unit key: the speaker's workers may run a unit's
 	// cycle twice at once (a full pass and the unit's own key), and without it both would
 	// see the unit as new, send it twice and count it twice.
-	units sync.Map // unit key → *sync.Mutex
+	units unitLocks
 }
 
 // lockUnit locks the unit's key and returns the unlock.
-func (p *Plugin) lockUnit(key string) func() {
-	m, _ := p.units.LoadOrStore(key, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+func (p *Plugin) lockUnit(key string) func() { return p.units.lock(key) }
+
+// unitLocks are mutexes by unit key. An entry lives only while a caller holds or waits for
+// it, so the map is bounded by the callers at work (the speaker's workers), not by every
+// unit the speaker ever saw: with Services created and deleted all day, a map that kept one
+// mutex per key it had seen grew without end.
+type unitLocks struct {
+	mu sync.Mutex
+	m  map[string]*unitLock
+}
+
+type unitLock struct {
+	mu sync.Mutex
+	// refs counts the callers holding or waiting; guarded by unitLocks.mu.
+	refs int
+}
+
+func (l *unitLocks) lock(key string) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*unitLock{}
+	}
+	e := l.m[key]
+	if e == nil {
+		e = &unitLock{}
+		l.m[key] = e
+	}
+	e.refs++
+	l.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		l.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(l.m, key)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// len is the number of keys in use.
+func (l *unitLocks) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
 }
 
 var _ framework.BindPlugin = (*Plugin)(nil)
@@ -175,6 +222,24 @@ func (s summaryData) Clone() framework.StateData { return s }
 // only when an Event is recorded.
 func WithSummary(state *framework.CycleState, summary func() string) {
 	state.Write(summaryKey, summaryData{summary: summary})
+}
+
+// quietKey marks, in the CycleState, a cycle whose unit this node announces without claiming.
+const quietKey framework.StateKey = "herald.dev/announce-quiet"
+
+type quietData struct{}
+
+func (quietData) Clone() framework.StateData { return quietData{} }
+
+// WithoutClaim makes Bind announce the unit if this node is selected but neither publish its
+// status objects nor record an Event: the speaker's own view selected it, while the other
+// speakers do not see this node as a candidate yet (it is warming up and answers for the
+// IPs it is about to take over before the old owner withdraws).
+func WithoutClaim(state *framework.CycleState) { state.Write(quietKey, quietData{}) }
+
+func quiet(state *framework.CycleState) bool {
+	_, err := state.Read(quietKey)
+	return err == nil
 }
 
 func summaryOf(state *framework.CycleState) string {
@@ -253,21 +318,42 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	if len(itfs) == 0 {
 		return framework.AsStatus(fmt.Errorf("selected for %s but no interface of node %q qualifies", unit.IP, p.node))
 	}
-	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeL2, Announcer: name, Interfaces: itfs, Services: serviceKeys(unit)}
+	if p.deps.Answers != nil {
+		if err := p.deps.Answers(name); err != nil {
+			// Selected on a view that has not caught up with the announcer's failure: claim
+			// nothing; the node's published health moves the unit away.
+			return framework.AsStatus(fmt.Errorf("selected for %s but announcer %q cannot answer: %w", unit.IP, name, err))
+		}
+	}
+	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeL2, Announcer: name, Interfaces: itfs, Services: serviceKeys(unit), Claimed: prev.Claimed}
 	if !already || !slices.Equal(prev.Interfaces, itfs) || prev.Announcer != name {
 		ann := announcers.Announcement{ID: key, Prefix: netip.PrefixFrom(unit.IP, unit.IP.BitLen()), Interfaces: itfs}
-		if err := p.send(ctx, name, unit.IP, []announcers.Announcement{ann}, nil); err != nil {
+		err := p.send(ctx, name, unit.IP, []announcers.Announcement{ann}, nil)
+		if errors.Is(err, manager.ErrUnavailable) || errors.Is(err, errPending) {
+			// The manager keeps the announcement and replays it when the announcer is back,
+			// so it is this node's to withdraw; but nothing answers yet, so it is not claimed.
+			p.set(cur)
+			return framework.AsStatus(err)
+		}
+		if err != nil {
 			p.recordAll(unit, corev1.EventTypeWarning, ReasonAnnounceFailed, err.Error())
 			return framework.AsStatus(err)
 		}
 	}
-	if !already {
+	if quiet(state) {
+		if !already {
+			p.deps.Log.Info("announcing ahead of taking over", "ip", unit.IP, "interfaces", itfs, "announcedBy", unit.Announcers)
+		}
+		p.set(cur)
+		return framework.NewStatus(framework.Success).WithDetail("announcing %s ahead of taking it over", unit.IP)
+	}
+	first := !cur.Claimed
+	if first {
 		p.deps.Log.Info("announcing", "ip", unit.IP, "interfaces", itfs, "was", unit.Announcers)
 		p.observe(framework.ModeL2, len(unit.Announcers) > 0 && !slices.Contains(unit.Announcers, p.node))
 	}
-	p.mu.Lock()
-	p.announced[key] = cur
-	p.mu.Unlock()
+	cur.Claimed = true
+	p.set(cur)
 	var errs []error
 	for _, svc := range cur.Services {
 		if err := p.deps.Status.Publish(ctx, svc, unit.IP, itfs); err != nil {
@@ -279,7 +365,7 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 			errs = append(errs, fmt.Errorf("service %s: status: %w", svc, err))
 		}
 	}
-	if !slices.Equal(unit.Announcers, []string{p.node}) && !already {
+	if !slices.Equal(unit.Announcers, []string{p.node}) && first {
 		was := "none"
 		if len(unit.Announcers) > 0 {
 			was = strings.Join(unit.Announcers, ",")
@@ -290,6 +376,15 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	return framework.AsStatus(errors.Join(errs...))
 }
 
+func (p *Plugin) set(cur Current) {
+	p.mu.Lock()
+	p.announced[cur.Key] = cur
+	p.mu.Unlock()
+}
+
+// errPending is wrapped by send when the manager keeps a change for later.
+var errPending = errors.New("pending")
+
 // send applies a delta of one unit's announcements and reports a rejection of any of them.
 func (p *Plugin) send(ctx context.Context, name string, ip netip.Addr, upserts []announcers.Announcement, removes []string) error {
 	res, err := p.deps.Announcers.Apply(ctx, name, upserts, removes)
@@ -297,10 +392,9 @@ func (p *Plugin) send(ctx context.Context, name string, ip netip.Addr, upserts [
 		return fmt.Errorf("announce %s through %q: %w", ip, name, err)
 	}
 	if res.Pending != "" {
-		// Kept in the manager's desired state and sent (or replayed) when it can be: this
-		// unit's work is done, and the queue moves on.
-		p.deps.Log.V(1).Info("announcement pending", "ip", ip, "announcer", name, "why", res.Pending)
-		return nil
+		// Kept in the manager's desired state and sent (or replayed) when it can be; until
+		// then nothing answers for it here.
+		return fmt.Errorf("announce %s through %q: %w: %s", ip, name, errPending, res.Pending)
 	}
 	var errs []error
 	for _, r := range res.Rejected {

@@ -2,6 +2,7 @@ package announce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -66,6 +67,8 @@ type env struct {
 	rec    *record.FakeRecorder
 	claim  bool
 	leave  bool
+	// down, when set, is why the announcer cannot answer (Deps.Answers).
+	down error
 }
 
 func newEnv() *env {
@@ -78,6 +81,7 @@ func newEnv() *env {
 		InterfacesFor: func(*framework.Unit, *framework.NodeInfo) []string { return []string{"eth0"} },
 		MayClaim:      func() bool { return e.claim },
 		MayWithdraw:   func() bool { return e.leave },
+		Answers:       func(string) error { return e.down },
 	})
 	return e
 }
@@ -181,34 +185,107 @@ func TestBindSkipsBGPAndRetractsStaleStatus(t *testing.T) {
 	}
 }
 
-// What the announcer manager answers decides the cycle: a change it keeps for later (the
-// announcer restarting, idle, slow) is done for the cycle; a refused announcer or a rejected
-// address fails it with an AnnounceFailed Event, so the unit is retried and the operator told.
+// A node selected while its announcer cannot answer claims nothing: no status names it, no
+// Event says it took over, and the cycle fails so that it is retried.
+func TestBindDoesNotClaimWhereNothingAnswers(t *testing.T) {
+	e := newEnv()
+	e.down = errors.New("announcer arp refused: checksum mismatch")
+	st := e.p.Bind(context.Background(), testState(), testUnit("node-b"), []string{"node-a"})
+	if st.IsSuccess() || !strings.Contains(st.AsError().Error(), "checksum mismatch") {
+		t.Fatalf("Bind = %v, want an error with the announcer's reason", st.AsError())
+	}
+	if len(e.ann.upserts) != 0 || len(e.status.published) != 0 || len(e.events()) != 0 || len(e.p.Announced()) != 0 {
+		t.Fatalf("claimed: upserts %v published %v announced %v", e.ann.upserts, e.status.published, e.p.Announced())
+	}
+}
+
+// An announcer that stops between the health check and Apply: the manager keeps the
+// announcement (it is this node's to withdraw), but nothing claims it until it answers.
+func TestBindClaimsOnlyOnceTheAnnouncerHasIt(t *testing.T) {
+	e := newEnv()
+	e.ann.err = fmt.Errorf("arp: %w", manager.ErrUnavailable)
+	if st := e.p.Bind(context.Background(), testState(), testUnit("node-b"), []string{"node-a"}); st.IsSuccess() {
+		t.Fatal("Bind succeeded while the announcer was unavailable")
+	}
+	if a := e.p.Announced(); len(a) != 1 || a[0].Claimed || len(e.status.published) != 0 || len(e.events()) != 0 {
+		t.Fatalf("announced %+v, published %v", a, e.status.published)
+	}
+	e.ann.err = nil
+	if st := e.p.Bind(context.Background(), testState(), testUnit("node-b"), []string{"node-a"}); !st.IsSuccess() {
+		t.Fatalf("Bind once back: %v", st.AsError())
+	}
+	if a := e.p.Announced(); len(a) != 1 || !a[0].Claimed || len(e.status.published) != 2 {
+		t.Fatalf("announced %+v, published %v", a, e.status.published)
+	}
+	if evs := e.events(); len(evs) != 2 || !strings.Contains(evs[0], "(was node-b)") {
+		t.Fatalf("events %v", evs)
+	}
+	e.p.Bind(context.Background(), testState(), testUnit("node-a"), []string{"node-b"})
+	if !slices.Equal(e.ann.removes, []string{"192.0.2.10/L2"}) {
+		t.Fatalf("removes %v", e.ann.removes)
+	}
+}
+
+// Make before break: a warming node announces what it will win without claiming it; when
+// the others see it as a candidate the same unit is claimed, without sending it again.
+func TestBindWithoutClaimAnnouncesAhead(t *testing.T) {
+	e := newEnv()
+	quietState := testState()
+	WithoutClaim(quietState)
+	if st := e.p.Bind(context.Background(), quietState, testUnit("node-b"), []string{"node-a"}); !st.IsSuccess() {
+		t.Fatalf("Bind: %v", st.AsError())
+	}
+	if len(e.ann.upserts) != 1 || len(e.status.published) != 0 || len(e.events()) != 0 {
+		t.Fatalf("ahead: upserts %v published %v", e.ann.upserts, e.status.published)
+	}
+	if a := e.p.Announced(); len(a) != 1 || a[0].Claimed {
+		t.Fatalf("announced %+v", a)
+	}
+	e.p.Bind(context.Background(), testState(), testUnit("node-b"), []string{"node-a"})
+	if len(e.ann.upserts) != 1 || len(e.status.published) != 2 {
+		t.Fatalf("claim: upserts %v published %v", e.ann.upserts, e.status.published)
+	}
+	if evs := e.events(); len(evs) != 2 || !strings.Contains(evs[0], ReasonNodeChanged) {
+		t.Fatalf("events %v", evs)
+	}
+}
+
+// What the announcer manager answers decides the claim: only an acknowledged announcement is
+// claimed (status objects, the NodeChanged Event). A change the manager keeps for later (the
+// announcer restarting, idle, slow) or for an announcer that was refused is this node's to
+// withdraw but not claimed, and the cycle fails so that it is retried; an address the
+// announcer rejects fails with an AnnounceFailed Event.
 func TestBindFollowsTheManagersResult(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		result  manager.Result
-		err     error
-		success bool
-		event   string
+		name      string
+		result    manager.Result
+		err       error
+		claimed   bool
+		announced bool
+		event     string
 	}{
-		{name: "acknowledged", success: true, event: ReasonNodeChanged},
-		{name: "pending", result: manager.Result{Pending: "not running (unhealthy: process exited); kept and replayed when it is back"}, success: true, event: ReasonNodeChanged},
-		{name: "refused", result: manager.Result{Pending: "refused: checksum mismatch"}, err: fmt.Errorf("announcer %q: %w", "arp", manager.ErrRefused), event: ReasonAnnounceFailed},
+		{name: "acknowledged", claimed: true, announced: true, event: ReasonNodeChanged},
+		{name: "pending", result: manager.Result{Pending: "not running (unhealthy: process exited); kept and replayed when it is back"}, announced: true},
+		{name: "refused", result: manager.Result{Pending: "refused: checksum mismatch"}, err: fmt.Errorf("announcer %q: %w", "arp", manager.ErrRefused), announced: true},
 		{name: "rejected", result: manager.Result{ApplyResult: announcers.ApplyResult{Rejected: []announcers.Rejection{{ID: "192.0.2.10/L2", Reason: "no such interface"}}}}, event: ReasonAnnounceFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv()
 			e.ann.result, e.ann.err = tc.result, tc.err
 			st := e.p.Bind(context.Background(), testState(), testUnit(), []string{"node-a"})
-			if st.IsSuccess() != tc.success {
-				t.Fatalf("Bind = %v, want success %v", st.AsError(), tc.success)
+			if st.IsSuccess() != tc.claimed {
+				t.Fatalf("Bind = %v, want success %v", st.AsError(), tc.claimed)
 			}
-			if evs := e.events(); len(evs) == 0 || !strings.Contains(evs[0], tc.event) {
-				t.Fatalf("events = %v, want %s first", evs, tc.event)
+			evs := e.events()
+			if tc.event == "" && len(evs) > 0 || tc.event != "" && (len(evs) == 0 || !strings.Contains(evs[0], tc.event)) {
+				t.Fatalf("events = %v, want %q first", evs, tc.event)
 			}
-			if announced := len(e.p.Announced()) == 1; announced != tc.success {
-				t.Fatalf("announced = %v, want %v", e.p.Announced(), tc.success)
+			a := e.p.Announced()
+			if len(a) == 1 != tc.announced || len(a) == 1 && a[0].Claimed != tc.claimed {
+				t.Fatalf("announced = %+v, want announced %v claimed %v", a, tc.announced, tc.claimed)
+			}
+			if claimed := len(e.status.published) > 0; claimed != tc.claimed {
+				t.Fatalf("published = %v, want claimed %v", e.status.published, tc.claimed)
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/herald-lb/herald/announcers"
+	"github.com/herald-lb/herald/announcers/manager"
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/plugins/advertisement"
 )
@@ -39,6 +40,11 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 		p.deps.Log.Info("not advertising an IP this node qualifies for: its heartbeat is not current", "ip", unit.IP)
 		return framework.NewStatus(framework.Success).WithDetail("not advertising %s: this node's heartbeat is not current", unit.IP)
 	}
+	if p.deps.Answers != nil {
+		if err := p.deps.Answers(p.deps.BGPAnnouncer); err != nil {
+			return framework.AsStatus(fmt.Errorf("selected for %s but announcer %q cannot answer: %w", unit.IP, p.deps.BGPAnnouncer, err))
+		}
+	}
 	var configured []string
 	if p.deps.BGPPeers != nil {
 		configured = p.deps.BGPPeers()
@@ -46,10 +52,21 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeBGP, Announcer: p.deps.BGPAnnouncer,
 		Services: serviceKeys(unit), Routes: routes, Peers: RoutePeers(routes, configured)}
 	if !already || !sameRoutes(prev.Routes, routes) {
-		if err := p.send(ctx, cur.Announcer, unit.IP, routes, removedIDs(prev.ids(), cur.ids(), already)); err != nil {
+		err := p.send(ctx, cur.Announcer, unit.IP, routes, removedIDs(prev.ids(), cur.ids(), already))
+		if errors.Is(err, manager.ErrUnavailable) || errors.Is(err, errPending) {
+			// Kept by the manager and replayed when the announcer is back: this node's to
+			// withdraw, but no status says it advertises until it does.
+			p.set(cur)
+			return framework.AsStatus(err)
+		}
+		if err != nil {
 			p.recordAll(unit, corev1.EventTypeWarning, ReasonAnnounceFailed, err.Error())
 			return framework.AsStatus(err)
 		}
+	}
+	if quiet(state) {
+		p.set(cur)
+		return framework.NewStatus(framework.Success).WithDetail("advertising %s ahead of being a candidate", unit.IP)
 	}
 	if !already {
 		p.deps.Log.Info("advertising", "ip", unit.IP, "routes", len(routes), "peers", cur.Peers, "was", unit.Announcers)

@@ -184,11 +184,24 @@ func (w *L2StatusWriter) Retract(ctx context.Context, svc framework.ServiceKey, 
 	}
 	w.mu.Lock()
 	uid, mine := w.written[w.namespace+"/"+name]
+	if mine && cur != nil && cur.UID != uid {
+		// Another node replaced the object this node wrote: nothing of ours is left to
+		// delete, so forget it (the map stays bounded by the objects this node holds).
+		delete(w.written, w.namespace+"/"+name)
+		mine = false
+	}
 	w.mu.Unlock()
-	if mine && (cur == nil || cur.UID == uid) {
+	if mine {
 		return w.delete(ctx, &metallbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, Name: name, UID: uid}})
 	}
 	return nil
+}
+
+// remembered is the number of objects the writer remembers writing.
+func (w *L2StatusWriter) remembered() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.written)
 }
 
 func interfaceInfos(names []string) []metallbv1beta1.InterfaceInfo {

@@ -241,8 +241,15 @@ func (c *cluster) startController() {
 // startSpeaker runs `herald speaker` inside node i's namespace.
 func (c *cluster) startSpeaker(i int) *lab.Process {
 	c.t.Helper()
+	return c.startSpeakerWith(i, c.config)
+}
+
+// startSpeakerWith runs `herald speaker` inside node i's namespace with a configuration file
+// of its own.
+func (c *cluster) startSpeakerWith(i int, config string) *lab.Process {
+	c.t.Helper()
 	p := c.lab.Nodes[i].Start(c.t, c.herald, "speaker", "--kubeconfig", c.kcLab, "--node-name", c.nodes[i],
-		"--config", c.config, "--announcer-dir", filepath.Dir(c.herald))
+		"--config", config, "--announcer-dir", filepath.Dir(c.herald))
 	c.mu.Lock()
 	c.speakers[c.nodes[i]] = p
 	c.mu.Unlock()
