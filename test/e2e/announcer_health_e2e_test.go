@@ -39,7 +39,8 @@ func TestE2ERefusedAnnouncerLosesItsIPs(t *testing.T) {
 	cfg := c.refusingConfig(t)
 
 	p := c.speaker(bad)
-	if err := p.Signal(syscall.SIGTERM); err != nil {
+	// Only the speaker, as the kubelet signals a container's main process.
+	if err := syscall.Kill(p.PID(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
