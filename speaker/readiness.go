@@ -92,11 +92,15 @@ func newReadiness(configured []string, holdDown time.Duration, now func() time.T
 	return r
 }
 
+// stateIdle is the manager's state of an announcer that is not running because nothing needs
+// it yet; it starts on its first announcement, so it counts as up.
+const stateIdle manager.State = "idle"
+
 // announcerUp reads the manager's health: whether the announcer answers now, whether it is
 // only starting (not a failure), and why not.
 func announcerUp(h manager.Health) (up, starting bool, reason string) {
 	switch h.State {
-	case manager.StateHealthy, manager.StateDegraded:
+	case manager.StateHealthy, manager.StateDegraded, stateIdle:
 		return true, false, ""
 	case manager.StateStarting, manager.StateStopped:
 		return false, true, fmt.Sprintf("announcer %s starting", h.Name)
@@ -122,17 +126,23 @@ func (r *readiness) update(health []manager.Health) bool {
 		}
 		up, starting, reason := announcerUp(h)
 		switch {
-		case up && !k.up:
-			k.up, k.upSince = true, now
-		case !up && k.up:
-			k.up, k.warmed = false, false
-			k.epoch++
-			k.failed = true
-			k.reason = reason
-		case !up && !starting:
+		case up:
+			if !k.up {
+				k.up, k.upSince = true, now
+			}
+		case starting:
+			// A first start is warming with its reason; a restart after a failure keeps the
+			// failure's reason; a start on demand (from idle) keeps the kind up: the manager
+			// holds the announcements and sends them once it runs.
+			if !k.up && !k.failed {
+				k.reason = reason
+			}
+		default:
+			if k.up {
+				k.up, k.warmed = false, false
+				k.epoch++
+			}
 			k.failed, k.reason = true, reason
-		case !up && !k.failed:
-			k.reason = reason
 		}
 		if k.up && k.failed && now.Sub(k.upSince) >= r.holdDown {
 			k.failed = false
