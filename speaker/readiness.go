@@ -92,15 +92,13 @@ func newReadiness(configured []string, holdDown time.Duration, now func() time.T
 	return r
 }
 
-// stateIdle is the manager's state of an announcer that is not running because nothing needs
-// it yet; it starts on its first announcement, so it counts as up.
-const stateIdle manager.State = "idle"
-
 // announcerUp reads the manager's health: whether the announcer answers now, whether it is
 // only starting (not a failure), and why not.
 func announcerUp(h manager.Health) (up, starting bool, reason string) {
 	switch h.State {
-	case manager.StateHealthy, manager.StateDegraded, stateIdle:
+	case manager.StateHealthy, manager.StateDegraded, manager.StateIdle:
+		// Idle: not running because nothing needs it yet; it starts on its first
+		// announcement, so it counts as up.
 		return true, false, ""
 	case manager.StateStarting, manager.StateStopped:
 		return false, true, fmt.Sprintf("announcer %s starting", h.Name)

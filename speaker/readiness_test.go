@@ -54,7 +54,7 @@ func TestReadinessLifecycle(t *testing.T) {
 	}
 	check("warm pass done again", true, warm(), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
 	// An announcer the manager stops when idle and starts on demand stays a candidate.
-	check("idle", false, arp("idle", ""), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
+	check("idle", false, arp(manager.StateIdle, ""), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
 	check("started on demand", false, arp(manager.StateStarting, ""), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
 	if ok, msg := r.ready(); !ok {
 		t.Fatalf("readyz: %s", msg)
