@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -59,8 +60,11 @@ type controller struct {
 	namespaces corelisters.NamespaceLister
 	pools      metallblisters.IPAddressPoolLister
 	synced     []cache.InformerSynced
-	queue      workqueue.TypedRateLimitingInterface[string]
-	recorder   record.EventRecorder
+	// watching is set once watch has registered every informer in synced: /readyz is served
+	// before that (during the CRD check) and must neither read synced early nor say ready.
+	watching atomic.Bool
+	queue    workqueue.TypedRateLimitingInterface[string]
+	recorder record.EventRecorder
 
 	// mu serialises the allocator: workers decide under it and write to the API outside it.
 	mu    sync.Mutex
@@ -103,21 +107,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 
-	// Without the CRDs the informers would wait in cache sync forever, silently.
-	if err := metallb.CheckServed(ctx, client.Discovery(), "herald controller", informerResources); err != nil {
-		return err
-	}
 	c := newController(client, mlb, opts, broadcaster.NewRecorder(scheme, corev1.EventSource{Component: "herald-controller"}))
-	kubeFactory := informers.NewSharedInformerFactory(client, 0)
-	poolFactory := metallbinformers.NewSharedInformerFactoryWithOptions(mlb, 0, metallbinformers.WithNamespace(opts.configNamespace()))
-	if err := c.watch(kubeFactory, poolFactory); err != nil {
-		return err
-	}
-	stopIgnored, err := c.watchIgnoredConfig(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer stopIgnored()
+	// Metrics and health first: while the CRD check below waits out an unreachable API server
+	// (it retries for about 30 s), the process is live and says it is not ready, and a taken
+	// port is reported at once.
 	election := leaderelection.NewLeaderHealthzAdaptor(leaseHealthTimeout)
 	srv, err := c.serveHTTP(ctx, election)
 	if err != nil {
@@ -130,6 +123,21 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			_ = srv.Shutdown(shutdownCtx)
 		}()
 	}
+	// Without the CRDs the informers would wait in cache sync forever, silently.
+	if err := metallb.CheckServed(ctx, client.Discovery(), "herald controller", informerResources); err != nil {
+		return err
+	}
+	kubeFactory := informers.NewSharedInformerFactory(client, 0)
+	poolFactory := metallbinformers.NewSharedInformerFactoryWithOptions(mlb, 0, metallbinformers.WithNamespace(opts.configNamespace()))
+	if err := c.watch(kubeFactory, poolFactory); err != nil {
+		return err
+	}
+	c.watching.Store(true)
+	stopIgnored, err := c.watchIgnoredConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer stopIgnored()
 	// Standbys keep warm caches so a takeover only waits for the Lease.
 	kubeFactory.Start(ctx.Done())
 	poolFactory.Start(ctx.Done())

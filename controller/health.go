@@ -116,6 +116,9 @@ func (r *readiness) leaderReady() error {
 
 // ready reports why the replica is not ready, or nil.
 func (c *controller) ready() error {
+	if !c.watching.Load() {
+		return errors.New("starting: checking that the metallb.io CRDs are served")
+	}
 	for _, synced := range c.synced {
 		if !synced() {
 			return errors.New("informers not synced")
