@@ -197,13 +197,6 @@ func (w *L2StatusWriter) Retract(ctx context.Context, svc framework.ServiceKey, 
 	return nil
 }
 
-// remembered is the number of objects the writer remembers writing.
-func (w *L2StatusWriter) remembered() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.written)
-}
-
 func interfaceInfos(names []string) []metallbv1beta1.InterfaceInfo {
 	out := make([]metallbv1beta1.InterfaceInfo, len(names))
 	for i, n := range names {
