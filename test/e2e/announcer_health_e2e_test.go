@@ -105,7 +105,7 @@ func (c *cluster) refusingConfig(t *testing.T) string {
 	if strings.Contains(string(b), "announcers:") {
 		t.Fatalf("the cluster configuration lists announcers already:\n%s", b)
 	}
-	cfg := string(b) + "announcers:\n- {name: arp, sha256: " + wrongSHA256 + "}\n- {name: ndp}\n"
+	cfg := string(b) + "announcers:\n- {name: arp, sha256: \"" + wrongSHA256 + "\"}\n- {name: ndp}\n"
 	path := filepath.Join(t.TempDir(), "refusing.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
