@@ -171,6 +171,11 @@ func TestIntegrationControllerReadyzFollowsSync(t *testing.T) {
 		code, body := scrape(t, url+"/healthz")
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 	})
+	// Health is served before the CRD check, which says "starting" while it runs.
+	f.waitFor("/readyz past the CRD check", func() (bool, string) {
+		code, body := scrape(t, url+"/readyz")
+		return !strings.Contains(body, "starting"), fmt.Sprintf("%d %s", code, body)
+	})
 	for range 5 {
 		if code, body := scrape(t, url+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "informers not synced") {
 			t.Fatalf("/readyz without list rights = %d %q, want 503 informers not synced", code, body)

@@ -57,7 +57,7 @@ func (s *supervised) start(ctx context.Context) (*instance, error) {
 	client, rpc, release, err := s.launch(cfg)
 	if err != nil {
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return nil, fmt.Errorf("executable %s: %w: refused", s.spec.Path, ErrChecksum)
+			return nil, fmt.Errorf("%w, refused: executable %s", ErrChecksum, s.spec.Path)
 		}
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.EACCES) {
 			return nil, fmt.Errorf("executable %s: %w: %w", s.spec.Path, errExecutable, err)
@@ -214,7 +214,8 @@ func checkFile(path string, want []byte) error {
 		return fmt.Errorf("executable %s: %w", path, err)
 	}
 	if got := h.Sum(nil); string(got) != string(want) {
-		return fmt.Errorf("executable %s: sha256 %x, configured %x: %w: refused", path, got, want, ErrChecksum)
+		// The reason first: health messages travel in the heartbeat, shortened to 256 bytes.
+		return fmt.Errorf("%w, refused: executable %s has sha256 %x, configured %x", ErrChecksum, path, got, want)
 	}
 	return nil
 }
