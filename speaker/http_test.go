@@ -28,7 +28,7 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestListenHTTPServesMetricsAndHealthOnTheirAddresses(t *testing.T) {
 	clock := time.Now()
-	s := &Speaker{log: logr.Discard(), synced: make(chan struct{}), ready: newReadiness([]string{"arp"}, time.Second, func() time.Time { return clock }),
+	s := &Speaker{log: logr.Discard(), synced: make(chan struct{}), ready: newReadiness([]string{"arp"}, time.Second, 10*time.Second, func() time.Time { return clock }),
 		o: Options{Config: &config.SpeakerConfiguration{MetricsBindAddress: "127.0.0.1:0", HealthBindAddress: "127.0.0.1:0"}}}
 	srvs, err := s.listenHTTP()
 	if err != nil {

@@ -23,8 +23,9 @@ import (
 //   - unavailable: the announcer is not configured, was refused, crashed or reports itself
 //     unhealthy; it stays unavailable through restarts until it is up again;
 //   - warming: the speaker starts (announcer starting, informers not synced), an announcer that
-//     failed has not yet stayed up for holdDown, or this node is announcing the units it would
-//     win before it becomes a candidate (the "pre" phase);
+//     failed again within stableAfter of its last failure has not yet stayed up for holdDown,
+//     or this node is announcing the units it would win before it becomes a candidate (the
+//     "pre" phase);
 //   - ready: a candidate.
 //
 // In the pre phase the node decides from its local view (the kind counts ready for itself),
@@ -33,9 +34,12 @@ import (
 // (make before break), and every speaker still decides from the same published facts.
 type readiness struct {
 	now func() time.Time
-	// holdDown is how long an announcer that failed must stay up before its kind warms again,
-	// so a crash-looping announcer does not win IPs between crashes.
-	holdDown time.Duration
+	// holdDown is how long an announcer that failed again within stableAfter of its previous
+	// failure must stay up before its kind warms again, so a crash-looping announcer does not
+	// win IPs between crashes. A single failure (a hung process replaced) is not held down:
+	// the IPs only this node may answer for (local traffic policy) wait for it.
+	holdDown    time.Duration
+	stableAfter time.Duration
 
 	mu     sync.Mutex
 	synced bool
@@ -50,9 +54,11 @@ type kindState struct {
 	// reason says why the announcer is not up (kept while it restarts).
 	reason string
 	// failed is set once the announcer was seen failing; it clears when it has been up for
-	// holdDown.
-	failed  bool
-	upSince time.Time
+	// hold (holdDown for a repeated failure, zero for one after a stable run).
+	failed     bool
+	hold       time.Duration
+	lastFailed time.Time
+	upSince    time.Time
 	// epoch counts the times the kind stopped being up, so a warm pass that started before a
 	// failure does not complete the warming after it.
 	epoch  uint64
@@ -79,8 +85,8 @@ var announcerKinds = map[string]framework.AnnouncerKind{
 // newReadiness tracks the kinds of the configured announcers. The L2 kinds are tracked even
 // without an announcer (reported unavailable, so IPv6 units go to nodes that run NDP); BGP
 // only with one (other bind plugins may advertise BGP units).
-func newReadiness(configured []string, holdDown time.Duration, now func() time.Time) *readiness {
-	r := &readiness{now: now, holdDown: holdDown, kinds: map[framework.AnnouncerKind]*kindState{
+func newReadiness(configured []string, holdDown, stableAfter time.Duration, now func() time.Time) *readiness {
+	r := &readiness{now: now, holdDown: holdDown, stableAfter: stableAfter, kinds: map[framework.AnnouncerKind]*kindState{
 		framework.AnnouncerKindL2v4: {reason: "no arp announcer in the speaker's configuration"},
 		framework.AnnouncerKindL2v6: {reason: "no ndp announcer in the speaker's configuration"},
 	}}
@@ -136,13 +142,20 @@ func (r *readiness) update(health []manager.Health) bool {
 				k.reason = reason
 			}
 		default:
+			if k.up || !k.failed {
+				k.hold = 0
+				if !k.lastFailed.IsZero() && now.Sub(k.lastFailed) < r.stableAfter {
+					k.hold = r.holdDown
+				}
+				k.lastFailed = now
+			}
 			if k.up {
 				k.up, k.warmed = false, false
 				k.epoch++
 			}
 			k.failed, k.reason = true, reason
 		}
-		if k.up && k.failed && now.Sub(k.upSince) >= r.holdDown {
+		if k.up && k.failed && now.Sub(k.upSince) >= k.hold {
 			k.failed = false
 		}
 	}
@@ -167,7 +180,7 @@ func (r *readiness) phaseLocked(k *kindState) (phase, string) {
 	case !r.synced:
 		return phaseWaiting, "informers not synced"
 	case k.failed:
-		return phaseWaiting, fmt.Sprintf("announcer %s is back up; waiting %s to see it stay up", k.announcer, r.holdDown)
+		return phaseWaiting, fmt.Sprintf("announcer %s is back up after failing twice within %s; waiting %s to see it stay up", k.announcer, r.stableAfter, k.hold)
 	case !k.warmed:
 		return phasePre, "announcing the IPs it is about to take over"
 	}
@@ -322,9 +335,10 @@ const (
 	// healthPoll is how often the speaker reads its announcers' health: a refused or crashed
 	// announcer is published within it (the manager's state is in memory, reading it is cheap).
 	healthPoll = 100 * time.Millisecond
-	// announcerHoldDown is how long an announcer that failed must stay up before its node
-	// becomes a candidate again.
+	// announcerHoldDown is how long an announcer that failed twice within announcerStable
+	// must stay up before its node becomes a candidate again.
 	announcerHoldDown = 2 * time.Second
+	announcerStable   = 10 * time.Second
 	// warmRetry is the wait before another pass when a warm pass left units pending.
 	warmRetry = 100 * time.Millisecond
 )
@@ -381,16 +395,31 @@ func (s *Speaker) endWarming(published *framework.Snapshot, pre map[framework.An
 }
 
 // answers is the Announce plugin's check before it claims a unit: nil when the named
-// announcer answers now.
+// announcer answers now, or is starting on demand (the manager holds the announcements and
+// sends them once it runs, as readiness counts it).
 func (s *Speaker) answers(name string) error {
 	for _, h := range s.mgr.Health() {
 		if h.Name != name {
 			continue
 		}
-		if up, _, reason := announcerUp(h); !up {
+		up, starting, reason := announcerUp(h)
+		if !up && !(starting && s.ready.startingOnDemand(name)) {
 			return errors.New(reason)
 		}
 		return nil
 	}
 	return fmt.Errorf("no announcer %q is configured", name)
+}
+
+// startingOnDemand reports whether the named announcer was up (or idle) and has not failed
+// since: a start then is the manager starting it for its first announcement.
+func (r *readiness) startingOnDemand(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range r.kinds {
+		if k.announcer == name {
+			return k.up && !k.failed
+		}
+	}
+	return false
 }

@@ -14,7 +14,7 @@ import (
 // becomes a candidate again only after holdDown and a new pass.
 func TestReadinessLifecycle(t *testing.T) {
 	clock := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
-	r := newReadiness([]string{"arp", "bgp"}, 2*time.Second, func() time.Time { return clock })
+	r := newReadiness([]string{"arp", "bgp"}, 2*time.Second, 10*time.Second, func() time.Time { return clock })
 	arp := func(state manager.State, msg string) bool {
 		return r.update([]manager.Health{{Name: "arp", State: state, Message: msg}, {Name: "bgp", State: manager.StateHealthy}})
 	}
@@ -43,16 +43,30 @@ func TestReadinessLifecycle(t *testing.T) {
 	check("warm pass done", true, warm(), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
 	check("unchanged health", false, arp(manager.StateHealthy, ""), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
 
+	// A first failure (a hung process replaced) is not held down: the IPs only this node
+	// may answer for wait for it.
 	_, stalePre := r.local()
 	check("crashed", true, arp(manager.StateUnhealthy, "plugin exited"), want{framework.AnnouncerUnavailable, "announcer arp unhealthy: plugin exited"}, framework.AnnouncerUnavailable)
 	check("restarting keeps the reason", false, arp(manager.StateStarting, ""), want{framework.AnnouncerUnavailable, "plugin exited"}, framework.AnnouncerUnavailable)
-	check("back up: held down", true, arp(manager.StateHealthy, ""), want{framework.AnnouncerWarming, "back up"}, framework.AnnouncerWarming)
-	clock = clock.Add(2 * time.Second)
-	check("held long enough: announcing ahead", true, arp(manager.StateHealthy, ""), want{framework.AnnouncerWarming, "announcing the IPs"}, framework.AnnouncerReady)
+	check("back up after one failure: announcing ahead", true, arp(manager.StateHealthy, ""), want{framework.AnnouncerWarming, "announcing the IPs"}, framework.AnnouncerReady)
 	if r.warmed(map[framework.AnnouncerKind]uint64{framework.AnnouncerKindL2v4: stalePre[framework.AnnouncerKindL2v4]}) {
 		t.Fatal("a pass from before the crash ended the warming")
 	}
+	check("warm pass done", true, warm(), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
+
+	// Failing again within stableAfter is a crash loop: held down.
+	clock = clock.Add(5 * time.Second)
+	check("crashed again", true, arp(manager.StateUnhealthy, "plugin exited"), want{framework.AnnouncerUnavailable, "plugin exited"}, framework.AnnouncerUnavailable)
+	check("back up: held down", true, arp(manager.StateHealthy, ""), want{framework.AnnouncerWarming, "back up after failing twice"}, framework.AnnouncerWarming)
+	clock = clock.Add(2 * time.Second)
+	check("held long enough: announcing ahead", true, arp(manager.StateHealthy, ""), want{framework.AnnouncerWarming, "announcing the IPs"}, framework.AnnouncerReady)
 	check("warm pass done again", true, warm(), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
+
+	// A failure long after the last one is a single failure again.
+	clock = clock.Add(30 * time.Second)
+	check("crashed after a stable run", true, arp(manager.StateUnhealthy, "plugin exited"), want{framework.AnnouncerUnavailable, "plugin exited"}, framework.AnnouncerUnavailable)
+	check("back up at once", true, arp(manager.StateHealthy, ""), want{framework.AnnouncerWarming, "announcing the IPs"}, framework.AnnouncerReady)
+	check("warm pass done a third time", true, warm(), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
 	// An announcer the manager stops when idle and starts on demand stays a candidate.
 	check("idle", false, arp(manager.StateIdle, ""), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
 	check("started on demand", false, arp(manager.StateStarting, ""), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
@@ -63,7 +77,7 @@ func TestReadinessLifecycle(t *testing.T) {
 
 // A refused announcer is unavailable from the start and stays so while the manager retries.
 func TestReadinessRefused(t *testing.T) {
-	r := newReadiness([]string{"arp"}, time.Second, time.Now)
+	r := newReadiness([]string{"arp"}, time.Second, 10*time.Second, time.Now)
 	r.setSynced()
 	for _, st := range []manager.State{manager.StateRefused, manager.StateStarting, manager.StateRefused} {
 		r.update([]manager.Health{{Name: "arp", State: st, Message: "executable /bin/herald-announcer-arp: checksum mismatch: refused"}})
@@ -89,7 +103,7 @@ func TestView(t *testing.T) {
 		{Name: "b", Speaker: hb(framework.AnnouncerWarming)},
 		{Name: "c", Speaker: hb(framework.AnnouncerReady)},
 	})
-	s := &Speaker{o: Options{NodeName: "a"}, ready: newReadiness([]string{"arp"}, time.Second, time.Now)}
+	s := &Speaker{o: Options{NodeName: "a"}, ready: newReadiness([]string{"arp"}, time.Second, 10*time.Second, time.Now)}
 	s.ready.update([]manager.Health{{Name: "arp", State: manager.StateHealthy}})
 	s.ready.setSynced()
 
@@ -120,5 +134,24 @@ func TestView(t *testing.T) {
 		RenewTime: now, LeaseDuration: time.Minute, Announcers: s.ready.published()}}})
 	if v, quiet, _ := s.view(published); v != published || quiet != nil {
 		t.Fatalf("own Lease caught up: got a new view (%v) or quiet kinds %v", v != published, quiet)
+	}
+}
+
+// The Announce plugin's check accepts an announcer the manager starts on demand, but not one
+// restarting after a failure.
+func TestStartingOnDemand(t *testing.T) {
+	r := newReadiness([]string{"arp"}, time.Second, 10*time.Second, time.Now)
+	r.update([]manager.Health{{Name: "arp", State: manager.StateIdle}})
+	r.update([]manager.Health{{Name: "arp", State: manager.StateStarting}})
+	if !r.startingOnDemand("arp") {
+		t.Fatal("an idle announcer starting for its first announcement does not count as starting on demand")
+	}
+	r.update([]manager.Health{{Name: "arp", State: manager.StateUnhealthy, Message: "exited"}})
+	r.update([]manager.Health{{Name: "arp", State: manager.StateStarting}})
+	if r.startingOnDemand("arp") {
+		t.Fatal("an announcer restarting after a crash counts as starting on demand")
+	}
+	if r.startingOnDemand("ndp") {
+		t.Fatal("an unconfigured announcer counts as starting on demand")
 	}
 }

@@ -155,7 +155,7 @@ func newSpeaker(o Options) (*Speaker, error) {
 	for _, a := range o.Config.Announcers {
 		configured = append(configured, a.Name)
 	}
-	s.ready = newReadiness(configured, announcerHoldDown, time.Now)
+	s.ready = newReadiness(configured, announcerHoldDown, announcerStable, time.Now)
 	s.hb = &heartbeater{
 		log: s.log.WithName("heartbeat"), client: client.CoordinationV1(), namespace: o.Config.Heartbeat.Namespace,
 		node: o.NodeName, holder: o.Holder, duration: o.Config.Heartbeat.LeaseDuration.Duration,

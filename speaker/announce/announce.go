@@ -114,7 +114,7 @@ type Current struct {
 	Routes []announcers.Announcement
 	// Peers are the BGP peers the routes go to, as published in ServiceBGPStatus.
 	Peers []string
-	// Claimed is set once the L2 unit's status objects name this node: the announcer had
+	// Claimed is set once the unit's status objects name this node: the announcer had
 	// it, and the cycle was not told to announce without claiming (WithoutClaim).
 	Claimed bool
 }

@@ -50,7 +50,7 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 		configured = p.deps.BGPPeers()
 	}
 	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeBGP, Announcer: p.deps.BGPAnnouncer,
-		Services: serviceKeys(unit), Routes: routes, Peers: RoutePeers(routes, configured)}
+		Services: serviceKeys(unit), Routes: routes, Peers: RoutePeers(routes, configured), Claimed: prev.Claimed}
 	if !already || !sameRoutes(prev.Routes, routes) {
 		err := p.send(ctx, cur.Announcer, unit.IP, routes, removedIDs(prev.ids(), cur.ids(), already))
 		if errors.Is(err, manager.ErrUnavailable) || errors.Is(err, errPending) {
@@ -68,13 +68,14 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 		p.set(cur)
 		return framework.NewStatus(framework.Success).WithDetail("advertising %s ahead of being a candidate", unit.IP)
 	}
-	if !already {
+	// Claimed, not already: a unit advertised ahead of being a candidate, or kept while the
+	// announcer started, is counted (and logged) when this node first claims it.
+	if !cur.Claimed {
 		p.deps.Log.Info("advertising", "ip", unit.IP, "routes", len(routes), "peers", cur.Peers, "was", unit.Announcers)
 		p.observe(framework.ModeBGP, false)
 	}
-	p.mu.Lock()
-	p.announced[key] = cur
-	p.mu.Unlock()
+	cur.Claimed = true
+	p.set(cur)
 	var errs []error
 	for _, svc := range cur.Services {
 		var err error

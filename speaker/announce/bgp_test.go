@@ -2,6 +2,7 @@ package announce
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/herald-lb/herald/announcers"
+	"github.com/herald-lb/herald/announcers/manager"
 	"github.com/herald-lb/herald/framework"
 )
 
@@ -241,5 +243,42 @@ func TestBindSameUnitConcurrently(t *testing.T) {
 	wg.Wait()
 	if len(e.ann.upserts) != 1 || len(e.observed) != 1 {
 		t.Fatalf("upserts %d, announcements counted %d; want 1 and 1", len(e.ann.upserts), len(e.observed))
+	}
+}
+
+// A BGP unit kept while the announcer starts, or advertised ahead of being a candidate, is
+// counted and logged when this node claims it, once.
+func TestBindBGPCountsTheClaimAfterPendingOrQuiet(t *testing.T) {
+	u := bgpUnit("203.0.113.10", bgpAdv("all", framework.BGPRouteAttributes{AggregationLength: 32}, ""))
+	for _, tc := range []struct {
+		name  string
+		first func(e *bgpEnv) *framework.CycleState
+	}{
+		{"announcer starting", func(e *bgpEnv) *framework.CycleState {
+			e.ann.err = fmt.Errorf("bgp: %w", manager.ErrUnavailable)
+			return bgpState()
+		}},
+		{"ahead of being a candidate", func(e *bgpEnv) *framework.CycleState {
+			st := bgpState()
+			WithoutClaim(st)
+			return st
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newBGPEnv()
+			e.p.Bind(context.Background(), tc.first(e), u, []string{"node-a"})
+			if len(e.observed) != 0 || len(e.bgpStatus.published) != 0 {
+				t.Fatalf("before the claim: observed %v published %v", e.observed, e.bgpStatus.published)
+			}
+			e.ann.err = nil
+			for i := 0; i < 2; i++ {
+				if st := e.p.Bind(context.Background(), bgpState(), u, []string{"node-a"}); !st.IsSuccess() {
+					t.Fatalf("Bind %d: %v", i, st.AsError())
+				}
+			}
+			if !slices.Equal(e.observed, []string{"BGP"}) || len(e.bgpStatus.published) == 0 {
+				t.Fatalf("after the claim: observed %v published %v, want one BGP announcement counted and a status", e.observed, e.bgpStatus.published)
+			}
+		})
 	}
 }

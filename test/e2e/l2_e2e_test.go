@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,9 @@ func TestE2EStatusARPAndExplainAgree(t *testing.T) {
 		if !strings.Contains(d.Summary, "3/3 nodes can announce "+ip.String()) {
 			t.Fatalf("%s: summary %q", s, d.Summary)
 		}
-		if evs := c.events(s, "AnnouncingNodeChanged"); len(evs) == 0 || !strings.Contains(evs[0], "announced by node "+node) {
+		// A cold start may move an IP once (the first speaker ready takes it, the others
+		// join): some Event names the node that answers.
+		if evs := c.events(s, "AnnouncingNodeChanged"); !slices.ContainsFunc(evs, func(e string) bool { return strings.Contains(e, "announced by node "+node+" ") }) {
 			t.Fatalf("%s: AnnouncingNodeChanged events %v", s, evs)
 		}
 	}

@@ -150,15 +150,36 @@ func (e *Environment) ServiceAccountConfig(t testing.TB, namespace, name string)
 
 // Namespace creates a namespace with a unique name derived from the test's name and returns
 // the name. Without a namespace controller a deleted namespace stays Terminating, so it is
-// left in place; the whole etcd goes away after the test binary.
+// left in place, but its Services are deleted when the test ends: the API server is shared by
+// every test of the binary, and a later test's controller would otherwise keep their
+// addresses allocated (and count them in its reports).
 func (e *Environment) Namespace(t testing.TB) string {
 	t.Helper()
+	client := e.Client(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: namespacePrefix(t.Name())}}
-	got, err := e.Client(t).CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{})
+	got, err := client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("kubeapi: creating a namespace for %s: %v", t.Name(), err)
 	}
+	t.Cleanup(func() { deleteServices(t, client, got.Name) })
 	return got.Name
+}
+
+// deleteServices deletes every Service of a namespace (Services do not support
+// DeleteCollection on every server version, so one by one).
+func deleteServices(t testing.TB, client kubernetes.Interface, ns string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := client.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Errorf("kubeapi: listing the Services of %s to delete them: %v", ns, err)
+		return
+	}
+	for _, s := range list.Items {
+		if err := client.CoreV1().Services(ns).Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("kubeapi: deleting Service %s/%s: %v", ns, s.Name, err)
+		}
+	}
 }
 
 var nonDNS = regexp.MustCompile(`[^a-z0-9]+`)
