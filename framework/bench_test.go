@@ -13,6 +13,7 @@ import (
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/framework/examples/labelscore"
 	"github.com/herald-lb/herald/framework/examples/nodename"
+	"github.com/herald-lb/herald/framework/frameworktest"
 )
 
 // Benchmark plugins: cheap, allocation-free, and rejecting a share of the nodes so every
@@ -70,7 +71,7 @@ const (
 )
 
 func benchFramework(b *testing.B, parallelism int) *framework.Framework {
-	reg := registryOf(readyFilter{}, zoneFilter{}, spreadScore{}, stickyScore{})
+	reg := frameworktest.Registry(readyFilter{}, zoneFilter{}, spreadScore{}, stickyScore{})
 	if err := reg.Register(nodename.Name, nodename.Registration()); err != nil {
 		b.Fatal(err)
 	}

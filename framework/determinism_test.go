@@ -11,6 +11,7 @@ import (
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/framework/examples/labelscore"
 	"github.com/herald-lb/herald/framework/examples/nodename"
+	"github.com/herald-lb/herald/framework/frameworktest"
 )
 
 // buildCluster builds a snapshot and units from scratch; calling it twice gives equal but
@@ -61,7 +62,7 @@ func deterministicFramework(t testing.TB, parallelism int) *framework.Framework 
 		}
 		return 0, nil
 	}}
-	if err := reg.Merge(registryOf(ready, zone)); err != nil {
+	if err := reg.Merge(frameworktest.Registry(ready, zone)); err != nil {
 		t.Fatal(err)
 	}
 	spec := framework.ProfileSpec{

@@ -81,18 +81,6 @@ func (p *bindPlugin) Bind(_ context.Context, _ *framework.CycleState, _ *framewo
 	return p.fn(selected)
 }
 
-// registryOf registers each plugin instance under its name.
-func registryOf(plugins ...framework.Plugin) framework.Registry {
-	r := framework.Registry{}
-	for _, p := range plugins {
-		p := p
-		if err := r.Register(p.Name(), framework.Registration{Factory: func(framework.PluginArgs, framework.Handle) (framework.Plugin, error) { return p, nil }}); err != nil {
-			panic(err)
-		}
-	}
-	return r
-}
-
 var testTime = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 // nodes returns n ready nodes named node-00.. with a "score" label equal to their index.
@@ -112,23 +100,6 @@ func unit(ip string, mode framework.Mode) *framework.Unit {
 	return &framework.Unit{IP: netip.MustParseAddr(ip), Mode: mode}
 }
 
-func rejectNamed(code framework.Code, reason string, names ...string) func(*framework.NodeInfo) *framework.Status {
-	set := map[string]bool{}
-	for _, n := range names {
-		set[n] = true
-	}
-	return func(n *framework.NodeInfo) *framework.Status {
-		if set[n.Name] {
-			return framework.NewStatus(code, reason).WithDetail("detail for %s", n.Name)
-		}
-		return nil
-	}
-}
-
 func constScore(v int64) func(*framework.NodeInfo) (int64, *framework.Status) {
 	return func(*framework.NodeInfo) (int64, *framework.Status) { return v, nil }
-}
-
-func scoreByName(m map[string]int64) func(*framework.NodeInfo) (int64, *framework.Status) {
-	return func(n *framework.NodeInfo) (int64, *framework.Status) { return m[n.Name], nil }
 }

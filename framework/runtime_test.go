@@ -13,11 +13,12 @@ import (
 	"testing"
 
 	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/framework/frameworktest"
 )
 
 func newFramework(t testing.TB, spec framework.ProfileSpec, plugins ...framework.Plugin) *framework.Framework {
 	t.Helper()
-	f, err := framework.NewFramework(registryOf(plugins...), spec, nil)
+	f, err := framework.NewFramework(frameworktest.Registry(plugins...), spec, nil)
 	if err != nil {
 		t.Fatalf("NewFramework: %v", err)
 	}
@@ -25,8 +26,8 @@ func newFramework(t testing.TB, spec framework.ProfileSpec, plugins ...framework
 }
 
 func TestCycleFilterAndSelect(t *testing.T) {
-	notReady := &filterPlugin{name: "Ready", fn: rejectNamed(framework.Unschedulable, "node(s) not ready", "node-00", "node-01", "node-02", "node-03")}
-	noEndpoint := &filterPlugin{name: "Endpoints", fn: rejectNamed(framework.UnschedulableAndUnresolvable, "node(s) have no local endpoint", "node-03", "node-04", "node-05", "node-06", "node-07", "node-08", "node-09", "node-10", "node-11", "node-12")}
+	notReady := &filterPlugin{name: "Ready", fn: frameworktest.RejectNodes(framework.Unschedulable, "node(s) not ready", "node-00", "node-01", "node-02", "node-03")}
+	noEndpoint := &filterPlugin{name: "Endpoints", fn: frameworktest.RejectNodes(framework.UnschedulableAndUnresolvable, "node(s) have no local endpoint", "node-03", "node-04", "node-05", "node-06", "node-07", "node-08", "node-09", "node-10", "node-11", "node-12")}
 	label := &scorePlugin{name: "Label", fn: func(n *framework.NodeInfo) (int64, *framework.Status) {
 		return map[string]int64{"node-04": 10, "node-05": 50}[n.Name], nil
 	}}
@@ -91,9 +92,9 @@ func TestCycleFilterAndSelect(t *testing.T) {
 }
 
 func TestDiagnosisDetails(t *testing.T) {
-	notReady := &filterPlugin{name: "Ready", fn: rejectNamed(framework.Unschedulable, "node(s) not ready", "node-00")}
-	second := &filterPlugin{name: "Second", fn: rejectNamed(framework.UnschedulableAndUnresolvable, "node(s) excluded", "node-00", "node-01")}
-	a := &scorePlugin{name: "A", fn: scoreByName(map[string]int64{"node-02": 20, "node-03": 40}),
+	notReady := &filterPlugin{name: "Ready", fn: frameworktest.RejectNodes(framework.Unschedulable, "node(s) not ready", "node-00")}
+	second := &filterPlugin{name: "Second", fn: frameworktest.RejectNodes(framework.UnschedulableAndUnresolvable, "node(s) excluded", "node-00", "node-01")}
+	a := &scorePlugin{name: "A", fn: frameworktest.ScoreByName(map[string]int64{"node-02": 20, "node-03": 40}),
 		normalize: func(s framework.NodeScoreList) *framework.Status {
 			for i := range s {
 				s[i].Score = s[i].Score * 100 / 40
@@ -150,8 +151,8 @@ func TestDiagnosisDetails(t *testing.T) {
 
 func TestWeightsChangeTheWinner(t *testing.T) {
 	// A prefers node-00, B prefers node-01: the heavier weight wins.
-	a := &scorePlugin{name: "A", fn: scoreByName(map[string]int64{"node-00": 100, "node-01": 0})}
-	b := &scorePlugin{name: "B", fn: scoreByName(map[string]int64{"node-00": 0, "node-01": 60})}
+	a := &scorePlugin{name: "A", fn: frameworktest.ScoreByName(map[string]int64{"node-00": 100, "node-01": 0})}
+	b := &scorePlugin{name: "B", fn: frameworktest.ScoreByName(map[string]int64{"node-00": 0, "node-01": 60})}
 	tests := []struct {
 		wa, wb int64
 		want   string
@@ -225,7 +226,7 @@ func TestTiesBreakOnTheHash(t *testing.T) {
 		t.Errorf("60 tied IPs landed on only %d of 5 nodes: %v", len(winners), winners)
 	}
 	// A higher score beats any hash.
-	boost := &scorePlugin{name: "Boost", fn: scoreByName(map[string]int64{"node-02": 1})}
+	boost := &scorePlugin{name: "Boost", fn: frameworktest.ScoreByName(map[string]int64{"node-02": 1})}
 	spec.Score = append(spec.Score, framework.WeightedPlugin{Name: "Boost", Weight: 1})
 	res := newFramework(t, spec, flat, boost).Schedule(context.Background(), framework.NewSnapshot(testTime, ns), unit("192.0.2.1", framework.ModeL2))
 	if len(res.Selected) != 1 || res.Selected[0] != "node-02" || res.Diagnosis().TiedNodes != 0 {
@@ -234,7 +235,7 @@ func TestTiesBreakOnTheHash(t *testing.T) {
 }
 
 func TestPreFilter(t *testing.T) {
-	skipper := &skippingPlugin{filterPlugin{name: "Skipper", fn: rejectNamed(framework.Unschedulable, "node(s) skipped badly", "node-00", "node-01")}}
+	skipper := &skippingPlugin{filterPlugin{name: "Skipper", fn: frameworktest.RejectNodes(framework.Unschedulable, "node(s) skipped badly", "node-00", "node-01")}}
 	t.Run("Skip skips the plugin's Filter and Score", func(t *testing.T) {
 		spec := framework.ProfileSpec{Name: "p", PreFilter: []string{"Skipper"}, Filter: []string{"Skipper"}, Score: []framework.WeightedPlugin{{Name: "Skipper", Weight: 1}}}
 		res := newFramework(t, spec, skipper).Schedule(context.Background(), framework.NewSnapshot(testTime, nodes(2)), unit("192.0.2.10", framework.ModeBGP))
@@ -256,7 +257,7 @@ func TestPreFilter(t *testing.T) {
 		noEP := &preFilterPlugin{name: "NoEP", fn: func(*framework.Unit) *framework.Status {
 			return framework.NewStatus(framework.Unschedulable, "node(s) have no serving endpoint anywhere")
 		}}
-		filter := &filterPlugin{name: "F", fn: rejectNamed(framework.Unschedulable, "x")}
+		filter := &filterPlugin{name: "F", fn: frameworktest.RejectNodes(framework.Unschedulable, "x")}
 		spec := framework.ProfileSpec{Name: "p", PreFilter: []string{"NoEP"}, Filter: []string{"F"}}
 		res := newFramework(t, spec, noEP, filter).Schedule(context.Background(), framework.NewSnapshot(testTime, nodes(3)), unit("192.0.2.10", framework.ModeL2))
 		if res.Err != nil || len(res.Selected) != 0 || filter.calls.Load() != 0 {
@@ -270,7 +271,7 @@ func TestPreFilter(t *testing.T) {
 
 func TestCycleAborts(t *testing.T) {
 	boom := errors.New("boom")
-	okFilter := &filterPlugin{name: "OK", fn: rejectNamed(framework.Unschedulable, "x")}
+	okFilter := &filterPlugin{name: "OK", fn: frameworktest.RejectNodes(framework.Unschedulable, "x")}
 	tests := []struct {
 		name    string
 		plugin  framework.Plugin
@@ -285,13 +286,13 @@ func TestCycleAborts(t *testing.T) {
 		},
 		{
 			name:    "Filter error on one node",
-			plugin:  &filterPlugin{name: "P", fn: rejectNamed(framework.Error, "disk on fire", "node-02", "node-03")},
+			plugin:  &filterPlugin{name: "P", fn: frameworktest.RejectNodes(framework.Error, "disk on fire", "node-02", "node-03")},
 			spec:    framework.ProfileSpec{Filter: []string{"OK", "P"}},
 			wantErr: `unit 192.0.2.10/L2: plugin "P" at Filter for node "node-02": disk on fire: detail for node-02`,
 		},
 		{
 			name:    "Filter returning Skip",
-			plugin:  &filterPlugin{name: "P", fn: rejectNamed(framework.Skip, "huh", "node-01")},
+			plugin:  &filterPlugin{name: "P", fn: frameworktest.RejectNodes(framework.Skip, "huh", "node-01")},
 			spec:    framework.ProfileSpec{Filter: []string{"P"}},
 			wantErr: `plugin "P" at Filter for node "node-01": status Skip is not allowed here`,
 		},
@@ -315,7 +316,7 @@ func TestCycleAborts(t *testing.T) {
 		},
 		{
 			name:    "raw score above 100 without NormalizeScore",
-			plugin:  &scorePlugin{name: "P", fn: scoreByName(map[string]int64{"node-03": 101})},
+			plugin:  &scorePlugin{name: "P", fn: frameworktest.ScoreByName(map[string]int64{"node-03": 101})},
 			spec:    framework.ProfileSpec{Score: []framework.WeightedPlugin{{Name: "P", Weight: 1}}},
 			wantErr: `plugin "P": score 101 for node "node-03" is outside 0..100`,
 		},
@@ -356,7 +357,7 @@ func TestCycleAborts(t *testing.T) {
 }
 
 func TestCancelledContextAborts(t *testing.T) {
-	f := newFramework(t, framework.ProfileSpec{Filter: []string{"F"}}, &filterPlugin{name: "F", fn: rejectNamed(framework.Unschedulable, "x")})
+	f := newFramework(t, framework.ProfileSpec{Filter: []string{"F"}}, &filterPlugin{name: "F", fn: frameworktest.RejectNodes(framework.Unschedulable, "x")})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	res := f.Schedule(ctx, framework.NewSnapshot(testTime, nodes(3)), unit("192.0.2.10", framework.ModeL2))
@@ -413,7 +414,7 @@ func (p filterOnly) Filter(context.Context, *framework.CycleState, *framework.Un
 }
 
 func TestNewFrameworkRejectsBadProfiles(t *testing.T) {
-	reg := registryOf(filterOnly{"F"})
+	reg := frameworktest.Registry(filterOnly{"F"})
 	failing := framework.Registration{Factory: func(framework.PluginArgs, framework.Handle) (framework.Plugin, error) {
 		return nil, errors.New("bad args")
 	}}
@@ -441,7 +442,7 @@ func TestNewFrameworkRejectsBadProfiles(t *testing.T) {
 	}
 	score := &scorePlugin{name: "S", fn: constScore(1)}
 	for _, w := range []int64{0, -1, 101} {
-		_, err := framework.NewFramework(registryOf(score), framework.ProfileSpec{Name: "p", Score: []framework.WeightedPlugin{{Name: "S", Weight: w}}}, nil)
+		_, err := framework.NewFramework(frameworktest.Registry(score), framework.ProfileSpec{Name: "p", Score: []framework.WeightedPlugin{{Name: "S", Weight: w}}}, nil)
 		if err == nil || !strings.Contains(err.Error(), "not in 1..100") {
 			t.Errorf("weight %d: err = %v", w, err)
 		}

@@ -1,11 +1,10 @@
 package excludelb
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/framework/frameworktest"
 )
 
 func TestFilter(t *testing.T) {
@@ -23,21 +22,20 @@ func TestFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := New(tt.args, nil)
-			if err != nil {
-				t.Fatal(err)
+			node := frameworktest.Node("n")
+			for k, v := range tt.labels {
+				node.Label(k, v)
 			}
-			node := &framework.NodeInfo{Name: "n", Labels: tt.labels}
-			state := framework.NewCycleState(framework.NewSnapshot(time.Now(), []*framework.NodeInfo{node}))
-			st := p.(framework.FilterPlugin).Filter(context.Background(), state, &framework.Unit{}, node)
+			out := frameworktest.Run(t, Registration(), tt.args, frameworktest.Snapshot(node.Obj()), frameworktest.L2Unit("192.0.2.10").Obj())
+			rej := out.Rejection("n")
 			if !tt.reject {
-				if !st.IsSuccess() {
-					t.Fatalf("rejected: %s", st.Message())
+				if rej != nil {
+					t.Fatalf("rejected: %+v", rej)
 				}
 				return
 			}
-			if st.Code() != framework.Unschedulable || len(st.Reasons()) != 1 || st.Reasons()[0] != ReasonExcluded {
-				t.Fatalf("got %v %q, want Unschedulable %q", st.Code(), st.Reasons(), ReasonExcluded)
+			if rej == nil || rej.Code != framework.Unschedulable.String() || len(rej.Reasons) != 1 || rej.Reasons[0] != ReasonExcluded {
+				t.Fatalf("got %+v, want Unschedulable %q", rej, ReasonExcluded)
 			}
 		})
 	}

@@ -1,23 +1,21 @@
 package nodepreference
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/framework/frameworktest"
 )
 
 func TestScore(t *testing.T) {
-	nodes := []*framework.NodeInfo{
-		{Name: "a", Labels: map[string]string{"zone": "a", "tier": "edge"}},
-		{Name: "b", Labels: map[string]string{"zone": "b", "tier": "edge"}},
-		{Name: "c", Labels: map[string]string{"zone": "c"}},
-	}
+	snap := frameworktest.Snapshot(
+		frameworktest.Node("a").Label("zone", "a").Label("tier", "edge").Obj(),
+		frameworktest.Node("b").Label("zone", "b").Label("tier", "edge").Obj(),
+		frameworktest.Node("c").Label("zone", "c").Obj(),
+	)
 	tests := []struct {
 		name  string
 		prefs []Preference
@@ -34,26 +32,10 @@ func TestScore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pl, err := New(&NodePreferenceArgs{Preferences: tt.prefs}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := pl.(*Plugin)
-			state := framework.NewCycleState(framework.NewSnapshot(time.Now(), nodes))
-			var list framework.NodeScoreList
-			for _, n := range nodes {
-				s, st := p.Score(context.Background(), state, nil, n)
-				if !st.IsSuccess() {
-					t.Fatal(st.Message())
-				}
-				list = append(list, framework.NodeScore{Name: n.Name, Score: s})
-			}
-			if st := p.NormalizeScore(context.Background(), state, nil, list); !st.IsSuccess() {
-				t.Fatal(st.Message())
-			}
-			for _, s := range list {
-				if s.Score != tt.want[s.Name] {
-					t.Errorf("node %s: score %d, want %d", s.Name, s.Score, tt.want[s.Name])
+			out := frameworktest.Run(t, Registration(), &NodePreferenceArgs{Preferences: tt.prefs}, snap, frameworktest.L2Unit("192.0.2.10").Obj())
+			for node, want := range tt.want {
+				if got := out.Score(node); got != want {
+					t.Errorf("node %s: score %d, want %d", node, got, want)
 				}
 			}
 		})
