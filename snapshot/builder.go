@@ -565,6 +565,17 @@ func (b *Builder) invalidateAll() {
 
 // --- units ---
 
+// RenewTime is the renew time of the node's heartbeat as the builder has seen it (zero when it
+// has seen none): the speaker checks that its watch caught up with its own renewals.
+func (b *Builder) RenewTime(node string) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if si := b.speakers[node]; si != nil {
+		return si.RenewTime
+	}
+	return time.Time{}
+}
+
 // Units returns every unit, ordered by IP then mode.
 func (b *Builder) Units() []*framework.Unit {
 	b.mu.Lock()

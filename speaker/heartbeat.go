@@ -16,9 +16,8 @@ import (
 	"github.com/herald-lb/herald/heartbeat"
 )
 
-// heartbeater renews this node's heartbeat Lease on an interval and remembers when the last
-// renewal succeeded: a speaker whose heartbeat is not current stops claiming new IPs, because
-// the others may already consider it dead.
+// heartbeater renews this node's heartbeat Lease on an interval and remembers how the
+// renewals went, so the speaker can freeze (see frozen) while it cannot reach the API server.
 type heartbeater struct {
 	log        logr.Logger
 	client     coordinationclient.LeasesGetter
@@ -35,11 +34,20 @@ type heartbeater struct {
 	// the others should see it now rather than up to an interval later. Only a change writes
 	// early, so steady state costs no more writes than the renewals.
 	renewNow chan struct{}
+	// renewed, when set, is called after every successful renewal.
+	renewed func()
 
 	mu        sync.Mutex
 	draining  bool
 	lastRenew time.Time
 	lease     *coordinationv1.Lease
+	// pendingSince is when the renewal in flight started (zero: none is).
+	pendingSince time.Time
+	// failure is the last renewal's error (nil: it succeeded).
+	failure error
+	// resumed is the renew time, as the API server stored it, of the first renewal that
+	// succeeded after a failed or lapsed one; zero once the speaker has settled again.
+	resumed time.Time
 }
 
 // run renews until ctx is done.
@@ -47,8 +55,8 @@ func (h *heartbeater) run(ctx context.Context) {
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
 	for {
-		if err := h.renew(ctx); err != nil && ctx.Err() == nil {
-			h.log.Error(err, "heartbeat renewal failed; not claiming new IPs until it succeeds")
+		if err := h.attempt(ctx); err != nil && ctx.Err() == nil {
+			h.log.Error(err, "heartbeat renewal failed; this node keeps what it announces and changes nothing until a renewal succeeds")
 		}
 		select {
 		case <-ctx.Done():
@@ -68,11 +76,75 @@ func (h *heartbeater) poke() {
 	}
 }
 
-// current reports whether the last successful renewal is still valid.
-func (h *heartbeater) current() bool {
+// attempt renews once, bounded by the lease duration (a renewal that hangs longer is of no
+// use), and records the outcome for frozen.
+func (h *heartbeater) attempt(ctx context.Context) error {
+	h.mu.Lock()
+	h.pendingSince = h.now()
+	h.mu.Unlock()
+	actx, cancel := context.WithTimeout(ctx, h.duration)
+	defer cancel()
+	err := h.renew(actx)
+	h.mu.Lock()
+	h.pendingSince = time.Time{}
+	if err != nil {
+		h.failure = err
+	}
+	h.mu.Unlock()
+	if err == nil && h.renewed != nil {
+		h.renewed()
+	}
+	return err
+}
+
+// frozen says why this node must neither claim nor withdraw now ("" when it may), given the
+// renew time of its own heartbeat as its snapshot shows it (seen).
+//
+// Another node's heartbeat lapsing is evidence that node died only if this node could reach
+// the API server meanwhile: when the API server is down every heartbeat lapses, and the node
+// whose last renewal happened to be the latest would otherwise claim everyone's IPs. So the
+// node freezes (keeps announcing what it has, claims nothing, withdraws nothing) from its
+// first failed renewal, or one pending longer than half the margin between the renew interval
+// and the lease duration, until it is sure of its view again: a renewal succeeded, its own
+// watch has delivered that renewal (so everything written before it, the others' renewals
+// included, has been seen), and one lease duration has passed since, in which the others,
+// also cut off until then, had their chance to renew. A node whose own renewals keep
+// succeeding never freezes, so failover when only other nodes' heartbeats lapse is as fast
+// as before.
+func (h *heartbeater) frozen(seen time.Time) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return !h.lastRenew.IsZero() && h.now().Sub(h.lastRenew) < h.duration
+	now := h.now()
+	stall := max((h.duration-h.interval)/2, 100*time.Millisecond)
+	switch {
+	case h.lastRenew.IsZero():
+		return "no heartbeat renewal has succeeded yet"
+	case h.failure != nil:
+		return fmt.Sprintf("its last heartbeat renewal failed: %v", h.failure)
+	case !h.pendingSince.IsZero() && now.Sub(h.pendingSince) > stall:
+		return fmt.Sprintf("its heartbeat renewal has been pending for %s", now.Sub(h.pendingSince).Round(time.Millisecond))
+	case now.Sub(h.lastRenew) >= h.duration:
+		return fmt.Sprintf("its last heartbeat renewal succeeded %s ago, longer than the lease duration", now.Sub(h.lastRenew).Round(time.Millisecond))
+	case h.resumed.IsZero():
+		return ""
+	case seen.Before(h.resumed):
+		return "its watch has not delivered its renewal since the API server became reachable again"
+	case now.Before(h.resumed.Add(h.duration)):
+		return fmt.Sprintf("the other nodes have until %s to renew their heartbeats after the API server became reachable again", h.resumed.Add(h.duration).UTC().Format("15:04:05.000"))
+	}
+	h.resumed = time.Time{}
+	return ""
+}
+
+// settleAt is when frozen can next turn "" without a renewal: the end of the grace after an
+// outage; zero when it is not waiting for one.
+func (h *heartbeater) settleAt() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.resumed.IsZero() {
+		return time.Time{}
+	}
+	return h.resumed.Add(h.duration)
 }
 
 // isDraining reports whether the speaker announced it is draining.
@@ -141,8 +213,16 @@ func (h *heartbeater) renew(ctx context.Context) error {
 		}
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.lastRenew.IsZero() && (h.failure != nil || hb.RenewTime.Sub(h.lastRenew) >= h.duration) {
+		// The renew time as stored (microseconds), which is what the watch will deliver.
+		h.resumed = hb.RenewTime
+		if written.Spec.RenewTime != nil {
+			h.resumed = written.Spec.RenewTime.Time
+		}
+	}
 	h.lease = written
 	h.lastRenew = hb.RenewTime
-	h.mu.Unlock()
+	h.failure = nil
 	return nil
 }

@@ -108,8 +108,18 @@ func (s *Speaker) listenHTTP() (httpServers, error) {
 	// Ready once the informers synced and every configured announcer's kind is a candidate:
 	// a node whose announcer was refused or crash-loops is not ready, and a rolling update
 	// waits for a restarted speaker to answer before it restarts the next.
+	// A frozen speaker (cut off from the API server, see heartbeater.frozen) is not ready
+	// either: it keeps its announcements but takes part in no decision.
 	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if ok, msg := s.ready.ready(); !ok {
+		ok, msg := s.ready.ready()
+		if why := s.frozen(); why != "" {
+			if ok {
+				ok, msg = false, "frozen: "+why
+			} else {
+				msg += "\nfrozen: " + why
+			}
+		}
+		if !ok {
 			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/herald-lb/herald/announcers/manager"
 	"github.com/herald-lb/herald/config"
+	"github.com/herald-lb/herald/snapshot"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -28,7 +29,10 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestListenHTTPServesMetricsAndHealthOnTheirAddresses(t *testing.T) {
 	clock := time.Now()
+	hb := newFreezeEnv(t)
+	hb.renew(0)
 	s := &Speaker{log: logr.Discard(), synced: make(chan struct{}), ready: newReadiness([]string{"arp"}, time.Second, 10*time.Second, func() time.Time { return clock }),
+		hb: hb.hb, builder: snapshot.NewBuilder(nil),
 		o: Options{Config: &config.SpeakerConfiguration{MetricsBindAddress: "127.0.0.1:0", HealthBindAddress: "127.0.0.1:0"}}}
 	srvs, err := s.listenHTTP()
 	if err != nil {
@@ -66,6 +70,14 @@ func TestListenHTTPServesMetricsAndHealthOnTheirAddresses(t *testing.T) {
 	if code, body := get(t, health+"/readyz"); code != http.StatusOK {
 		t.Errorf("readyz when synced and warm = %d %q, want 200", code, body)
 	}
+	// A speaker that cannot renew its heartbeat is frozen, and not ready.
+	hb.down = true
+	hb.renew(time.Second)
+	if code, body := get(t, health+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "frozen: its last heartbeat renewal failed") {
+		t.Errorf("readyz when frozen = %d %q, want 503 saying it is frozen and why", code, body)
+	}
+	hb.down = false
+	hb.renew(time.Second)
 	// A refused announcer makes the node unready, and says why.
 	s.ready.update([]manager.Health{{Name: "arp", State: manager.StateRefused, Message: "checksum mismatch"}})
 	if code, body := get(t, metrics+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "l2-v4 (arp) unavailable: announcer arp refused: checksum mismatch") {

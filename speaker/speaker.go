@@ -81,10 +81,13 @@ type Speaker struct {
 	log     logr.Logger
 	client  kubernetes.Interface
 	metallb metallbclient.Interface
-	builder *snapshot.Builder
-	queue   workqueue.TypedRateLimitingInterface[string]
-	hb      *heartbeater
-	mgr     *manager.Manager
+	// informClient and informMetallb are for the informers only (see informerConfig).
+	informClient  kubernetes.Interface
+	informMetallb metallbclient.Interface
+	builder       *snapshot.Builder
+	queue         workqueue.TypedRateLimitingInterface[string]
+	hb            *heartbeater
+	mgr           *manager.Manager
 	// ready is this node's announcer health, published in the heartbeat.
 	ready    *readiness
 	announce *announce.Plugin
@@ -107,6 +110,8 @@ type Speaker struct {
 	l2Lister func(namespace, name string) (*metallbv1beta1.ServiceL2Status, error)
 
 	expiry *expiryWatch
+	// freeze is why this node's decisions are frozen (see heartbeater.frozen); "" when not.
+	freeze freezeState
 
 	synced chan struct{}
 }
@@ -145,7 +150,17 @@ func newSpeaker(o Options) (*Speaker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metallb.io client: %w", err)
 	}
-	s := &Speaker{o: o, log: o.Logger.WithValues("node", o.NodeName), client: client, metallb: mlb, synced: make(chan struct{})}
+	icfg := informerConfig(cfg)
+	iclient, err := kubernetes.NewForConfig(icfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	imlb, err := metallbclient.NewForConfig(icfg)
+	if err != nil {
+		return nil, fmt.Errorf("metallb.io client: %w", err)
+	}
+	s := &Speaker{o: o, log: o.Logger.WithValues("node", o.NodeName), client: client, metallb: mlb,
+		informClient: iclient, informMetallb: imlb, synced: make(chan struct{})}
 	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "herald-speaker"})
@@ -160,7 +175,7 @@ func newSpeaker(o Options) (*Speaker, error) {
 		log: s.log.WithName("heartbeat"), client: client.CoordinationV1(), namespace: o.Config.Heartbeat.Namespace,
 		node: o.NodeName, holder: o.Holder, duration: o.Config.Heartbeat.LeaseDuration.Duration,
 		interval: o.Config.Heartbeat.RenewInterval.Duration, interfaces: o.Interfaces, now: time.Now,
-		announcers: s.ready.published, renewNow: make(chan struct{}, 1),
+		announcers: s.ready.published, renewNow: make(chan struct{}, 1), renewed: s.renewed,
 	}
 	specs, err := announcerSpecs(o)
 	if err != nil {
@@ -240,7 +255,7 @@ func (s *Speaker) run(ctx context.Context) error {
 	if err := reg.Merge(s.o.Registry); err != nil {
 		return err
 	}
-	l2Factory := metallbinformers.NewSharedInformerFactoryWithOptions(s.metallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
+	l2Factory := metallbinformers.NewSharedInformerFactoryWithOptions(s.informMetallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
 		metallbinformers.WithNamespace(s.namespace()))
 	statusLister := l2Factory.Metallb().V1beta1().ServiceL2Statuses().Lister()
 	s.l2Lister = func(ns, name string) (*metallbv1beta1.ServiceL2Status, error) {
@@ -261,14 +276,14 @@ func (s *Speaker) run(ctx context.Context) error {
 		BGPAnnouncer:  s.bgpAnnouncer(),
 		BGPStatus:     s.bgpStatus,
 		OnAnnounce:    observeAnnounce,
-		MayClaim:      func() bool { return s.hb.current() && !s.hb.isDraining() },
-		MayWithdraw:   func() bool { return s.hb.current() && !s.hb.isDraining() },
+		MayClaim:      func() bool { return s.frozen() == "" && !s.hb.isDraining() },
+		MayWithdraw:   func() bool { return s.frozen() == "" && !s.hb.isDraining() },
 		Answers:       s.answers,
 		Log:           s.log.WithName("announce"),
 	}
-	nsMetallb := metallbinformers.NewSharedInformerFactoryWithOptions(s.metallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
+	nsMetallb := metallbinformers.NewSharedInformerFactoryWithOptions(s.informMetallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
 		metallbinformers.WithNamespace(s.configNamespace()))
-	secrets := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithNamespace(s.configNamespace()), informers.WithTransform(stripUnread))
+	secrets := informers.NewSharedInformerFactoryWithOptions(s.informClient, s.o.Resync, informers.WithNamespace(s.configNamespace()), informers.WithTransform(stripUnread))
 	if deps.BGPAnnouncer != "" {
 		s.peers = newPeerSync(s.log.WithName("bgp-peers"), deps.BGPAnnouncer, s.mgr, s.peerInputs(nsMetallb, secrets), s.recorder,
 			func() { s.queue.Add(allKey) })
@@ -290,9 +305,9 @@ func (s *Speaker) run(ctx context.Context) error {
 		return err
 	}
 
-	core := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithTransform(stripUnread))
+	core := informers.NewSharedInformerFactoryWithOptions(s.informClient, s.o.Resync, informers.WithTransform(stripUnread))
 	withoutIndexes(core)
-	leases := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithTransform(stripUnread),
+	leases := informers.NewSharedInformerFactoryWithOptions(s.informClient, s.o.Resync, informers.WithTransform(stripUnread),
 		informers.WithNamespace(s.o.Config.Heartbeat.Namespace),
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = labels.SelectorFromSet(labels.Set{heartbeat.LabelHeartbeat: heartbeat.LabelValueSpeaker}).String()
@@ -597,12 +612,18 @@ func (s *Speaker) process(ctx context.Context, key string) error {
 	if err != nil {
 		return nil // not a key this speaker queues
 	}
+	if s.skipFrozen() {
+		return nil
+	}
 	snap, quiet, _ := s.view(s.builder.Snapshot(time.Now()))
 	return s.processIP(ctx, snap, quiet, nil, ip)
 }
 
 // processAll re-runs every unit, and withdraws units that no longer exist.
 func (s *Speaker) processAll(ctx context.Context) error {
+	if s.skipFrozen() {
+		return nil
+	}
 	published := s.builder.Snapshot(time.Now())
 	s.expiry.passed(published)
 	snap, quiet, pre := s.view(published)
