@@ -24,8 +24,8 @@ func testOptions(t *testing.T) Options {
 	t.Helper()
 	reg := framework.Registry{}
 	for name, r := range map[string]framework.Registration{
-		nodename.Name:   nodename.Registration(),
-		labelscore.Name: labelscore.Registration(),
+		nodename.Name:   framework.Registration{Factory: nodename.New, NewArgs: nodename.NewArgs},
+		labelscore.Name: framework.Registration{Factory: labelscore.New, NewArgs: labelscore.NewArgs},
 		"Extra": {Factory: func(framework.PluginArgs, framework.Handle) (framework.Plugin, error) {
 			return extraFilter{}, nil
 		}},

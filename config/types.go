@@ -107,7 +107,7 @@ type Announcer struct {
 type Heartbeat struct {
 	// LeaseDuration is how long a renewal stays valid (default 2.5s).
 	LeaseDuration Duration `json:"leaseDuration"`
-	// RenewInterval is how often the speaker renews (default 5s); less than LeaseDuration.
+	// RenewInterval is how often the speaker renews (default 1s); less than LeaseDuration.
 	RenewInterval Duration `json:"renewInterval"`
 	// Namespace is Herald's own namespace (default herald-system): it holds the heartbeat
 	// Leases and the ServiceL2Status and ServiceBGPStatus objects, as MetalLB's speaker

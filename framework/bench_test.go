@@ -72,10 +72,10 @@ const (
 
 func benchFramework(b *testing.B, parallelism int) *framework.Framework {
 	reg := frameworktest.Registry(readyFilter{}, zoneFilter{}, spreadScore{}, stickyScore{})
-	if err := reg.Register(nodename.Name, nodename.Registration()); err != nil {
+	if err := reg.Register(nodename.Name, framework.Registration{Factory: nodename.New, NewArgs: nodename.NewArgs}); err != nil {
 		b.Fatal(err)
 	}
-	if err := reg.Register(labelscore.Name, labelscore.Registration()); err != nil {
+	if err := reg.Register(labelscore.Name, framework.Registration{Factory: labelscore.New, NewArgs: labelscore.NewArgs}); err != nil {
 		b.Fatal(err)
 	}
 	spec := framework.ProfileSpec{

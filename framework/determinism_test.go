@@ -45,7 +45,7 @@ func buildCluster(n int) (*framework.Snapshot, []*framework.Unit) {
 func deterministicFramework(t testing.TB, parallelism int) *framework.Framework {
 	t.Helper()
 	reg := framework.Registry{}
-	for name, r := range map[string]framework.Registration{nodename.Name: nodename.Registration(), labelscore.Name: labelscore.Registration()} {
+	for name, r := range map[string]framework.Registration{nodename.Name: framework.Registration{Factory: nodename.New, NewArgs: nodename.NewArgs}, labelscore.Name: framework.Registration{Factory: labelscore.New, NewArgs: labelscore.NewArgs}} {
 		if err := reg.Register(name, r); err != nil {
 			t.Fatal(err)
 		}

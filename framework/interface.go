@@ -62,12 +62,10 @@ type BindPlugin interface {
 	Bind(ctx context.Context, state *CycleState, unit *Unit, selected []string) *Status
 }
 
-// Handle gives a plugin what it may use besides the snapshot: never clients or globals, so a
-// plugin stays a pure function of what it is given.
+// Handle gives a plugin what it may use besides the snapshot: never clients, globals or the
+// name of the node it runs on (a plugin preferring its own node would make every speaker
+// pick itself), so a plugin stays a pure function of what it is given.
 type Handle interface {
-	// NodeName is the node the speaker runs on; empty when the cycle runs outside a speaker
-	// (herald explain, benchmarks).
-	NodeName() string
 	// Logger is the plugin's structured logger.
 	Logger() logr.Logger
 }

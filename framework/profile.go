@@ -23,17 +23,11 @@ type ProfileSpec struct {
 	Args map[string]PluginArgs
 }
 
-// NewHandle returns a Handle for a speaker on nodeName (empty outside a speaker).
-func NewHandle(nodeName string, logger logr.Logger) Handle {
-	return handle{nodeName: nodeName, logger: logger}
-}
+// NewHandle returns the Handle the plugins of a profile get.
+func NewHandle(logger logr.Logger) Handle { return handle{logger: logger} }
 
-type handle struct {
-	nodeName string
-	logger   logr.Logger
-}
+type handle struct{ logger logr.Logger }
 
-func (h handle) NodeName() string    { return h.nodeName }
 func (h handle) Logger() logr.Logger { return h.logger }
 
 // contextDone reports without blocking whether ctx is done. Checking the Done channel is

@@ -87,7 +87,7 @@ func argsFor(reg Registration, spec ProfileSpec, name string) (PluginArgs, error
 // of 1..100, or its factory fails.
 func NewFramework(registry Registry, spec ProfileSpec, h Handle, opts ...Option) (*Framework, error) {
 	if h == nil {
-		h = NewHandle("", logr.Discard())
+		h = NewHandle(logr.Discard())
 	}
 	f := &Framework{profile: spec.Name, parallelism: runtime.GOMAXPROCS(0)}
 	for _, o := range opts {

@@ -21,14 +21,14 @@ const DefaultProfileName = "default"
 // not in it: it needs the speaker's announcer manager and is registered by the speaker.
 func NewInTreeRegistry() framework.Registry {
 	return framework.Registry{
-		nodeready.Name:      nodeready.Registration(),
-		excludelb.Name:      excludelb.Registration(),
-		advertisement.Name:  advertisement.Registration(),
-		interfaces.Name:     interfaces.Registration(),
-		localendpoints.Name: localendpoints.Registration(),
-		nodepreference.Name: nodepreference.Registration(),
-		spread.Name:         spread.Registration(),
-		sticky.Name:         sticky.Registration(),
+		nodeready.Name:      {Factory: nodeready.New, NewArgs: nodeready.NewArgs},
+		excludelb.Name:      {Factory: excludelb.New, NewArgs: excludelb.NewArgs},
+		advertisement.Name:  {Factory: advertisement.New},
+		interfaces.Name:     {Factory: interfaces.New, NewArgs: interfaces.NewArgs},
+		localendpoints.Name: {Factory: localendpoints.New},
+		nodepreference.Name: {Factory: nodepreference.New, NewArgs: nodepreference.NewArgs},
+		spread.Name:         {Factory: spread.New},
+		sticky.Name:         {Factory: sticky.New},
 	}
 }
 

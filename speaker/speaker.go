@@ -507,7 +507,7 @@ func (s *Speaker) buildFrameworks(reg framework.Registry) error {
 		if !slices.Contains(spec.Bind, announce.Name) {
 			spec.Bind = append(spec.Bind, announce.Name)
 		}
-		fw, err := framework.NewFramework(reg, spec, framework.NewHandle(s.o.NodeName, s.log.WithName("plugins").WithValues("profile", spec.Name)))
+		fw, err := framework.NewFramework(reg, spec, framework.NewHandle(s.log.WithName("plugins").WithValues("profile", spec.Name)))
 		if err != nil {
 			return err
 		}

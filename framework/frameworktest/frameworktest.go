@@ -15,8 +15,8 @@ import (
 	"github.com/herald-lb/herald/framework"
 )
 
-// Run builds the plugin from reg with args (nil: the plugin's defaults, as for a profile
-// without a pluginConfig entry), puts it at every extension point it implements (score weight
+// Run builds the plugin from reg with args as the configuration file gives them (nil: no
+// pluginConfig entry), defaulted and validated as the configuration does, puts it at every extension point it implements (score weight
 // 1), runs one cycle for unit over snap and returns its diagnosis. The test fails when the
 // args are invalid, the factory fails or the cycle aborts; use Cycle to test those.
 func Run(t testing.TB, reg framework.Registration, args framework.PluginArgs, snap *framework.Snapshot, unit *framework.Unit) *Outcome {
@@ -34,14 +34,14 @@ func Run(t testing.TB, reg framework.Registration, args framework.PluginArgs, sn
 func Cycle(reg framework.Registration, args framework.PluginArgs, snap *framework.Snapshot, unit *framework.Unit) (*Outcome, error) {
 	if args == nil && reg.NewArgs != nil {
 		args = reg.NewArgs()
-		args.Default()
 	}
 	if args != nil {
+		args.Default()
 		if errs := args.Validate(field.NewPath("args")); len(errs) > 0 {
 			return nil, fmt.Errorf("invalid args: %w", errs.ToAggregate())
 		}
 	}
-	p, err := reg.Factory(args, framework.NewHandle("", logr.Discard()))
+	p, err := reg.Factory(args, framework.NewHandle(logr.Discard()))
 	if err != nil {
 		return nil, fmt.Errorf("factory: %w", err)
 	}

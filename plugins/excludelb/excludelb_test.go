@@ -26,7 +26,7 @@ func TestFilter(t *testing.T) {
 			for k, v := range tt.labels {
 				node.Label(k, v)
 			}
-			out := frameworktest.Run(t, Registration(), tt.args, frameworktest.Snapshot(node.Obj()), frameworktest.L2Unit("192.0.2.10").Obj())
+			out := frameworktest.Run(t, framework.Registration{Factory: New, NewArgs: NewArgs}, tt.args, frameworktest.Snapshot(node.Obj()), frameworktest.L2Unit("192.0.2.10").Obj())
 			rej := out.Rejection("n")
 			if !tt.reject {
 				if rej != nil {

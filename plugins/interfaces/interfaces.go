@@ -77,10 +77,8 @@ func New(args framework.PluginArgs, _ framework.Handle) (framework.Plugin, error
 	return &Plugin{requireSubnet: *a.RequireSubnet}, nil
 }
 
-// Registration is the plugin's registry entry.
-func Registration() framework.Registration {
-	return framework.Registration{Factory: New, NewArgs: func() framework.PluginArgs { return &InterfacesArgs{} }}
-}
+// NewArgs returns the plugin's empty args, for the configuration to decode into.
+func NewArgs() framework.PluginArgs { return &InterfacesArgs{} }
 
 // Name implements framework.Plugin.
 func (p *Plugin) Name() string { return Name }

@@ -54,9 +54,6 @@ var (
 // New is the plugin's framework.Factory; the plugin takes no args.
 func New(framework.PluginArgs, framework.Handle) (framework.Plugin, error) { return &Plugin{}, nil }
 
-// Registration is the plugin's registry entry.
-func Registration() framework.Registration { return framework.Registration{Factory: New} }
-
 // Name implements framework.Plugin.
 func (p *Plugin) Name() string { return Name }
 

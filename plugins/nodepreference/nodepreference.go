@@ -85,10 +85,8 @@ func New(args framework.PluginArgs, _ framework.Handle) (framework.Plugin, error
 	return p, nil
 }
 
-// Registration is the plugin's registry entry.
-func Registration() framework.Registration {
-	return framework.Registration{Factory: New, NewArgs: func() framework.PluginArgs { return &NodePreferenceArgs{} }}
-}
+// NewArgs returns the plugin's empty args, for the configuration to decode into.
+func NewArgs() framework.PluginArgs { return &NodePreferenceArgs{} }
 
 // Name implements framework.Plugin.
 func (p *Plugin) Name() string { return Name }

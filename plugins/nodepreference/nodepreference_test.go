@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/framework/frameworktest"
 )
 
@@ -32,7 +33,7 @@ func TestScore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := frameworktest.Run(t, Registration(), &NodePreferenceArgs{Preferences: tt.prefs}, snap, frameworktest.L2Unit("192.0.2.10").Obj())
+			out := frameworktest.Run(t, framework.Registration{Factory: New, NewArgs: NewArgs}, &NodePreferenceArgs{Preferences: tt.prefs}, snap, frameworktest.L2Unit("192.0.2.10").Obj())
 			for node, want := range tt.want {
 				if got := out.Score(node); got != want {
 					t.Errorf("node %s: score %d, want %d", node, got, want)

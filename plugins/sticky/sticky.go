@@ -24,9 +24,6 @@ var _ framework.ScorePlugin = (*Plugin)(nil)
 // weight in the profile).
 func New(framework.PluginArgs, framework.Handle) (framework.Plugin, error) { return &Plugin{}, nil }
 
-// Registration is the plugin's registry entry.
-func Registration() framework.Registration { return framework.Registration{Factory: New} }
-
 // Name implements framework.Plugin.
 func (p *Plugin) Name() string { return Name }
 

@@ -152,7 +152,7 @@ func explain(ctx context.Context, o *options, configPath, kubeconfig string, nss
 				}
 			}
 			spec.Bind = nil
-			fw, err := framework.NewFramework(opts.Registry, spec, framework.NewHandle("", logr.Discard()))
+			fw, err := framework.NewFramework(opts.Registry, spec, framework.NewHandle(logr.Discard()))
 			if err != nil {
 				return nil, err
 			}

@@ -233,7 +233,7 @@ func newScheduler(c *config.SpeakerConfiguration, reg framework.Registry) (*sche
 	s := &scheduler{c: c, fws: map[string]*framework.Framework{}}
 	for _, spec := range specs {
 		spec.Bind = nil
-		fw, err := framework.NewFramework(reg, spec, framework.NewHandle("", logr.Discard()))
+		fw, err := framework.NewFramework(reg, spec, framework.NewHandle(logr.Discard()))
 		if err != nil {
 			return nil, err
 		}
