@@ -112,6 +112,8 @@ type Speaker struct {
 	expiry *expiryWatch
 	// freeze is why this node's decisions are frozen (see heartbeater.frozen); "" when not.
 	freeze freezeState
+	// stale removes the status objects of nodes whose heartbeat lapsed (one speaker does).
+	stale *staleSweeper
 
 	synced chan struct{}
 }
@@ -267,6 +269,9 @@ func (s *Speaker) run(ctx context.Context) error {
 	s.bgpStatus = announce.NewAsyncStatus(
 		announce.NewBGPStatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister()),
 		s.log.WithName("bgp-status"))
+	s.stale = &staleSweeper{self: s.o.NodeName, log: s.log.WithName("stale-status"), client: s.metallb.MetallbV1beta1(),
+		l2: statusLister, bgp: l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister(), snapshot: s.builder.Snapshot,
+		mayAct: func() bool { return s.frozen() == "" && !s.hb.isDraining() }, trigger: make(chan struct{}, 1)}
 	deps := announce.Deps{
 		Announcers:    s.mgr,
 		AnnouncerFor:  s.announcerFor,
@@ -397,6 +402,8 @@ func (s *Speaker) run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.l2Status.Run(runCtx, 2) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); newProblemReporter(s.o.NodeName, s.recorder).run(runCtx, b) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.stale.run(runCtx) }()
 	s.queue.Add(allKey)
 	const workers = 2
 	for i := 0; i < workers; i++ {
@@ -655,6 +662,9 @@ func (s *Speaker) processAll(ctx context.Context) error {
 	for mode, n := range perMode {
 		announcedGauge.WithLabelValues(string(mode)).Set(float64(n))
 	}
+	// A full pass follows every heartbeat that lapsed (expiryWatch): the dead node's status
+	// objects go then.
+	s.stale.poke()
 	if len(errs) > 0 {
 		s.log.Error(errors.Join(errs...), "some units failed; retrying them")
 	}

@@ -75,7 +75,7 @@ func (w *BGPStatusWriter) Publish(ctx context.Context, svc framework.ServiceKey,
 	w.held[key][ip] = slices.Clone(peers)
 	want := w.unionLocked(key)
 	w.mu.Unlock()
-	cur, err := w.current(w.namespace, name)
+	cur, err := w.current(w.namespace, name, false)
 	if err != nil {
 		return err
 	}
@@ -146,8 +146,12 @@ func (w *BGPStatusWriter) update(ctx context.Context, cur *metallbv1beta1.Servic
 }
 
 // current returns the object as this process last wrote it when that is newer than the
-// lister's copy, the lister's copy otherwise, or nil.
-func (w *BGPStatusWriter) current(namespace, name string) (*metallbv1beta1.ServiceBGPStatus, error) {
+// lister's copy, the lister's copy otherwise, or nil. When the lister has none, what this
+// process wrote is returned only if orWritten: Publish must create the object again when it
+// was deleted behind this process's back (the stale-status sweeper deletes the objects of a
+// node whose heartbeat lapsed, e.g. while it was frozen), and a lister that merely lags
+// behind this process's create costs one AlreadyExists and a Get.
+func (w *BGPStatusWriter) current(namespace, name string, orWritten bool) (*metallbv1beta1.ServiceBGPStatus, error) {
 	cached, err := w.lister.ServiceBGPStatuses(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
 		cached, err = nil, nil
@@ -158,7 +162,7 @@ func (w *BGPStatusWriter) current(namespace, name string) (*metallbv1beta1.Servi
 	w.mu.Lock()
 	mine := w.written[namespace+"/"+name]
 	w.mu.Unlock()
-	if mine != nil && (cached == nil || cached.UID == mine.UID) {
+	if mine != nil && (cached == nil && orWritten || cached != nil && cached.UID == mine.UID) {
 		return mine, nil
 	}
 	return cached, nil
@@ -177,7 +181,7 @@ func (w *BGPStatusWriter) Retract(ctx context.Context, svc framework.ServiceKey,
 		delete(w.held, key)
 	}
 	w.mu.Unlock()
-	cur, err := w.current(w.namespace, name)
+	cur, err := w.current(w.namespace, name, true)
 	if err != nil || cur == nil {
 		return err
 	}

@@ -98,6 +98,23 @@ func TestIntegrationBGPStatusWriter(t *testing.T) {
 	if o := get("node-b"); o == nil {
 		t.Fatal("node-a's Retract deleted node-b's object")
 	}
+
+	// Deleted behind node-b's back (the stale-status sweeper does so while node-b is frozen):
+	// once its lister has seen the deletion, node-b's next Publish of the same peers creates
+	// the object again.
+	gone := get("node-b")
+	must(api.Delete(ctx, gone.Name, metav1.DeleteOptions{}))
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		if _, err := lister.ServiceBGPStatuses(speakerNS).Get(gone.Name); apierrors.IsNotFound(err) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	must(b.Publish(ctx, svc, v4, []string{"r1"}))
+	if o := get("node-b"); o == nil || o.UID == gone.UID || o.Status.Node != "node-b" || !slices.Equal(o.Status.Peers, []string{"r1"}) {
+		t.Fatalf("node-b's object after it was deleted and published again: %+v", o)
+	}
 	must(b.Retract(ctx, svc, v4))
 	if o := get("node-b"); o != nil {
 		t.Fatalf("node-b's object remains after its Retract: %+v", o)

@@ -18,6 +18,8 @@ import (
 
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/config/metallb/v1beta2"
+	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/speaker/announce"
 	"github.com/herald-lb/herald/test/frr"
 	"github.com/herald-lb/herald/test/testbin"
 )
@@ -388,12 +390,7 @@ func TestE2EBGPAggregationAndBFD(t *testing.T) {
 	c.createService(serviceOptions{name: "bgp-agg", ip: "203.0.113.30"})
 	ip := c.waitIP("bgp-agg")
 	c.waitNexthops(ip, 40*time.Second, 0, 1, 2)
-	for _, n := range c.lab.Nodes {
-		eventually(t, 10*time.Second, func() (bool, string) {
-			st, err := c.router.BFDStatus(n.IPv4)
-			return err == nil && st == "up", fmt.Sprintf("FRR's BFD session with %s: %q, %v", n.Name, st, err)
-		})
-	}
+	c.waitBFDUp(10 * time.Second)
 	eventually(t, 10*time.Second, func() (bool, string) {
 		v := c.metric(0, `herald_speaker_bgp_bfd_up{peer="`+c.lab.Prefix+bgpPeerName+`"}`)
 		return v == "1", fmt.Sprintf("herald_speaker_bgp_bfd_up %q", v)
@@ -429,5 +426,114 @@ func TestE2EBGPAggregationAndBFD(t *testing.T) {
 	t.Logf("path of the frozen node withdrawn after %s (BFD %s x %d, hold time %s)", time.Since(start).Round(time.Millisecond), bfdInterval, bfdMultiplier, bgpHoldTime)
 	if slices.Contains(rt.Nexthops, c.lab.Nodes[1].IPv4) {
 		t.Fatalf("the frozen node is still a next hop: %v", rt.Nexthops)
+	}
+}
+
+// TestE2EBGPStaleStatusSIGKILL: a SIGKILLed speaker cannot delete its own status objects;
+// exactly one live speaker (the sweeper) deletes them once the dead node's heartbeat lapses,
+// within the liveness failover budget (the 2.5 s lease plus a margin): its ServiceBGPStatus
+// objects, and the ServiceL2Status of an ETP Local Service whose only endpoint is on the dead
+// node (no other node takes that IP over, so only the sweeper can remove the object).
+func TestE2EBGPStaleStatusSIGKILL(t *testing.T) {
+	c := newBGPCluster(t, 3)
+	const dead = 2
+	var names []string
+	for i := range 2 {
+		name := fmt.Sprintf("bgp-stale-%d", i)
+		names = append(names, name)
+		c.createService(serviceOptions{name: name, ip: fmt.Sprintf("203.0.113.%d", 80+i)})
+	}
+	c.createService(serviceOptions{name: "l2-stale", local: true, endpoints: []int{dead}})
+	for _, name := range names {
+		c.waitIP(name)
+		c.waitBGPStatuses(name, 40*time.Second, 0, 1, 2)
+	}
+	l2IP := c.waitIP("l2-stale")
+	if got := c.waitAnnouncer("l2-stale", 40*time.Second); got != c.nodes[dead] {
+		t.Fatalf("l2-stale announced by %s, want %s (its only endpoint)", got, c.nodes[dead])
+	}
+	start := time.Now()
+	if err := c.speaker(c.nodes[dead]).Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	const budget = 2500*time.Millisecond + 2*time.Second
+	for _, name := range names {
+		c.waitBGPStatuses(name, budget, 0, 1)
+	}
+	eventually(t, budget, func() (bool, string) {
+		l2 := c.l2Statuses("l2-stale")
+		return len(l2) == 0, fmt.Sprintf("ServiceL2Status objects of l2-stale: %+v", l2)
+	})
+	took := time.Since(start)
+	t.Logf("status objects of the killed node gone %s after SIGKILL (lease 2.5 s)", took.Round(time.Millisecond))
+
+	// One party acted on each object: the sweeper logs every deletion it attempts, also one
+	// the API server turned away, so a second sweeper would show here.
+	time.Sleep(time.Second) // a second sweeper, if any, would have acted by now
+	objs := []string{announce.StatusName(framework.ServiceKey{Namespace: c.ns, Name: "l2-stale"}, l2IP)}
+	for _, name := range names {
+		objs = append(objs, announce.BGPStatusName(framework.ServiceKey{Namespace: c.ns, Name: name}, c.nodes[dead]))
+	}
+	for _, obj := range objs {
+		var by []string
+		for _, n := range c.nodes[:dead] {
+			for _, line := range strings.Split(c.speaker(n).Output(), "\n") {
+				if strings.Contains(line, "status object of a node whose speaker is not alive") && strings.Contains(line, `name="`+obj+`"`) {
+					by = append(by, n)
+					break
+				}
+			}
+		}
+		if len(by) != 1 {
+			t.Errorf("%s acted on by %v, want exactly one live speaker", obj, by)
+		}
+	}
+}
+
+// TestE2EBGPFrozenNodeBack: with BFD 300 ms x 3, a node whose speaker and announcer are frozen
+// (SIGSTOP) loses its path by BFD, and once resumed (SIGCONT) is back in ECMP within seconds:
+// its session reconnects at once instead of after GoBGP's 30 s reset timer.
+func TestE2EBGPFrozenNodeBack(t *testing.T) {
+	c := newBGPCluster(t, 3, bgpOptions{bfd: true})
+	c.createService(serviceOptions{name: "bgp-freeze", ip: "203.0.113.90"})
+	ip := c.waitIP("bgp-freeze")
+	c.waitNexthops(ip, 40*time.Second, 0, 1, 2)
+	c.waitBGPStatuses("bgp-freeze", 10*time.Second, 0, 1, 2)
+	// BFD comes up a second or so after BGP: a node frozen before that is only dropped by
+	// the 9 s hold time.
+	c.waitBFDUp(10 * time.Second)
+	frozen := c.speaker(c.nodes[1])
+	if err := frozen.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = frozen.Signal(syscall.SIGCONT) })
+	c.waitNexthops(ip, 4*time.Second, 0, 2)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		st, err := c.router.Neighbor(c.lab.Nodes[1].IPv4)
+		return err == nil && st.State != "Established", fmt.Sprintf("FRR's session with the frozen node: %+v, %v", st, err)
+	})
+	time.Sleep(3 * time.Second) // its heartbeat lapses too
+	start := time.Now()
+	if err := frozen.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	c.waitNexthops(ip, 30*time.Second, 0, 1, 2)
+	back := time.Since(start)
+	t.Logf("frozen node back in ECMP %s after SIGCONT", back.Round(time.Millisecond))
+	if back > 5*time.Second {
+		t.Errorf("back in ECMP after %s, want within 5 s", back)
+	}
+	// The sweeper deleted its ServiceBGPStatus while it was frozen; it writes it again.
+	c.waitBGPStatuses("bgp-freeze", 10*time.Second, 0, 1, 2)
+}
+
+// waitBFDUp waits until FRR's BFD session with every node is up.
+func (c *bgpCluster) waitBFDUp(timeout time.Duration) {
+	c.t.Helper()
+	for _, n := range c.lab.Nodes {
+		eventually(c.t, timeout, func() (bool, string) {
+			st, err := c.router.BFDStatus(n.IPv4)
+			return err == nil && st == "up", fmt.Sprintf("FRR's BFD session with %s: %q, %v", n.Name, st, err)
+		})
 	}
 }
