@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -127,5 +126,3 @@ func (c *SpeakerConfiguration) ProfileFor(class string) (*Profile, bool) {
 	}
 	return nil, false
 }
-
-func defaultLogger() logr.Logger { return logr.Discard() }

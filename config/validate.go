@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	logsapi "k8s.io/component-base/logs/api/v1"
@@ -144,7 +145,7 @@ func validatePlugins(p *Profile, opts Options, path *field.Path) field.ErrorList
 	// Args first: building plugins for the stage checks uses them.
 	args, argErrs := validatePluginConfig(p, opts, path.Child("pluginConfig"))
 	pi := &pluginInstances{opts: opts, args: args, built: map[string]framework.Plugin{}, failed: map[string]bool{},
-		handle: framework.NewHandle(defaultLogger()), errs: &errs}
+		handle: framework.NewHandle(logr.Discard()), errs: &errs}
 	// A plugin enabled with no pluginConfig entry runs with its default args: validate those
 	// too, as kube-scheduler does, or a plugin whose args need a field passes validation and
 	// then rejects every node.

@@ -51,9 +51,9 @@ type weightedScore struct {
 // Option changes how NewFramework builds a Framework.
 type Option func(*Framework)
 
-// WithParallelism sets how many goroutines evaluate nodes in one cycle (default GOMAXPROCS).
-// The result does not depend on it.
-func WithParallelism(n int) Option {
+// withParallelism sets how many goroutines evaluate nodes in one cycle (default GOMAXPROCS).
+// The result does not depend on it, which the tests prove with it (export_test.go).
+func withParallelism(n int) Option {
 	return func(f *Framework) {
 		if n > 0 {
 			f.parallelism = n
@@ -176,9 +176,6 @@ func NewFramework(registry Registry, spec ProfileSpec, h Handle, opts ...Option)
 	f.metrics = newRecorder(f)
 	return f, nil
 }
-
-// ProfileName is the name of the profile the framework runs.
-func (f *Framework) ProfileName() string { return f.profile }
 
 // Result is the outcome of one cycle.
 type Result struct {
@@ -701,40 +698,4 @@ func selectNodes(dst []int32, unit *Unit, nodes []*NodeInfo, feasible []int32, t
 		}
 	}
 	return append(dst, int32(best))
-}
-
-// TieBreakHash is the FNV-64a hash of node + "/" + ip passed through MurmurHash3's 64-bit
-// finalizer. Among nodes with equal total scores the one with the highest hash wins; the hash
-// depends on nothing but the names, so every speaker agrees, and varies with the IP, so tied
-// IPs spread over the nodes. The finalizer matters: FNV alone barely moves its high bits when
-// only the last bytes differ, and comparing hashes looks at the high bits first, so without it
-// most IPs of a /24 tie-break to the same node. Equal hashes keep the node that sorts first.
-func TieBreakHash(node, ip string) uint64 {
-	// FNV-64a written out so the hot path does not allocate a hash.Hash per call.
-	const (
-		offset64 = 14695981039346656037
-		prime64  = 1099511628211
-	)
-	h := uint64(offset64)
-	for i := 0; i < len(node); i++ {
-		h ^= uint64(node[i])
-		h *= prime64
-	}
-	h ^= '/'
-	h *= prime64
-	for i := 0; i < len(ip); i++ {
-		h ^= uint64(ip[i])
-		h *= prime64
-	}
-	return fmix64(h)
-}
-
-// fmix64 is MurmurHash3's finalizer: every input bit affects every output bit.
-func fmix64(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
 }

@@ -63,15 +63,3 @@ func DefaultProfile() framework.ProfileSpec {
 		},
 	}
 }
-
-// DefaultArgs returns the named plugin's defaulted args, or nil for plugins without args or
-// unknown names.
-func DefaultArgs(name string) framework.PluginArgs {
-	reg, ok := NewInTreeRegistry()[name]
-	if !ok || reg.NewArgs == nil {
-		return nil
-	}
-	a := reg.NewArgs()
-	a.Default()
-	return a
-}

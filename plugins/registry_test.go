@@ -17,13 +17,11 @@ func TestDefaultProfileBuilds(t *testing.T) {
 	spec := plugins.DefaultProfile()
 	spec.Args = map[string]framework.PluginArgs{}
 	for _, name := range reg.Names() {
-		a := plugins.DefaultArgs(name)
-		if a == nil {
-			if reg[name].NewArgs != nil {
-				t.Errorf("plugin %s has args but DefaultArgs returned nil", name)
-			}
+		if reg[name].NewArgs == nil {
 			continue
 		}
+		a := reg[name].NewArgs()
+		a.Default()
 		if errs := a.Validate(field.NewPath("args")); len(errs) > 0 {
 			t.Errorf("plugin %s: defaulted args invalid: %v", name, errs)
 		}
@@ -34,9 +32,6 @@ func TestDefaultProfileBuilds(t *testing.T) {
 	}
 	if _, err := framework.NewFramework(reg, plugins.DefaultProfile(), nil); err != nil {
 		t.Fatalf("default profile without args: %v", err)
-	}
-	if plugins.DefaultArgs("NoSuchPlugin") != nil {
-		t.Error("DefaultArgs of an unknown plugin is not nil")
 	}
 }
 

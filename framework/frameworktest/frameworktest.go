@@ -74,12 +74,18 @@ type Outcome struct {
 	*framework.Diagnosis
 }
 
-// Node returns the named node's diagnosis; it panics for a node not in the snapshot, which is
-// a mistake in the test.
+// Node returns the named node's diagnosis. When a PreFilter rejected the whole unit, every
+// node is rejected by that verdict. It panics for a node not in the snapshot, which is a
+// mistake in the test.
 func (o *Outcome) Node(name string) framework.NodeDiagnosis {
 	for _, n := range o.Nodes {
 		if n.Name == name {
 			return n
+		}
+	}
+	for _, v := range o.PreFilter {
+		if v.Code != framework.Skip.String() {
+			return framework.NodeDiagnosis{Name: name, Rejection: &v}
 		}
 	}
 	panic(fmt.Sprintf("frameworktest: node %q is not in the cycle (%d nodes)", name, len(o.Nodes)))

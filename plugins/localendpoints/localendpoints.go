@@ -17,7 +17,6 @@ package localendpoints
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/herald-lb/herald/framework"
@@ -131,18 +130,5 @@ func (p *Plugin) ScoreExtensions() framework.ScoreExtensions { return p }
 
 // NormalizeScore scales the counts so the highest becomes MaxNodeScore.
 func (p *Plugin) NormalizeScore(_ context.Context, _ *framework.CycleState, _ *framework.Unit, scores framework.NodeScoreList) *framework.Status {
-	var highest int64
-	for _, s := range scores {
-		if s.Score < 0 {
-			return framework.AsStatus(fmt.Errorf("negative endpoint count %d for node %q", s.Score, s.Name))
-		}
-		highest = max(highest, s.Score)
-	}
-	if highest == 0 {
-		return nil
-	}
-	for i := range scores {
-		scores[i].Score = scores[i].Score * framework.MaxNodeScore / highest
-	}
-	return nil
+	return framework.DefaultNormalizeScore(scores)
 }

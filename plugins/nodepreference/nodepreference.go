@@ -108,15 +108,5 @@ func (p *Plugin) ScoreExtensions() framework.ScoreExtensions { return p }
 
 // NormalizeScore scales the sums so the highest becomes MaxNodeScore.
 func (p *Plugin) NormalizeScore(_ context.Context, _ *framework.CycleState, _ *framework.Unit, scores framework.NodeScoreList) *framework.Status {
-	var highest int64
-	for _, s := range scores {
-		highest = max(highest, s.Score)
-	}
-	if highest == 0 {
-		return nil
-	}
-	for i := range scores {
-		scores[i].Score = scores[i].Score * framework.MaxNodeScore / highest
-	}
-	return nil
+	return framework.DefaultNormalizeScore(scores)
 }

@@ -49,23 +49,8 @@ func Scale(h uint64) int64 {
 // 16-byte form, then a 64-bit finalizer so that names differing only in their last characters
 // ("node-1", "node-2") still spread over the whole range.
 func Hash(node string, ip netip.Addr) uint64 {
-	const (
-		offset64 = 14695981039346656037
-		prime64  = 1099511628211
-	)
-	h := uint64(offset64)
-	for i := 0; i < len(node); i++ {
-		h ^= uint64(node[i])
-		h *= prime64
-	}
-	h ^= '/'
-	h *= prime64
 	b := ip.As16()
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= prime64
-	}
-	return mix(h)
+	return mix(framework.FNV1aNodeIP(node, b[:]))
 }
 
 // mix is the splitmix64 finalizer: every input bit affects every output bit.

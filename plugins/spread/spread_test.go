@@ -56,3 +56,23 @@ func TestHashDependsOnBothNames(t *testing.T) {
 		t.Fatal("hash ignores the node or the IP")
 	}
 }
+
+// TestHashIsStable pins Spread's and the tie-break's values: speakers of two versions run side
+// by side during an upgrade and must rank nodes alike, so neither hash may ever change.
+func TestHashIsStable(t *testing.T) {
+	for _, c := range []struct {
+		node, ip       string
+		spread, tieBrk uint64
+	}{
+		{"node-1", "192.0.2.10", 0xec85f4a8e3ca4b6f, 0xc763c2fb9786ea24},
+		{"node-2", "192.0.2.10", 0x834b0806d874d758, 0xd3aa804878f55ca2},
+		{"worker-a", "2001:db8::1", 0x80af22c4830794f7, 0xbc082b3e27b780d6},
+	} {
+		if got := Hash(c.node, netip.MustParseAddr(c.ip)); got != c.spread {
+			t.Errorf("Hash(%s, %s) = %#x, want %#x", c.node, c.ip, got, c.spread)
+		}
+		if got := framework.TieBreakHash(c.node, c.ip); got != c.tieBrk {
+			t.Errorf("TieBreakHash(%s, %s) = %#x, want %#x", c.node, c.ip, got, c.tieBrk)
+		}
+	}
+}

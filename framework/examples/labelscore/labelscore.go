@@ -82,21 +82,5 @@ func (p *Plugin) ScoreExtensions() framework.ScoreExtensions { return p }
 
 // NormalizeScore rescales so the highest value becomes MaxNodeScore.
 func (p *Plugin) NormalizeScore(_ context.Context, _ *framework.CycleState, _ *framework.Unit, scores framework.NodeScoreList) *framework.Status {
-	var highest int64
-	for _, s := range scores {
-		highest = max(highest, s.Score)
-	}
-	if highest == 0 {
-		return nil
-	}
-	for i := range scores {
-		// Divide first when the product could overflow int64.
-		if scores[i].Score > (1<<62)/framework.MaxNodeScore {
-			scores[i].Score = scores[i].Score / (highest / framework.MaxNodeScore)
-			scores[i].Score = min(scores[i].Score, framework.MaxNodeScore)
-			continue
-		}
-		scores[i].Score = scores[i].Score * framework.MaxNodeScore / highest
-	}
-	return nil
+	return framework.DefaultNormalizeScore(scores)
 }
