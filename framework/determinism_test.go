@@ -50,13 +50,13 @@ func deterministicFramework(t testing.TB, parallelism int) *framework.Framework 
 			t.Fatal(err)
 		}
 	}
-	ready := &filterPlugin{name: "Ready", fn: func(n *framework.NodeInfo) *framework.Status {
+	ready := &frameworktest.Filter{PluginName: "Ready", Fn: func(n *framework.NodeInfo) *framework.Status {
 		if n.Ready != framework.ConditionTrue {
 			return framework.NewStatus(framework.Unschedulable, "node(s) not ready")
 		}
 		return nil
 	}}
-	zone := &scorePlugin{name: "Zone", fn: func(n *framework.NodeInfo) (int64, *framework.Status) {
+	zone := &frameworktest.Score{PluginName: "Zone", Fn: func(n *framework.NodeInfo) (int64, *framework.Status) {
 		if n.Labels["zone"] == "1" {
 			return 100, nil
 		}

@@ -26,9 +26,9 @@ func newFramework(t testing.TB, spec framework.ProfileSpec, plugins ...framework
 }
 
 func TestCycleFilterAndSelect(t *testing.T) {
-	notReady := &filterPlugin{name: "Ready", fn: frameworktest.RejectNodes(framework.Unschedulable, "node(s) not ready", "node-00", "node-01", "node-02", "node-03")}
-	noEndpoint := &filterPlugin{name: "Endpoints", fn: frameworktest.RejectNodes(framework.UnschedulableAndUnresolvable, "node(s) have no local endpoint", "node-03", "node-04", "node-05", "node-06", "node-07", "node-08", "node-09", "node-10", "node-11", "node-12")}
-	label := &scorePlugin{name: "Label", fn: func(n *framework.NodeInfo) (int64, *framework.Status) {
+	notReady := &frameworktest.Filter{PluginName: "Ready", Fn: frameworktest.RejectNodes(framework.Unschedulable, "node(s) not ready", "node-00", "node-01", "node-02", "node-03")}
+	noEndpoint := &frameworktest.Filter{PluginName: "Endpoints", Fn: frameworktest.RejectNodes(framework.UnschedulableAndUnresolvable, "node(s) have no local endpoint", "node-03", "node-04", "node-05", "node-06", "node-07", "node-08", "node-09", "node-10", "node-11", "node-12")}
+	label := &frameworktest.Score{PluginName: "Label", Fn: func(n *framework.NodeInfo) (int64, *framework.Status) {
 		return map[string]int64{"node-04": 10, "node-05": 50}[n.Name], nil
 	}}
 	tests := []struct {
@@ -92,10 +92,10 @@ func TestCycleFilterAndSelect(t *testing.T) {
 }
 
 func TestDiagnosisDetails(t *testing.T) {
-	notReady := &filterPlugin{name: "Ready", fn: frameworktest.RejectNodes(framework.Unschedulable, "node(s) not ready", "node-00")}
-	second := &filterPlugin{name: "Second", fn: frameworktest.RejectNodes(framework.UnschedulableAndUnresolvable, "node(s) excluded", "node-00", "node-01")}
-	a := &scorePlugin{name: "A", fn: frameworktest.ScoreByName(map[string]int64{"node-02": 20, "node-03": 40}),
-		normalize: func(s framework.NodeScoreList) *framework.Status {
+	notReady := &frameworktest.Filter{PluginName: "Ready", Fn: frameworktest.RejectNodes(framework.Unschedulable, "node(s) not ready", "node-00")}
+	second := &frameworktest.Filter{PluginName: "Second", Fn: frameworktest.RejectNodes(framework.UnschedulableAndUnresolvable, "node(s) excluded", "node-00", "node-01")}
+	a := &frameworktest.Score{PluginName: "A", Fn: frameworktest.ScoreByName(map[string]int64{"node-02": 20, "node-03": 40}),
+		Normalize: func(s framework.NodeScoreList) *framework.Status {
 			for i := range s {
 				s[i].Score = s[i].Score * 100 / 40
 			}
@@ -115,8 +115,8 @@ func TestDiagnosisDetails(t *testing.T) {
 		got, _ := json.MarshalIndent(d.Nodes, "", " ")
 		t.Errorf("Nodes =\n%s", got)
 	}
-	if second.calls.Load() != 3 {
-		t.Errorf("Second filter ran %d times, want 3 (not after Ready rejected node-00)", second.calls.Load())
+	if second.Calls() != 3 {
+		t.Errorf("Second filter ran %d times, want 3 (not after Ready rejected node-00)", second.Calls())
 	}
 	if d.Summary != "2/4 nodes can announce 192.0.2.10: 1 node(s) excluded, 1 node(s) not ready; selected node-03" {
 		t.Errorf("Summary = %q", d.Summary)
@@ -151,8 +151,8 @@ func TestDiagnosisDetails(t *testing.T) {
 
 func TestWeightsChangeTheWinner(t *testing.T) {
 	// A prefers node-00, B prefers node-01: the heavier weight wins.
-	a := &scorePlugin{name: "A", fn: frameworktest.ScoreByName(map[string]int64{"node-00": 100, "node-01": 0})}
-	b := &scorePlugin{name: "B", fn: frameworktest.ScoreByName(map[string]int64{"node-00": 0, "node-01": 60})}
+	a := &frameworktest.Score{PluginName: "A", Fn: frameworktest.ScoreByName(map[string]int64{"node-00": 100, "node-01": 0})}
+	b := &frameworktest.Score{PluginName: "B", Fn: frameworktest.ScoreByName(map[string]int64{"node-00": 0, "node-01": 60})}
 	tests := []struct {
 		wa, wb int64
 		want   string
@@ -188,7 +188,7 @@ func referenceHash(node, ip string) uint64 {
 }
 
 func TestTiesBreakOnTheHash(t *testing.T) {
-	flat := &scorePlugin{name: "Flat", fn: constScore(50)}
+	flat := &frameworktest.Score{PluginName: "Flat", Fn: constScore(50)}
 	spec := framework.ProfileSpec{Name: "p", Score: []framework.WeightedPlugin{{Name: "Flat", Weight: 1}}}
 	f := newFramework(t, spec, flat)
 	ns := nodes(5)
@@ -226,7 +226,7 @@ func TestTiesBreakOnTheHash(t *testing.T) {
 		t.Errorf("60 tied IPs landed on only %d of 5 nodes: %v", len(winners), winners)
 	}
 	// A higher score beats any hash.
-	boost := &scorePlugin{name: "Boost", fn: frameworktest.ScoreByName(map[string]int64{"node-02": 1})}
+	boost := &frameworktest.Score{PluginName: "Boost", Fn: frameworktest.ScoreByName(map[string]int64{"node-02": 1})}
 	spec.Score = append(spec.Score, framework.WeightedPlugin{Name: "Boost", Weight: 1})
 	res := newFramework(t, spec, flat, boost).Schedule(context.Background(), framework.NewSnapshot(testTime, ns), unit("192.0.2.1", framework.ModeL2))
 	if len(res.Selected) != 1 || res.Selected[0] != "node-02" || res.Diagnosis().TiedNodes != 0 {
@@ -235,14 +235,14 @@ func TestTiesBreakOnTheHash(t *testing.T) {
 }
 
 func TestPreFilter(t *testing.T) {
-	skipper := &skippingPlugin{filterPlugin{name: "Skipper", fn: frameworktest.RejectNodes(framework.Unschedulable, "node(s) skipped badly", "node-00", "node-01")}}
+	skipper := &skippingPlugin{filter: frameworktest.Filter{PluginName: "Skipper", Fn: frameworktest.RejectNodes(framework.Unschedulable, "node(s) skipped badly", "node-00", "node-01")}}
 	t.Run("Skip skips the plugin's Filter and Score", func(t *testing.T) {
 		spec := framework.ProfileSpec{Name: "p", PreFilter: []string{"Skipper"}, Filter: []string{"Skipper"}, Score: []framework.WeightedPlugin{{Name: "Skipper", Weight: 1}}}
 		res := newFramework(t, spec, skipper).Schedule(context.Background(), framework.NewSnapshot(testTime, nodes(2)), unit("192.0.2.10", framework.ModeBGP))
 		if res.Err != nil || len(res.Selected) != 2 {
 			t.Fatalf("Selected = %v, Err = %v; want both nodes", res.Selected, res.Err)
 		}
-		if c := skipper.calls.Load(); c != 0 {
+		if c := skipper.filter.Calls() + skipper.scoreCalls.Load(); c != 0 {
 			t.Errorf("skipped plugin was called %d times", c)
 		}
 		d := res.Diagnosis()
@@ -254,14 +254,14 @@ func TestPreFilter(t *testing.T) {
 		}
 	})
 	t.Run("rejection rejects every node", func(t *testing.T) {
-		noEP := &preFilterPlugin{name: "NoEP", fn: func(*framework.Unit) *framework.Status {
+		noEP := &frameworktest.PreFilter{PluginName: "NoEP", Fn: func(*framework.Unit) *framework.Status {
 			return framework.NewStatus(framework.Unschedulable, "node(s) have no serving endpoint anywhere")
 		}}
-		filter := &filterPlugin{name: "F", fn: frameworktest.RejectNodes(framework.Unschedulable, "x")}
+		filter := &frameworktest.Filter{PluginName: "F", Fn: frameworktest.RejectNodes(framework.Unschedulable, "x")}
 		spec := framework.ProfileSpec{Name: "p", PreFilter: []string{"NoEP"}, Filter: []string{"F"}}
 		res := newFramework(t, spec, noEP, filter).Schedule(context.Background(), framework.NewSnapshot(testTime, nodes(3)), unit("192.0.2.10", framework.ModeL2))
-		if res.Err != nil || len(res.Selected) != 0 || filter.calls.Load() != 0 {
-			t.Fatalf("Selected %v Err %v filter calls %d", res.Selected, res.Err, filter.calls.Load())
+		if res.Err != nil || len(res.Selected) != 0 || filter.Calls() != 0 {
+			t.Fatalf("Selected %v Err %v filter calls %d", res.Selected, res.Err, filter.Calls())
 		}
 		if got, want := res.Diagnosis().Summary, "0/3 nodes can announce 192.0.2.10: 3 node(s) have no serving endpoint anywhere"; got != want {
 			t.Errorf("Summary = %q, want %q", got, want)
@@ -271,7 +271,7 @@ func TestPreFilter(t *testing.T) {
 
 func TestCycleAborts(t *testing.T) {
 	boom := errors.New("boom")
-	okFilter := &filterPlugin{name: "OK", fn: frameworktest.RejectNodes(framework.Unschedulable, "x")}
+	okFilter := &frameworktest.Filter{PluginName: "OK", Fn: frameworktest.RejectNodes(framework.Unschedulable, "x")}
 	tests := []struct {
 		name    string
 		plugin  framework.Plugin
@@ -280,49 +280,49 @@ func TestCycleAborts(t *testing.T) {
 	}{
 		{
 			name:    "PreFilter error",
-			plugin:  &preFilterPlugin{name: "P", fn: func(*framework.Unit) *framework.Status { return framework.AsStatus(boom) }},
+			plugin:  &frameworktest.PreFilter{PluginName: "P", Fn: func(*framework.Unit) *framework.Status { return framework.AsStatus(boom) }},
 			spec:    framework.ProfileSpec{PreFilter: []string{"P"}},
 			wantErr: `unit 192.0.2.10/L2: plugin "P" at PreFilter: boom`,
 		},
 		{
 			name:    "Filter error on one node",
-			plugin:  &filterPlugin{name: "P", fn: frameworktest.RejectNodes(framework.Error, "disk on fire", "node-02", "node-03")},
+			plugin:  &frameworktest.Filter{PluginName: "P", Fn: frameworktest.RejectNodes(framework.Error, "disk on fire", "node-02", "node-03")},
 			spec:    framework.ProfileSpec{Filter: []string{"OK", "P"}},
 			wantErr: `unit 192.0.2.10/L2: plugin "P" at Filter for node "node-02": disk on fire: detail for node-02`,
 		},
 		{
 			name:    "Filter returning Skip",
-			plugin:  &filterPlugin{name: "P", fn: frameworktest.RejectNodes(framework.Skip, "huh", "node-01")},
+			plugin:  &frameworktest.Filter{PluginName: "P", Fn: frameworktest.RejectNodes(framework.Skip, "huh", "node-01")},
 			spec:    framework.ProfileSpec{Filter: []string{"P"}},
 			wantErr: `plugin "P" at Filter for node "node-01": status Skip is not allowed here`,
 		},
 		{
 			name:    "Filter panic",
-			plugin:  &filterPlugin{name: "P", fn: func(n *framework.NodeInfo) *framework.Status { panic("nil map in " + n.Name) }},
+			plugin:  &frameworktest.Filter{PluginName: "P", Fn: func(n *framework.NodeInfo) *framework.Status { panic("nil map in " + n.Name) }},
 			spec:    framework.ProfileSpec{Filter: []string{"P"}},
 			wantErr: `plugin "P" at Filter for node "node-00": panic in plugin "P" at Filter: nil map in node-00`,
 		},
 		{
 			name:    "Score error",
-			plugin:  &scorePlugin{name: "P", fn: func(*framework.NodeInfo) (int64, *framework.Status) { return 0, framework.AsStatus(boom) }},
+			plugin:  &frameworktest.Score{PluginName: "P", Fn: func(*framework.NodeInfo) (int64, *framework.Status) { return 0, framework.AsStatus(boom) }},
 			spec:    framework.ProfileSpec{Score: []framework.WeightedPlugin{{Name: "P", Weight: 1}}},
 			wantErr: `plugin "P" at Score for node "node-00": boom`,
 		},
 		{
 			name:    "Score panic",
-			plugin:  &scorePlugin{name: "P", fn: func(*framework.NodeInfo) (int64, *framework.Status) { panic("index out of range") }},
+			plugin:  &frameworktest.Score{PluginName: "P", Fn: func(*framework.NodeInfo) (int64, *framework.Status) { panic("index out of range") }},
 			spec:    framework.ProfileSpec{Score: []framework.WeightedPlugin{{Name: "P", Weight: 1}}},
 			wantErr: `panic in plugin "P" at Score: index out of range`,
 		},
 		{
 			name:    "raw score above 100 without NormalizeScore",
-			plugin:  &scorePlugin{name: "P", fn: frameworktest.ScoreByName(map[string]int64{"node-03": 101})},
+			plugin:  &frameworktest.Score{PluginName: "P", Fn: frameworktest.ScoreByName(map[string]int64{"node-03": 101})},
 			spec:    framework.ProfileSpec{Score: []framework.WeightedPlugin{{Name: "P", Weight: 1}}},
 			wantErr: `plugin "P": score 101 for node "node-03" is outside 0..100`,
 		},
 		{
 			name: "NormalizeScore leaving a negative score",
-			plugin: &scorePlugin{name: "P", fn: constScore(5), normalize: func(s framework.NodeScoreList) *framework.Status {
+			plugin: &frameworktest.Score{PluginName: "P", Fn: constScore(5), Normalize: func(s framework.NodeScoreList) *framework.Status {
 				s[1].Score = -1
 				return nil
 			}},
@@ -331,7 +331,7 @@ func TestCycleAborts(t *testing.T) {
 		},
 		{
 			name: "NormalizeScore panic",
-			plugin: &scorePlugin{name: "P", fn: constScore(5), normalize: func(framework.NodeScoreList) *framework.Status {
+			plugin: &frameworktest.Score{PluginName: "P", Fn: constScore(5), Normalize: func(framework.NodeScoreList) *framework.Status {
 				panic("oops")
 			}},
 			spec:    framework.ProfileSpec{Score: []framework.WeightedPlugin{{Name: "P", Weight: 1}}},
@@ -357,7 +357,7 @@ func TestCycleAborts(t *testing.T) {
 }
 
 func TestCancelledContextAborts(t *testing.T) {
-	f := newFramework(t, framework.ProfileSpec{Filter: []string{"F"}}, &filterPlugin{name: "F", fn: frameworktest.RejectNodes(framework.Unschedulable, "x")})
+	f := newFramework(t, framework.ProfileSpec{Filter: []string{"F"}}, &frameworktest.Filter{PluginName: "F", Fn: frameworktest.RejectNodes(framework.Unschedulable, "x")})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	res := f.Schedule(ctx, framework.NewSnapshot(testTime, nodes(3)), unit("192.0.2.10", framework.ModeL2))
@@ -367,11 +367,11 @@ func TestCancelledContextAborts(t *testing.T) {
 }
 
 func TestBind(t *testing.T) {
-	skip := &bindPlugin{name: "Skip", fn: func([]string) *framework.Status { return framework.NewStatus(framework.Skip) }}
-	announce := &bindPlugin{name: "Announce", fn: func([]string) *framework.Status { return nil }}
-	failing := &bindPlugin{name: "Failing", fn: func([]string) *framework.Status { return framework.AsStatus(errors.New("announcer down")) }}
-	panicking := &bindPlugin{name: "Panicking", fn: func([]string) *framework.Status { panic("bad") }}
-	flat := &scorePlugin{name: "Flat", fn: constScore(1)}
+	skip := &frameworktest.Bind{PluginName: "Skip", Fn: func([]string) *framework.Status { return framework.NewStatus(framework.Skip) }}
+	announce := &frameworktest.Bind{PluginName: "Announce", Fn: func([]string) *framework.Status { return nil }}
+	failing := &frameworktest.Bind{PluginName: "Failing", Fn: func([]string) *framework.Status { return framework.AsStatus(errors.New("announcer down")) }}
+	panicking := &frameworktest.Bind{PluginName: "Panicking", Fn: func([]string) *framework.Status { panic("bad") }}
+	flat := &frameworktest.Score{PluginName: "Flat", Fn: constScore(1)}
 	tests := []struct {
 		name       string
 		binds      []string
@@ -386,7 +386,7 @@ func TestBind(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			announce.got = nil
+			before := len(announce.Calls())
 			spec := framework.ProfileSpec{Score: []framework.WeightedPlugin{{Name: "Flat", Weight: 1}}, Bind: tc.binds}
 			f := newFramework(t, spec, skip, announce, failing, panicking, flat)
 			res := f.RunCycle(context.Background(), framework.NewSnapshot(testTime, nodes(3)), unit("192.0.2.10", framework.ModeBGP))
@@ -396,8 +396,8 @@ func TestBind(t *testing.T) {
 			if tc.wantErr == "" && res.Err != nil || tc.wantErr != "" && (res.Err == nil || !strings.Contains(res.Err.Error(), tc.wantErr)) {
 				t.Fatalf("Err = %v, want %q", res.Err, tc.wantErr)
 			}
-			if tc.wantPlugin == "Announce" && !reflect.DeepEqual(announce.got, []string{"node-00", "node-01", "node-02"}) {
-				t.Errorf("Announce got selection %v", announce.got)
+			if calls := announce.Calls()[before:]; tc.wantPlugin == "Announce" && (len(calls) != 1 || !reflect.DeepEqual(calls[0], []string{"node-00", "node-01", "node-02"})) {
+				t.Errorf("Announce got selections %v", calls)
 			}
 			if d := res.Diagnosis(); d.Bind == nil || d.Bind.Code != tc.wantCode.String() {
 				t.Errorf("Diagnosis.Bind = %+v", d.Bind)
@@ -440,7 +440,7 @@ func TestNewFrameworkRejectsBadProfiles(t *testing.T) {
 			}
 		})
 	}
-	score := &scorePlugin{name: "S", fn: constScore(1)}
+	score := &frameworktest.Score{PluginName: "S", Fn: constScore(1)}
 	for _, w := range []int64{0, -1, 101} {
 		_, err := framework.NewFramework(frameworktest.Registry(score), framework.ProfileSpec{Name: "p", Score: []framework.WeightedPlugin{{Name: "S", Weight: w}}}, nil)
 		if err == nil || !strings.Contains(err.Error(), "not in 1..100") {

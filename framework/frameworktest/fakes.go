@@ -3,6 +3,7 @@ package frameworktest
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/herald-lb/herald/framework"
 )
@@ -24,10 +25,12 @@ func (p *PreFilter) PreFilter(_ context.Context, _ *framework.CycleState, u *fra
 	return p.Fn(u)
 }
 
-// Filter is a fake Filter plugin.
+// Filter is a fake Filter plugin that counts its calls.
 type Filter struct {
 	PluginName string
 	Fn         func(node *framework.NodeInfo) *framework.Status
+
+	calls atomic.Int64
 }
 
 // Name implements framework.Plugin.
@@ -35,8 +38,12 @@ func (p *Filter) Name() string { return p.PluginName }
 
 // Filter implements framework.FilterPlugin.
 func (p *Filter) Filter(_ context.Context, _ *framework.CycleState, _ *framework.Unit, n *framework.NodeInfo) *framework.Status {
+	p.calls.Add(1)
 	return p.Fn(n)
 }
+
+// Calls returns how many times Filter ran.
+func (p *Filter) Calls() int64 { return p.calls.Load() }
 
 // RejectNodes is a Filter function rejecting the named nodes with code and reason.
 func RejectNodes(code framework.Code, reason string, names ...string) func(*framework.NodeInfo) *framework.Status {
