@@ -262,6 +262,22 @@ func (p *peerSync) Names() []string {
 	return out
 }
 
+// GracefulRestart reports whether a peer configured for this node has graceful restart on:
+// the speaker then stops without withdrawing (see manager.StopKeeping).
+func (p *peerSync) GracefulRestart() bool {
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, bp := range p.last {
+		if bp.EnableGracefulRestart {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *peerSync) sync(ctx context.Context) error {
 	in, err := p.inputs()
 	if err != nil {

@@ -436,7 +436,13 @@ func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, w
 	s.expiry.stop()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := s.mgr.Stop(stopCtx)
+	// With graceful restart, a stop is taken for a restart (a DaemonSet's rolling update
+	// sends SIGTERM, then starts the next speaker): the BGP paths stay on the routers until
+	// the next speaker re-sends them, or for the restart time. A node leaving for good is
+	// labelled node.kubernetes.io/exclude-from-external-load-balancers first, which withdraws
+	// its paths before the stop.
+	gr := s.peers.GracefulRestart()
+	err := s.mgr.StopKeeping(stopCtx, func(name string) bool { return gr && name == s.bgpAnnouncer() })
 	if synced {
 		for _, cur := range s.announce.Announced() {
 			if rerr := s.announce.Retract(stopCtx, cur); rerr != nil {

@@ -219,7 +219,14 @@ func (m *Manager) Start(ctx context.Context) {
 
 // Stop drains every running announcer (withdraw everything), then ends it. It returns once
 // all processes are gone; the Events channel is closed then.
-func (m *Manager) Stop(ctx context.Context) error {
+func (m *Manager) Stop(ctx context.Context) error { return m.StopKeeping(ctx, nil) }
+
+// StopKeeping is Stop, except that the announcers keep names are ended at once, without a
+// drain and without a word to their peers: what they announce stays on the network as long as
+// the protocol keeps it. A BGP announcer whose peers negotiated graceful restart (RFC 4724)
+// thus leaves its paths on the routers, as stale, until the next speaker's announcer re-sends
+// them: a restart, such as a DaemonSet's rolling update, does not move flows on the router.
+func (m *Manager) StopKeeping(ctx context.Context, keep func(name string) bool) error {
 	m.mu.Lock()
 	if m.stopped {
 		m.mu.Unlock()
@@ -234,7 +241,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 	m.wg.Wait()
 	var errs []error
 	for _, name := range m.names {
-		if err := m.byName[name].stop(ctx); err != nil {
+		if err := m.byName[name].stop(ctx, keep != nil && keep(name)); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -386,3 +386,40 @@ func BenchmarkApply10k(b *testing.B) {
 		i++
 	}
 }
+
+// TestManagerStopKeepingDoesNotDrain: an announcer StopKeeping keeps is killed without a
+// drain (its announcements stay with its peers, e.g. under BGP graceful restart); the others
+// are drained as by Stop.
+func TestManagerStopKeepingDoesNotDrain(t *testing.T) {
+	var logs logBuffer
+	m, err := New(logs.logger(t), []Spec{
+		{Name: "kept", Path: testAnnouncer(t), Env: []string{"TESTANNOUNCER_KIND=arp"}},
+		{Name: "drained", Path: testAnnouncer(t), Env: []string{"TESTANNOUNCER_KIND=arp"}},
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start(context.Background())
+	for _, name := range []string{"kept", "drained"} {
+		waitFor(t, name+" healthy", 10*time.Second, func() bool { return healthOf(m, name).State == StateHealthy })
+		if _, err := m.SetDesired(t.Context(), name, addrs(2, "192.0.2.10")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pid := healthOf(m, "kept").PID
+	if err := m.StopKeeping(context.Background(), func(name string) bool { return name == "kept" }); err != nil {
+		t.Fatalf("StopKeeping: %v", err)
+	}
+	if !logs.contains("drained", `"announcer"="drained"`, `"withdrawn"=2`) {
+		t.Error("the announcer not kept was not drained")
+	}
+	if logs.contains("drained", `"announcer"="kept"`) {
+		t.Error("the kept announcer was drained")
+	}
+	if !logs.contains("stopped without draining", `"announcer"="kept"`) {
+		t.Error("the kept announcer's stop is not logged")
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("process %d still exists after StopKeeping (kill -0: %v)", pid, err)
+	}
+}

@@ -286,8 +286,9 @@ func (s *supervised) down(inst *instance, reason string) {
 	inst.kill()
 }
 
-// stop drains the running instance, then ends it (Manager.Stop).
-func (s *supervised) stop(ctx context.Context) error {
+// stop drains the running instance, then ends it (Manager.Stop); when keep, it kills it
+// without a drain (Manager.StopKeeping).
+func (s *supervised) stop(ctx context.Context, keep bool) error {
 	s.mu.Lock()
 	inst := s.inst
 	s.inst, s.inSync, s.health.PID = nil, false, 0
@@ -295,7 +296,13 @@ func (s *supervised) stop(ctx context.Context) error {
 	s.mu.Unlock()
 	upGauge.WithLabelValues(s.spec.Name).Set(0)
 	var err error
-	if inst != nil {
+	switch {
+	case inst != nil && keep:
+		// SIGKILL: a graceful exit would close the BGP sessions with a NOTIFICATION, which
+		// ends the router's graceful-restart helper mode and flushes the paths.
+		s.log.Info("stopped without draining: its announcements stay with its peers", "pid", inst.pid)
+		inst.kill()
+	case inst != nil:
 		err = s.end(ctx, inst, false)
 	}
 	s.setHealth(StateStopped, "")

@@ -45,6 +45,8 @@ type bgpCluster struct {
 type bgpOptions struct {
 	// bfd turns BFD on at 300ms x 3: a BFDProfile on the BGPPeer and on FRR's neighbors.
 	bfd bool
+	// gracefulRestart sets enableGracefulRestart on the BGPPeer (FRR is a helper by default).
+	gracefulRestart bool
 }
 
 // bfdInterval and bfdMultiplier are the BFD timers when BFD is on.
@@ -89,9 +91,11 @@ func (c *bgpCluster) createBGPConfig(o bgpOptions) {
 	m := c.mlb.MetallbV1beta1()
 	lp := uint32(bgpLocalPref)
 	ms, mult := uint32(bfdInterval.Milliseconds()), uint32(bfdMultiplier)
-	var peerBFD func(*metallbv1beta2.BGPPeerSpec)
-	if o.bfd {
-		peerBFD = func(s *metallbv1beta2.BGPPeerSpec) { s.BFDProfile = c.pool }
+	peerSpec := func(s *metallbv1beta2.BGPPeerSpec) {
+		if o.bfd {
+			s.BFDProfile = c.pool
+		}
+		s.EnableGracefulRestart = o.gracefulRestart
 	}
 	objs := []struct {
 		what   string
@@ -125,7 +129,7 @@ func (c *bgpCluster) createBGPConfig(o bgpOptions) {
 			return err
 		}, func() error { return m.BFDProfiles(speakerNamespace).Delete(ctx, c.pool, metav1.DeleteOptions{}) },
 	}, {
-		"bgppeer", func() error { return c.createPeer(bgpPeerName, peerBFD) },
+		"bgppeer", func() error { return c.createPeer(bgpPeerName, peerSpec) },
 		func() error {
 			return c.mlb.MetallbV1beta2().BGPPeers(speakerNamespace).Delete(ctx, c.lab.Prefix+bgpPeerName, metav1.DeleteOptions{})
 		},
