@@ -263,3 +263,49 @@ func bgpPercentile(sorted []time.Duration, p int) time.Duration {
 	i := (p*len(sorted) + 99) / 100
 	return sorted[max(0, min(len(sorted)-1, i-1))]
 }
+
+// oneByOneServices is how many Services BenchmarkE2EBGPServiceToRouteBFDOneByOne creates.
+const oneByOneServices = 20
+
+// BenchmarkE2EBGPServiceToRouteBFDOneByOne is issue 18's figure as it reads: with BFD
+// 300 ms x 3 on three peers, each Service is created alone (the previous one has its route)
+// and timed from its create to its /32 through 3 ECMP next hops in FRR; p50/p99 over 20
+// Services. BenchmarkE2EBGPServiceToRouteBFD creates 100 at once, which measures queueing
+// in the controller more than the path to the route. Run with -benchtime=1x.
+func BenchmarkE2EBGPServiceToRouteBFDOneByOne(b *testing.B) {
+	c := newBGPCluster(b, 3, bgpOptions{bfd: true})
+	probe := netip.MustParseAddr("203.0.113.250")
+	c.createService(serviceOptions{name: "bench-probe", ip: probe.String()})
+	c.waitNexthops(probe, 60*time.Second, 0, 1, 2)
+	c.waitBFDUp(20 * time.Second)
+	var ecmp []time.Duration
+	for iter := 0; iter < b.N; iter++ {
+		ips := make([]netip.Addr, oneByOneServices)
+		for i := range ips {
+			ips[i] = netip.AddrFrom4([4]byte{203, 0, 113, byte(100 + i)})
+			created := time.Now()
+			if err := c.createBenchService(fmt.Sprintf("bench-%d-%03d", iter, i), ips[i]); err != nil {
+				b.Fatal(err)
+			}
+			for deadline := created.Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+				routes, err := c.installedRoutes()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if routes[netip.PrefixFrom(ips[i], 32)] == 3 {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("%s: no route through 3 next hops within 1m of its create (%d next hops)", ips[i], routes[netip.PrefixFrom(ips[i], 32)])
+				}
+			}
+			ecmp = append(ecmp, time.Since(created))
+		}
+		c.deleteBenchServices(iter, ips)
+	}
+	slices.Sort(ecmp)
+	b.ReportMetric(float64(bgpPercentile(ecmp, 50).Milliseconds()), "ecmp_p50_ms")
+	b.ReportMetric(float64(bgpPercentile(ecmp, 99).Milliseconds()), "ecmp_p99_ms")
+	b.Logf("%d Services one by one: create to 3 ECMP next hops p50 %s p99 %s (max %s)", len(ecmp),
+		bgpPercentile(ecmp, 50), bgpPercentile(ecmp, 99), ecmp[len(ecmp)-1])
+}
