@@ -117,6 +117,12 @@ type Current struct {
 	// Claimed is set once the unit's status objects name this node: the announcer had
 	// it, and the cycle was not told to announce without claiming (WithoutClaim).
 	Claimed bool
+	// pending is set while the manager keeps the unit's announcements without the announcer
+	// having acknowledged them (starting on demand, restarting, slow). The next cycle sends
+	// them again rather than taking the record for an answer: a node warming up would
+	// otherwise count a unit nothing answers for yet as announced, publish itself ready,
+	// and the old owner would withdraw before the new one answers.
+	pending bool
 }
 
 // ids are the announcement keys the unit holds in its announcer.
@@ -326,12 +332,13 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 		}
 	}
 	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeL2, Announcer: name, Interfaces: itfs, Services: serviceKeys(unit), Claimed: prev.Claimed}
-	if !already || !slices.Equal(prev.Interfaces, itfs) || prev.Announcer != name {
+	if !already || prev.pending || !slices.Equal(prev.Interfaces, itfs) || prev.Announcer != name {
 		ann := announcers.Announcement{ID: key, Prefix: netip.PrefixFrom(unit.IP, unit.IP.BitLen()), Interfaces: itfs}
 		err := p.send(ctx, name, unit.IP, []announcers.Announcement{ann}, nil)
 		if errors.Is(err, manager.ErrUnavailable) || errors.Is(err, errPending) {
 			// The manager keeps the announcement and replays it when the announcer is back,
 			// so it is this node's to withdraw; but nothing answers yet, so it is not claimed.
+			cur.pending = true
 			p.set(cur)
 			return framework.AsStatus(err)
 		}

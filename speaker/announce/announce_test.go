@@ -290,3 +290,50 @@ func TestBindFollowsTheManagersResult(t *testing.T) {
 		})
 	}
 }
+
+// A unit the manager kept without an acknowledgement (the announcer starting on demand,
+// restarting) is sent again by the next cycle and claimed only once the announcer has it: a
+// warming node that took the record for an answer published itself ready while nothing
+// answered, and the old owner withdrew (issue 13, defect 5). Quiet cycles count the same way.
+func TestBindSendsAPendingUnitAgain(t *testing.T) {
+	pending := manager.Result{Pending: "idle: starting it; the change is sent once it runs"}
+	for _, tc := range []struct {
+		name    string
+		second  manager.Result
+		quiet   bool
+		success bool
+		claimed bool
+	}{
+		{name: "still pending", second: pending},
+		{name: "acknowledged", success: true, claimed: true},
+		{name: "still pending, quiet", second: pending, quiet: true},
+		{name: "acknowledged, quiet", quiet: true, success: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			e.ann.result = pending
+			if st := e.p.Bind(context.Background(), testState(), testUnit(), []string{"node-a"}); st.IsSuccess() {
+				t.Fatal("Bind succeeded while the manager only kept the announcement")
+			}
+			e.ann.result = tc.second
+			st := testState()
+			if tc.quiet {
+				WithoutClaim(st)
+			}
+			if got := e.p.Bind(context.Background(), st, testUnit(), []string{"node-a"}); got.IsSuccess() != tc.success {
+				t.Fatalf("second Bind = %v, want success %v", got.AsError(), tc.success)
+			}
+			if len(e.ann.upserts) != 2 {
+				t.Fatalf("upserts %v, want the announcement sent again", e.ann.upserts)
+			}
+			if claimed := len(e.status.published) > 0; claimed != tc.claimed {
+				t.Fatalf("published %v, want claimed %v", e.status.published, tc.claimed)
+			}
+			// Once acknowledged, a cycle sends nothing more.
+			e.p.Bind(context.Background(), testState(), testUnit(), []string{"node-a"})
+			if want := 2 + map[bool]int{true: 0, false: 1}[tc.success]; len(e.ann.upserts) != want {
+				t.Fatalf("after a third Bind: upserts %d, want %d", len(e.ann.upserts), want)
+			}
+		})
+	}
+}

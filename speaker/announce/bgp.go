@@ -51,11 +51,12 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 	}
 	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeBGP, Announcer: p.deps.BGPAnnouncer,
 		Services: serviceKeys(unit), Routes: routes, Peers: RoutePeers(routes, configured), Claimed: prev.Claimed}
-	if !already || !sameRoutes(prev.Routes, routes) {
+	if !already || prev.pending || !sameRoutes(prev.Routes, routes) {
 		err := p.send(ctx, cur.Announcer, unit.IP, routes, removedIDs(prev.ids(), cur.ids(), already))
 		if errors.Is(err, manager.ErrUnavailable) || errors.Is(err, errPending) {
 			// Kept by the manager and replayed when the announcer is back: this node's to
 			// withdraw, but no status says it advertises until it does.
+			cur.pending = true
 			p.set(cur)
 			return framework.AsStatus(err)
 		}

@@ -257,6 +257,11 @@ func (c *cluster) startSpeakerWith(i int, config string) *lab.Process {
 		if c.t.Failed() {
 			c.t.Logf("speaker %s output (tail):\n%s", c.nodes[i], tail(p.Output(), 40))
 		}
+		// HERALD_E2E_LOGDIR keeps every speaker's whole output, to debug a run that passed
+		// or whose tail is not enough.
+		if dir := os.Getenv("HERALD_E2E_LOGDIR"); dir != "" {
+			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.log", c.nodes[i], p.PID())), []byte(p.Output()), 0o644)
+		}
 	})
 	return p
 }
