@@ -186,7 +186,6 @@ func New(driver Driver, log hclog.Logger, interfaces Interfaces, version string)
 		kick: make(chan struct{}, 1),
 	}
 	a.table = announcers.NewTable(a.validate)
-	a.conflict.last = map[netip.Addr]time.Time{}
 	a.restartRefreshLocked()
 	ctx, stop := context.WithCancel(context.Background())
 	a.stop = stop
@@ -678,12 +677,13 @@ func (p *prober) next(now time.Time, owned map[netip.Addr]struct{}) []netip.Addr
 	return out
 }
 
-// foreign turns a foreign claim into a conflict event, at most one per address per interval.
+// foreign turns a foreign claim into a conflict event, at most one per address and MAC per
+// interval.
 func (a *Announcer) foreign(l *link, addr netip.Addr, mac net.HardwareAddr, detail string) {
 	a.mu.Lock()
 	every := a.cfg.ConflictReportInterval
 	a.mu.Unlock()
-	if !a.conflict.allow(addr, time.Now(), every) {
+	if !a.conflict.allow(addr, mac.String(), time.Now(), every) {
 		return
 	}
 	a.log.Warn("address conflict", "address", addr, "interface", l.name, "foreignMAC", mac.String(), "detail", detail)
@@ -711,35 +711,58 @@ func (a *Announcer) warn(msg string, kv ...any) {
 	a.log.Warn(msg, append(kv, "suppressedSinceLast", suppressed)...)
 }
 
-// conflictLimiter allows one conflict report per address per interval. Its map holds only
-// addresses reported within the last interval (older entries are swept once an interval), and
-// only announced addresses are ever reported, so it is bounded by the desired set whatever the
-// wire sends.
+// conflictLimiter allows one conflict report per address and foreign MAC per interval: a
+// Herald peer answering during a hand-over (the speaker drops that report) must not hide a
+// foreign host claiming the same address a moment later. Its map holds only reports of the
+// last interval (older entries are swept once an interval), at most maxConflictMACs MACs per
+// address, and only announced addresses are ever reported, so it is bounded by the desired
+// set whatever the wire sends.
 type conflictLimiter struct {
-	mu    sync.Mutex
-	last  map[netip.Addr]time.Time
-	swept time.Time
+	mu      sync.Mutex
+	last    map[conflictKey]time.Time
+	perAddr map[netip.Addr]int
+	swept   time.Time
 }
 
-func (c *conflictLimiter) allow(addr netip.Addr, now time.Time, every time.Duration) bool {
+type conflictKey struct {
+	addr netip.Addr
+	mac  string
+}
+
+// maxConflictMACs bounds the MACs reported for one address within an interval (a neighbour
+// spraying random MACs gets that many reports, not one per frame).
+const maxConflictMACs = 4
+
+func (c *conflictLimiter) allow(addr netip.Addr, mac string, now time.Time, every time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.last == nil {
+		c.last, c.perAddr = map[conflictKey]time.Time{}, map[netip.Addr]int{}
+	}
 	if now.Sub(c.swept) >= every {
-		for a, t := range c.last {
+		for k, t := range c.last {
 			if now.Sub(t) >= every {
-				delete(c.last, a)
+				delete(c.last, k)
+				if c.perAddr[k.addr]--; c.perAddr[k.addr] <= 0 {
+					delete(c.perAddr, k.addr)
+				}
 			}
 		}
 		c.swept = now
 	}
-	if t, ok := c.last[addr]; ok && now.Sub(t) < every {
+	k := conflictKey{addr, mac}
+	t, ok := c.last[k]
+	if ok && now.Sub(t) < every || !ok && c.perAddr[addr] >= maxConflictMACs {
 		return false
 	}
-	c.last[addr] = now
+	if !ok {
+		c.perAddr[addr]++
+	}
+	c.last[k] = now
 	return true
 }
 
-// tracked is how many addresses the limiter holds (for tests).
+// tracked is how many reports the limiter holds (for tests).
 func (c *conflictLimiter) tracked() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -294,27 +294,48 @@ func TestProberSpreadsProbesAtABoundedRate(t *testing.T) {
 	}
 }
 
-// The conflict limiter forgets addresses once their interval has passed, so its map is
-// bounded by the addresses reported within one interval.
+// The conflict limiter forgets reports once their interval has passed, so its map is
+// bounded by the reports of one interval, and by maxConflictMACs per address.
 func TestConflictLimiterIsBounded(t *testing.T) {
-	c := conflictLimiter{last: map[netip.Addr]time.Time{}}
+	var c conflictLimiter
 	every := 10 * time.Second
 	now := time.Unix(1e9, 0)
 	a := netip.MustParseAddr("192.0.2.0")
 	for i := 0; i < 100_000; i++ {
 		a = a.Next()
 		now = now.Add(time.Millisecond) // 1,000 addresses a second: 10,000 per interval
-		if !c.allow(a, now, every) {
+		if !c.allow(a, "02:00:00:00:00:01", now, every) {
 			t.Fatalf("first report for %s refused", a)
 		}
 		if n := c.tracked(); n > 2*10_000 {
-			t.Fatalf("limiter holds %d addresses after %d reports, want at most 2 intervals' worth", n, i+1)
+			t.Fatalf("limiter holds %d reports after %d, want at most 2 intervals' worth", n, i+1)
 		}
 	}
-	if c.allow(a, now.Add(time.Second), every) {
+	if c.allow(a, "02:00:00:00:00:01", now.Add(time.Second), every) {
 		t.Error("a second report within the interval was allowed")
 	}
-	if !c.allow(a, now.Add(every), every) {
+	if !c.allow(a, "02:00:00:00:00:01", now.Add(every), every) {
 		t.Error("a report after the interval was refused")
+	}
+}
+
+// Another MAC claiming an address already reported within the interval is reported too (a
+// foreign host after a Herald peer's hand-over), up to maxConflictMACs MACs per address.
+func TestConflictLimiterPerMAC(t *testing.T) {
+	var c conflictLimiter
+	every := 10 * time.Second
+	now := time.Unix(1e9, 0)
+	a := netip.MustParseAddr("192.0.2.10")
+	for i := 0; i < 100; i++ {
+		mac := fmt.Sprintf("02:00:00:00:00:%02x", i)
+		if got, want := c.allow(a, mac, now, every), i < maxConflictMACs; got != want {
+			t.Fatalf("MAC %d: allowed %v, want %v", i, got, want)
+		}
+	}
+	if n := c.tracked(); n != maxConflictMACs {
+		t.Fatalf("limiter holds %d reports, want %d", n, maxConflictMACs)
+	}
+	if !c.allow(a, "02:00:00:00:00:63", now.Add(every), every) {
+		t.Error("a new MAC after the interval was refused")
 	}
 }

@@ -105,8 +105,14 @@ func TestE2EMigrationFromMetalLBInItsNamespace(t *testing.T) {
 
 	c.kcLab = env.KubeconfigFor(t, env.AdminConfig(), env.LabServer(l.Gateway))
 	c.startController()
+	started := time.Now()
 	for i := range l.Nodes {
 		c.startSpeaker(i)
+	}
+	// Owners are read once every node is a candidate: before, the first speakers up hold
+	// IPs that move on as the others become candidates.
+	for i, node := range c.nodes {
+		c.waitL2Candidate(node, started, c.speaker(c.nodes[i]))
 	}
 
 	owners := map[string]string{}

@@ -23,6 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/heartbeat"
+	"github.com/herald-lb/herald/test/lab"
 	"github.com/herald-lb/herald/test/testbin"
 )
 
@@ -141,26 +143,13 @@ func rollingRestart(t testing.TB, services int) []returnResult {
 			}
 			start := time.Now()
 			restarted := c.startSpeaker(i)
-			eventually(t, 60*time.Second, func() (bool, string) {
-				hb := c.heartbeatOf(node)
-				h, ok := hb.Announcers[framework.AnnouncerKindL2v4]
-				// Renewed after the start: a crashed speaker's Lease says ready until it expires.
-				return ok && h.State == framework.AnnouncerReady && !hb.Draining && hb.RenewTime.After(start) && hb.SpeakerInfo().AliveAt(time.Now()),
-					fmt.Sprintf("%s: heartbeat announcers %+v draining %v; speaker output:\n%s", node, hb.Announcers, hb.Draining, tail(restarted.Output(), 20))
-			})
+			c.waitL2Candidate(node, start, restarted)
 			readyAt := time.Now()
 			// Settled: the old owners withdrew, one MAC per IP again.
 			waitAnswered("after the return of "+node, single)
 			time.Sleep(time.Second)
 			end := time.Now()
-			// Counted before the gaps: measuring them holds the probe's lock, and the replies
-			// queued meanwhile would be missing from the last 200 ms.
-			won := 0
-			for _, ip := range ips {
-				if macs := p.recentMACs(ip, 200*time.Millisecond); slices.Contains(macs, mac) {
-					won++
-				}
-			}
+			won := p.answeredBy(t, ips, mac)
 			r := p.gapsIn(ips, start, end)
 			r.name, r.won = name, won
 			t.Logf("%s: return took %s (ready after %s); node answers %d/%d IPs; worst gap %s (%s at %s, raw %s), p99 %s",
@@ -175,6 +164,29 @@ func rollingRestart(t testing.TB, services int) []returnResult {
 	}
 	p.stop()
 	return out
+}
+
+// waitL2Candidate waits until node's heartbeat, renewed after since (a crashed speaker's
+// Lease says ready until it expires), makes it a candidate for IPv4 L2 units.
+func (c *cluster) waitL2Candidate(node string, since time.Time, sp *lab.Process) {
+	c.t.Helper()
+	ns := speakerNamespace
+	if c.heraldNS != "" {
+		ns = c.heraldNS
+	}
+	eventually(c.t, 60*time.Second, func() (bool, string) {
+		l, err := c.client.CoordinationV1().Leases(ns).Get(context.Background(), heartbeat.LeaseName(node), metav1.GetOptions{})
+		if err != nil {
+			return false, fmt.Sprintf("%s: heartbeat: %v", node, err)
+		}
+		hb, err := heartbeat.Decode(l)
+		if err != nil {
+			return false, fmt.Sprintf("%s: heartbeat: %v", node, err)
+		}
+		h, ok := hb.Announcers[framework.AnnouncerKindL2v4]
+		return ok && h.State == framework.AnnouncerReady && !hb.Draining && hb.RenewTime.After(since) && hb.SpeakerInfo().AliveAt(time.Now()),
+			fmt.Sprintf("%s: heartbeat announcers %+v draining %v; speaker output:\n%s", node, hb.Announcers, hb.Draining, tail(sp.Output(), 20))
+	})
 }
 
 // createSharedServices creates n Services sharing rrIPs addresses (each IP's Services on
@@ -276,6 +288,27 @@ func (c *cluster) startReplyProbe(t testing.TB, ips []netip.Addr, deadline time.
 		return len(p.recentMACs(p.control[0], time.Second)) > 0, "arpprobe: no reply from a lab node yet: " + stderr.String()
 	})
 	return p
+}
+
+// answeredBy counts the IPs mac answers, once every IP was answered by one MAC in the last
+// 200 ms: a probe that stalled a moment (the machine is shared) would count none.
+func (p *replyProbe) answeredBy(t testing.TB, ips []netip.Addr, mac string) int {
+	t.Helper()
+	won := 0
+	eventually(t, 10*time.Second, func() (bool, string) {
+		won = 0
+		for _, ip := range ips {
+			macs := p.recentMACs(ip, 200*time.Millisecond)
+			if len(macs) != 1 {
+				return false, fmt.Sprintf("%s answered by %v in the last 200 ms", ip, macs)
+			}
+			if macs[0] == mac {
+				won++
+			}
+		}
+		return true, ""
+	})
+	return won
 }
 
 // dump writes every reply in the window to probe-NAME.txt under $HERALD_E2E_LOGDIR, when
