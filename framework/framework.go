@@ -44,7 +44,7 @@ func withParallelism(n int) Option {
 }
 
 // argsFor returns the args a plugin's factory gets: the profile's, or the plugin's defaults
-// when the profile has none; validated either way. Configuration loading validates them
+// when the profile has none; defaulted and validated either way. Configuration loading validates them
 // first with field paths; this is the backstop for callers that build a ProfileSpec by hand,
 // so no factory ever sees args that failed their own Validate.
 func argsFor(reg Registration, spec ProfileSpec, name string) (PluginArgs, error) {
@@ -54,8 +54,9 @@ func argsFor(reg Registration, spec ProfileSpec, name string) (PluginArgs, error
 	args := spec.Args[name]
 	if args == nil {
 		args = reg.NewArgs()
-		args.Default()
 	}
+	// Idempotent: configuration loading has defaulted what it decoded, a hand-built spec may not have.
+	args.Default()
 	path := field.NewPath("profiles").Key(spec.Name).Child("pluginConfig").Key(name).Child("args")
 	if errs := args.Validate(path); len(errs) > 0 {
 		return nil, fmt.Errorf("profile %q: plugin %q: invalid args: %w", spec.Name, name, errs.ToAggregate())

@@ -41,16 +41,12 @@ type Plugin struct {
 
 var _ framework.FilterPlugin = (*Plugin)(nil)
 
-// New is the plugin's framework.Factory.
+// New is the plugin's framework.Factory: args are defaulted and valid (framework.Factory).
 func New(args framework.PluginArgs, _ framework.Handle) (framework.Plugin, error) {
-	a := &ExcludeLBArgs{}
-	if args != nil {
-		var ok bool
-		if a, ok = args.(*ExcludeLBArgs); !ok {
-			return nil, fmt.Errorf("want *ExcludeLBArgs, got %T", args)
-		}
+	a, ok := args.(*ExcludeLBArgs)
+	if !ok {
+		return nil, fmt.Errorf("want *ExcludeLBArgs, got %T", args)
 	}
-	a.Default()
 	return &Plugin{ignore: a.IgnoreExcludeLB}, nil
 }
 

@@ -64,16 +64,12 @@ var (
 	_ framework.FilterPlugin    = (*Plugin)(nil)
 )
 
-// New is the plugin's framework.Factory.
+// New is the plugin's framework.Factory: args are defaulted and valid (framework.Factory).
 func New(args framework.PluginArgs, _ framework.Handle) (framework.Plugin, error) {
-	a := &InterfacesArgs{}
-	if args != nil {
-		var ok bool
-		if a, ok = args.(*InterfacesArgs); !ok {
-			return nil, fmt.Errorf("want *InterfacesArgs, got %T", args)
-		}
+	a, ok := args.(*InterfacesArgs)
+	if !ok {
+		return nil, fmt.Errorf("want *InterfacesArgs, got %T", args)
 	}
-	a.Default()
 	return &Plugin{requireSubnet: *a.RequireSubnet}, nil
 }
 

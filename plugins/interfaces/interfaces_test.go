@@ -102,10 +102,8 @@ func TestFilterAndFor(t *testing.T) {
 			if mode == "" {
 				mode = framework.ModeL2
 			}
-			var args framework.PluginArgs
-			if tt.requireSubnet != nil {
-				args = &InterfacesArgs{RequireSubnet: tt.requireSubnet}
-			}
+			args := &InterfacesArgs{RequireSubnet: tt.requireSubnet}
+			args.Default()
 			pl, err := New(args, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -64,22 +64,18 @@ var (
 	_ framework.ScoreExtensions = (*Plugin)(nil)
 )
 
-// New is the plugin's framework.Factory.
+// New is the plugin's framework.Factory: args are defaulted and valid (framework.Factory).
 func New(args framework.PluginArgs, _ framework.Handle) (framework.Plugin, error) {
-	a := &NodePreferenceArgs{}
-	if args != nil {
-		var ok bool
-		if a, ok = args.(*NodePreferenceArgs); !ok {
-			return nil, fmt.Errorf("want *NodePreferenceArgs, got %T", args)
-		}
-	}
-	a.Default()
-	if errs := a.Validate(field.NewPath("args")); len(errs) > 0 {
-		return nil, errs.ToAggregate()
+	a, ok := args.(*NodePreferenceArgs)
+	if !ok {
+		return nil, fmt.Errorf("want *NodePreferenceArgs, got %T", args)
 	}
 	p := &Plugin{}
 	for _, pref := range a.Preferences {
-		sel, _ := metav1.LabelSelectorAsSelector(&pref.Selector) // validated above
+		sel, err := metav1.LabelSelectorAsSelector(&pref.Selector)
+		if err != nil {
+			return nil, err
+		}
 		p.prefs = append(p.prefs, weighted{weight: int64(pref.Weight), selector: sel})
 	}
 	return p, nil

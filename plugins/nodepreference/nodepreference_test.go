@@ -64,7 +64,9 @@ func TestValidate(t *testing.T) {
 			t.Errorf("error %d on %q, want %q", i, errs[i].Field, w)
 		}
 	}
-	if _, err := New(args, nil); err == nil || !strings.Contains(err.Error(), "weight") {
-		t.Fatalf("New accepted invalid args: %v", err)
+	// The factory relies on valid args: the framework refuses these before calling it.
+	reg := framework.Registration{Factory: New, NewArgs: NewArgs}
+	if _, err := frameworktest.Cycle(reg, args, frameworktest.Snapshot(), frameworktest.L2Unit("192.0.2.10").Obj()); err == nil || !strings.Contains(err.Error(), "weight") {
+		t.Fatalf("invalid args accepted: %v", err)
 	}
 }

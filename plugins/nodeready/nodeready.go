@@ -67,16 +67,12 @@ type Plugin struct {
 
 var _ framework.FilterPlugin = (*Plugin)(nil)
 
-// New is the plugin's framework.Factory.
+// New is the plugin's framework.Factory: args are defaulted and valid (framework.Factory).
 func New(args framework.PluginArgs, _ framework.Handle) (framework.Plugin, error) {
-	a := &NodeReadyArgs{}
-	if args != nil {
-		var ok bool
-		if a, ok = args.(*NodeReadyArgs); !ok {
-			return nil, fmt.Errorf("want *NodeReadyArgs, got %T", args)
-		}
+	a, ok := args.(*NodeReadyArgs)
+	if !ok {
+		return nil, fmt.Errorf("want *NodeReadyArgs, got %T", args)
 	}
-	a.Default()
 	return &Plugin{excludeCordoned: *a.ExcludeCordoned}, nil
 }
 

@@ -73,10 +73,11 @@ func TestFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var args framework.PluginArgs
+			args := &NodeReadyArgs{}
 			if tt.args != nil {
 				args = tt.args
 			}
+			args.Default()
 			p, err := New(args, nil)
 			if err != nil {
 				t.Fatal(err)
