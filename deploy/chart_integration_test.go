@@ -92,13 +92,15 @@ func TestIntegrationChartAppliesToTheAPIServer(t *testing.T) {
 		caps                  []corev1.Capability // the speaker's added capabilities
 		tolerations           bool
 		speakerV, controllerV string
-		// secrets: the speaker may list Secrets in the release namespace (BGP passwords).
+		// secrets: the speaker may list Secrets in the configuration namespace (BGP passwords).
 		secrets bool
 		objects []string // kinds that must be rendered besides the defaults
 	}{
-		{name: "defaults", release: "herald", caps: []corev1.Capability{"NET_RAW"}, speakerV: "--v=0", controllerV: "--v=0"},
+		{name: "defaults", release: "herald", caps: []corev1.Capability{"NET_RAW"}, speakerV: "--v=0", controllerV: "--v=0", secrets: true},
+		{name: "l2 only", release: "l2", values: "speaker:\n  announcers: [arp, ndp]\n", caps: []corev1.Capability{"NET_RAW"},
+			speakerV: "--v=0", controllerV: "--v=0"},
 		{name: "seed guide", release: "lb", values: seedGuideValues, ignoreExcludeLB: true,
-			caps: []corev1.Capability{"NET_RAW"}, tolerations: true, speakerV: "--v=4", controllerV: "--v=2"},
+			caps: []corev1.Capability{"NET_RAW"}, tolerations: true, speakerV: "--v=4", controllerV: "--v=2", secrets: true},
 		{name: "bgp only with a ServiceMonitor", release: "bgp",
 			values:   "speaker:\n  announcers: [bgp]\nmetrics:\n  serviceMonitor:\n    enabled: true\n",
 			speakerV: "--v=0", controllerV: "--v=0", secrets: true, objects: []string{"ServiceMonitor"}},
@@ -230,6 +232,11 @@ func grantsSecrets(t *testing.T, objs []*unstructured.Unstructured) bool {
 		if slices.Contains(g.rule.Resources, "secrets") || slices.Contains(g.rule.Resources, "*") {
 			if g.namespace == "" {
 				t.Errorf("%s grants Secrets cluster-wide", g.role)
+			}
+			for _, v := range g.rule.Verbs {
+				if !slices.Contains([]string{"get", "list", "watch"}, v) {
+					t.Errorf("%s grants %q on Secrets; the speaker only reads them", g.role, v)
+				}
 			}
 			found = true
 		}

@@ -55,8 +55,8 @@ speaker:
   drainingTimeout: 2s
 `
 
-// TestIntegrationRolesRunWithTheChartsRBAC is the least-privilege proof, in L2 mode (the
-// chart's default announcers, arp and ndp). The chart's RBAC is applied to a real API server
+// TestIntegrationRolesRunWithTheChartsRBAC is the least-privilege proof, in L2 mode
+// (announcers arp and ndp; the chart's default adds bgp, proven by the BGP-mode test). The chart's RBAC is applied to a real API server
 // with RBAC authorization on; the controller and a speaker then run in this process,
 // configured from the chart's own arguments and configuration file, each authenticated as its
 // chart ServiceAccount, with every request recorded by a wrapping RoundTripper. They complete
@@ -80,7 +80,7 @@ func TestIntegrationRolesRunWithTheChartsRBAC(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := startRoles(t, rbacTestValues, setup)
+	h := startRoles(t, rbacTestValues+"  announcers: [arp, ndp]\n", setup)
 	ctx, ns, admin, mlb := context.Background(), h.ns, h.admin, h.mlb
 
 	// Allocation and announcement.
@@ -731,9 +731,9 @@ func typedOne[T any](t *testing.T, objs []*unstructured.Unstructured, kind strin
 // status) or a Node. The controller's account may not read Secrets, replace a Service or
 // touch another Lease.
 func TestIntegrationSpeakerAccountIsRefused(t *testing.T) {
-	t.Run("l2", func(t *testing.T) { checkRefusals(t, "refuse", "", false) })
-	// With the bgp announcer the speaker may list Secrets, in its own namespace only.
-	t.Run("bgp", func(t *testing.T) { checkRefusals(t, "refuse-bgp", "speaker:\n  announcers: [arp, ndp, bgp]\n", true) })
+	t.Run("l2", func(t *testing.T) { checkRefusals(t, "refuse", "speaker:\n  announcers: [arp, ndp]\n", false) })
+	// With the bgp announcer (the default) the speaker may list Secrets, in its own namespace only.
+	t.Run("bgp", func(t *testing.T) { checkRefusals(t, "refuse-bgp", "", true) })
 }
 
 func checkRefusals(t *testing.T, release, values string, bgp bool) {
