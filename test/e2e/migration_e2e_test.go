@@ -386,3 +386,152 @@ func (c *cluster) migrateCheck(args ...string) *migrationReport {
 	}
 	return &r
 }
+
+// TestE2EMigrationHeraldInItsOwnNamespace is migration case 2: the README's install (Herald
+// in herald-system, configured exactly as the chart renders it there) in a cluster whose
+// MetalLB configuration stays in metallb-system. Herald reads its configuration from
+// herald-system only, so it sees no pool: `herald migrate check` predicts that no Service
+// loses its address and names the objects it will ignore; with the controller and speakers
+// running, no Service's address changes for the whole test (a watch on the Services sees
+// every update), no Herald node announces them (no pool it reads contains them), the pool and
+// the L2Advertisement left in metallb-system each get a Warning Event IgnoredConfiguration,
+// and `herald diag` has a config.ignored finding naming each.
+func TestE2EMigrationHeraldInItsOwnNamespace(t *testing.T) {
+	const heraldNS = speakerNamespace // herald-system, the README's namespace
+	env := kubeapi.Env(t)
+	env.InstallCRDs(t)
+	herald := heraldBinary(t)
+	l := lab.New(t, lab.Options{Nodes: 3})
+	c := &cluster{t: t, env: env, lab: l, client: env.Client(t), herald: herald, speakers: map[string]*lab.Process{}, heraldNS: heraldNS}
+	c.mlb = metallbclient.NewForConfigOrDie(env.AdminConfig())
+	c.ns = env.Namespace(t)
+	ensureNamespace(t, c, metallbNamespace)
+	ensureNamespace(t, c, heraldNS)
+	for i := range l.Nodes {
+		name := l.Prefix + "node-" + strconv.Itoa(i)
+		c.nodes = append(c.nodes, name)
+		c.createNode(name, true)
+	}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			_ = c.client.CoreV1().Nodes().Delete(context.Background(), n, metav1.DeleteOptions{})
+		}
+	})
+	pool, adv := l.Prefix+"prod", l.Prefix+"l2"
+	createMetalLBConfig(t, c, metallbNamespace, pool, adv)
+	for i, ip := range migrationIPs {
+		createMetalLBService(t, c, fmt.Sprintf("svc-%d", i), ip, pool)
+	}
+
+	ctrlArgs, speakerConfig := renderChart(t, heraldNS)
+	if slices.ContainsFunc(ctrlArgs, func(a string) bool { return strings.Contains(a, metallbNamespace) }) {
+		t.Fatalf("the chart's controller arguments %v for release namespace %s mention %s", ctrlArgs, heraldNS, metallbNamespace)
+	}
+	c.controllerArgs = ctrlArgs
+	c.config = filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(c.config, []byte(speakerConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	before := c.migrateCheck("--namespace", heraldNS)
+	if before.Summary.Owned != 5 || before.Summary.Lose != 0 {
+		t.Errorf("migrate check before the install: summary %+v, want 5 Services and none losing its address\n%+v", before.Summary, before.Services)
+	}
+	for i, ip := range migrationIPs {
+		if p := before.service(t, c.ns, fmt.Sprintf("svc-%d", i)); !p.KeepsIP || !slices.Equal(p.IPs, []string{ip}) {
+			t.Errorf("migrate check predicts for %s: %+v, want %s kept", p.Name, p, ip)
+		}
+	}
+	if ignored := before.ignored(); !strings.Contains(ignored, metallbNamespace+"/"+pool) || !strings.Contains(ignored, metallbNamespace+"/"+adv) {
+		t.Errorf("migrate check's ignored objects %q do not name %s/%s and %s/%s", ignored, metallbNamespace, pool, metallbNamespace, adv)
+	}
+
+	changes := watchIngress(t, c)
+	c.kcLab = env.KubeconfigFor(t, env.AdminConfig(), env.LabServer(l.Gateway))
+	c.startController()
+	for i := range l.Nodes {
+		c.startSpeaker(i)
+	}
+	for i := range l.Nodes {
+		c.waitHeartbeat(c.nodes[i])
+	}
+
+	// Reported: a Warning Event on each ignored object, and a diag finding naming it.
+	for _, o := range []struct{ kind, name string }{{"IPAddressPool", pool}, {"L2Advertisement", adv}} {
+		eventually(t, 30*time.Second, func() (bool, string) {
+			evs, err := c.client.CoreV1().Events(metallbNamespace).List(context.Background(), metav1.ListOptions{
+				FieldSelector: "involvedObject.name=" + o.name + ",involvedObject.kind=" + o.kind + ",reason=IgnoredConfiguration,type=Warning"})
+			if err != nil {
+				return false, err.Error()
+			}
+			return len(evs.Items) > 0, fmt.Sprintf("no IgnoredConfiguration Warning Event on %s %s/%s", o.kind, metallbNamespace, o.name)
+		})
+	}
+	findings := c.diagFindings("--namespace", heraldNS)
+	for _, name := range []string{pool, adv} {
+		if !slices.ContainsFunc(findings, func(f diagFinding) bool {
+			return f.Check == "config.ignored" && f.Object.Namespace == metallbNamespace && f.Object.Name == name
+		}) {
+			t.Errorf("herald diag has no config.ignored finding naming %s/%s: %+v", metallbNamespace, name, findings)
+		}
+	}
+
+	// Kept: the controller has led and the speakers decided for a while; no address moved.
+	time.Sleep(10 * time.Second)
+	for i, ip := range migrationIPs {
+		svc := fmt.Sprintf("svc-%d", i)
+		s, err := c.client.CoreV1().Services(c.ns).Get(context.Background(), svc, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ingressString(s); got != "["+ip+"]" {
+			t.Errorf("%s has %s, want [%s]", svc, got, ip)
+		}
+		t.Logf("%s keeps %s; conditions %+v", svc, ip, s.Status.Conditions)
+		// No pool Herald reads covers it, so no Herald node announces it.
+		for _, mac := range c.arping(netip.MustParseAddr(ip), 1) {
+			if n := c.macOwner(mac); n != "" {
+				t.Errorf("%s answers ARP from %s although no pool Herald reads contains it", ip, n)
+			}
+		}
+	}
+	if got := changes(); len(got) > 0 {
+		t.Fatalf("Service addresses changed:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// ignored is what the report says about configuration objects Herald will ignore.
+func (r *migrationReport) ignored() string {
+	var out []string
+	for _, s := range r.Settings {
+		if strings.Contains(s.Setting, "outside the configuration namespace") {
+			out = append(out, s.Found...)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+type diagFinding struct {
+	Check   string `json:"check"`
+	Message string `json:"message"`
+	Object  struct {
+		Kind, Namespace, Name string
+	} `json:"object"`
+}
+
+// diagFindings runs the real `herald diag --json` and returns its findings (it exits 1 on a
+// critical finding, which the report says too).
+func (c *cluster) diagFindings(args ...string) []diagFinding {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	args = append([]string{"diag", "--json", "--kubeconfig", c.env.Kubeconfig}, args...)
+	out, _ := exec.CommandContext(ctx, c.herald, args...).Output()
+	var report struct {
+		Findings []diagFinding `json:"findings"`
+	}
+	if err := json.Unmarshal(out, &report); err != nil {
+		c.t.Fatalf("herald %v: %v\n%s", args, err, out)
+	}
+	return report.Findings
+}
