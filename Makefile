@@ -12,7 +12,7 @@ export HERALD_BIN_DIR := $(BIN_DIR)
 INTEGRATION_TIMEOUT ?= 30m
 E2E_TIMEOUT ?= 40m
 
-.PHONY: all build image deps tools generate verify test test-unit test-integration test-e2e fuzz bench demo apiserver apiserver-stop clean
+.PHONY: all build image deps tools generate verify test test-unit test-integration test-e2e test-cluster cluster cluster-down fuzz bench demo apiserver apiserver-stop clean
 
 all: build
 
@@ -49,7 +49,7 @@ verify: tools
 	@bash hack/verify.sh
 
 ## test: everything CI runs.
-test: verify test-unit test-integration test-e2e
+test: verify test-unit test-integration test-e2e test-cluster
 
 test-unit:
 	$(GO) test $(GOFLAGS_TEST) ./...
@@ -59,6 +59,20 @@ test-integration: deps
 
 test-e2e: deps build
 	$(GO) test $(GOFLAGS_TEST) -p 1 -tags e2e -run 'E2E' -timeout $(E2E_TIMEOUT) ./...
+
+## test-cluster: the real-cluster tier (test/cluster): kubelet, containerd and kube-proxy in
+## every lab node's namespace, Herald installed from the chart with the image `make image` built.
+CLUSTER_TIMEOUT ?= 30m
+test-cluster: deps build image
+	$(GO) test $(GOFLAGS_TEST) -p 1 -tags cluster -run 'Cluster' -timeout $(CLUSTER_TIMEOUT) -v ./test/cluster/
+
+## cluster: the same real cluster as a playground, Herald installed from the chart and a
+## sample Service (NODES=2); it prints the kubeconfig and what to try. cluster-down removes it.
+cluster: deps build image
+	@bash hack/cluster.sh up
+
+cluster-down:
+	@bash hack/cluster.sh down
 
 ## fuzz: every Fuzz function in the module for FUZZTIME each (default 30s); PKG=./announcers/...
 ## narrows it. `make test-unit` already replays every committed seed corpus.

@@ -39,7 +39,7 @@ func fatObjects() (svcs []*corev1.Service, slices []*discoveryv1.EndpointSlice, 
 	}{{"web", "192.0.2.10", true, nil}, {"db", "192.0.2.11", false, &class}, {"shared", "192.0.2.10", false, nil}} {
 		svc := &corev1.Service{
 			ObjectMeta: fatMeta("ns", s.name, map[string]string{"app": s.name}, map[string]string{snapshot.AnnotationAllocatedFromPool: "pool-a"}),
-			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.96.0.1", ClusterIPs: []string{"10.96.0.1"},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "198.19.0.1", ClusterIPs: []string{"198.19.0.1"},
 				Ports: []corev1.ServicePort{{Port: 80}}, Selector: map[string]string{"app": s.name}, LoadBalancerClass: s.class,
 				ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster},
 			Status: corev1.ServiceStatus{

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -59,8 +60,12 @@ func baseFiles() []File {
 }
 
 // HeraldSpec is Herald's image: every binary in dir (herald, the announcers, kubectl-herald)
-// in /usr/local/bin, herald as the entrypoint, the non-root user by default.
-func HeraldSpec(dir string, names []string) (Spec, error) {
+// in /usr/local/bin, entrypoint (herald) started by default as the non-root user. The test
+// bed's image (test/cluster: pause and an echo server) is built the same way.
+func HeraldSpec(dir string, names []string, entrypoint string) (Spec, error) {
+	if !slices.Contains(names, entrypoint) {
+		return Spec{}, fmt.Errorf("entrypoint %q is not among the binaries %v", entrypoint, names)
+	}
 	files := baseFiles()
 	for _, name := range names {
 		data, err := os.ReadFile(filepath.Join(dir, name))
@@ -71,7 +76,7 @@ func HeraldSpec(dir string, names []string) (Spec, error) {
 	}
 	return Spec{
 		Files:      files,
-		Entrypoint: []string{path.Join(binDir, "herald")},
+		Entrypoint: []string{path.Join(binDir, entrypoint)},
 		User:       fmt.Sprintf("%d:%d", nonRoot, nonRoot),
 		Env:        []string{"PATH=" + binDir + ":/usr/bin:/bin"},
 	}, nil

@@ -21,7 +21,7 @@ func sampleSpec(t *testing.T, herald []byte) Spec {
 			t.Fatal(err)
 		}
 	}
-	spec, err := HeraldSpec(dir, []string{"herald", "herald-announcer-arp"})
+	spec, err := HeraldSpec(dir, []string{"herald", "herald-announcer-arp"}, "herald")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,14 +18,15 @@ func main() {
 	bin := flag.String("bin", "bin/image", "directory holding the binaries to ship (every file in it)")
 	ref := flag.String("ref", "docker.io/herald-lb/herald:dev", "image name written in the archive's index")
 	out := flag.String("out", "bin/herald.oci.tar", "the OCI archive to write")
+	entrypoint := flag.String("entrypoint", "herald", "the binary (of -bin) the image starts")
 	flag.Parse()
-	if err := run(*bin, *ref, *out); err != nil {
+	if err := run(*bin, *ref, *out, *entrypoint); err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, ref, out string) error {
+func run(bin, ref, out, entrypoint string) error {
 	entries, err := os.ReadDir(bin)
 	if err != nil {
 		return err
@@ -40,7 +41,7 @@ func run(bin, ref, out string) error {
 	if len(names) == 0 {
 		return fmt.Errorf("%s holds no binaries", bin)
 	}
-	spec, err := HeraldSpec(bin, names)
+	spec, err := HeraldSpec(bin, names, entrypoint)
 	if err != nil {
 		return err
 	}

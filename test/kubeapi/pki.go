@@ -28,7 +28,7 @@ type pki struct {
 
 // servingIPs lists the addresses the serving certificate is valid for.
 func servingIPs() []net.IP {
-	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP(KubernetesServiceIP)}
 	for a := LabGatewayPrefix.Addr().Next(); LabGatewayPrefix.Contains(a); a = a.Next() {
 		ips = append(ips, net.IP(a.AsSlice()))
 	}

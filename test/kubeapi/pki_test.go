@@ -56,3 +56,12 @@ func TestNamespacePrefixIsADNSLabelPrefix(t *testing.T) {
 		}
 	}
 }
+
+// The token file quotes a group list, as kube-apiserver's CSV reader needs.
+func TestTokenFile(t *testing.T) {
+	got := tokenFile("adm", []string{"t1,system:node:a,uid-a,system:nodes", "t2,system:kube-proxy,uid-p", "t3,u,uid-u,g1,g2"})
+	want := "adm,admin,admin-uid,system:masters\nt1,system:node:a,uid-a,system:nodes\nt2,system:kube-proxy,uid-p\nt3,u,uid-u,\"g1,g2\"\n"
+	if got != want {
+		t.Fatalf("tokenFile =\n%s\nwant\n%s", got, want)
+	}
+}

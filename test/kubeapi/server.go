@@ -36,9 +36,14 @@ const EtcdVersion = "3.7.0"
 // cores under a parallel test run are slow, an idle machine needs a few seconds.
 const startTimeout = 3 * time.Minute
 
-// ServiceClusterIPRanges is the apiserver's dual-stack Service ClusterIP allocation range.
-// Nothing routes these addresses: there is no kube-proxy, the range only feeds the allocator.
-const ServiceClusterIPRanges = "10.96.0.0/16,fd00:10:96::/112"
+// ServiceClusterIPRanges is the apiserver's dual-stack Service ClusterIP allocation range,
+// from the benchmarking block 198.18.0.0/15 and the documentation prefix: without kube-proxy
+// nothing routes them; in package test/cluster kube-proxy does, inside the lab's namespaces.
+const ServiceClusterIPRanges = "198.19.0.0/16,2001:db8:96::/112"
+
+// KubernetesServiceIP is the ClusterIP of the default/kubernetes Service (the first of
+// ServiceClusterIPRanges); the serving certificate covers it, as pods reach the API there.
+const KubernetesServiceIP = "198.19.0.1"
 
 // Options configure Start.
 type Options struct {
@@ -48,6 +53,12 @@ type Options struct {
 	// Detached makes the processes outlive the caller (own session, no parent-death signal),
 	// for `kubeapi start`. Otherwise they die with the calling process.
 	Detached bool
+	// ExtraArgs are appended to kube-apiserver's flags (a later flag wins), e.g. the endpoint
+	// reconciler and Node authorizer a cluster with kubelets needs.
+	ExtraArgs []string
+	// Tokens are extra static tokens, "token,user,uid,group1,group2" lines of the
+	// token-auth-file (kubelets, kube-proxy, kube-controller-manager).
+	Tokens []string
 }
 
 // Server is a running etcd + kube-apiserver pair.
@@ -90,6 +101,14 @@ type state struct {
 // one install.sh cached.
 func APIServerBinary() (string, error) {
 	return cachedBinary("HERALD_KUBE_APISERVER", "kube-apiserver", KubeVersion, "apiserver")
+}
+
+// KubeBinary returns a Kubernetes binary of KubeVersion other than kube-apiserver (kubelet,
+// kube-proxy, kube-scheduler, kube-controller-manager): $HERALD_<NAME> (upper case, dashes as
+// underscores), or the one `install.sh node` cached.
+func KubeBinary(name string) (string, error) {
+	env := "HERALD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	return cachedBinary(env, name, KubeVersion, "node")
 }
 
 // EtcdBinary returns the etcd binary to run: $HERALD_ETCD, or the one install.sh cached.
@@ -178,7 +197,7 @@ func start(ctx context.Context, opts Options) (s *Server, err error) {
 		"serving.key":   keys.servingKeyPEM,
 		"sa.key":        keys.saKeyPEM,
 		"sa.pub":        keys.saPubPEM,
-		"tokens.csv":    []byte(s.AdminToken + ",admin,admin-uid,system:masters\n"),
+		"tokens.csv":    []byte(tokenFile(s.AdminToken, opts.Tokens)),
 		"etcd.log":      nil,
 		"apiserver.log": nil,
 	}
@@ -237,6 +256,7 @@ func start(ctx context.Context, opts Options) (s *Server, err error) {
 		"--profiling=false",
 		"--v=1",
 	}
+	apiArgs = append(apiArgs, opts.ExtraArgs...)
 	s.apiStart = func() (*process, error) {
 		return startProcess(opts.Detached, filepath.Join(s.Dir, "apiserver.log"), apiBin, apiArgs...)
 	}
@@ -536,4 +556,19 @@ func alive(pid int) bool {
 		return stat[i+2] != 'Z'
 	}
 	return true
+}
+
+// tokenFile is the token-auth-file: the admin's token, then extra lines, each quoted where
+// a group list needs it ("token,user,uid,\"g1,g2\"").
+func tokenFile(admin string, extra []string) string {
+	var b strings.Builder
+	b.WriteString(admin + ",admin,admin-uid,system:masters\n")
+	for _, line := range extra {
+		parts := strings.SplitN(line, ",", 4)
+		if len(parts) == 4 && strings.Contains(parts[3], ",") {
+			line = strings.Join(parts[:3], ",") + ",\"" + parts[3] + "\""
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
 }

@@ -48,6 +48,17 @@ type Lab struct {
 	st        *state
 	closeOnce sync.Once
 	closeErr  error
+	mu        sync.Mutex
+	onClose   []func() error
+}
+
+// OnClose registers f to run first when the lab is closed (last registered, first run), also
+// when SIGINT or SIGTERM closes it: for what a test put beside the namespaces (mounts,
+// cgroups, sysctls) that deleting them does not undo.
+func (l *Lab) OnClose(f func() error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onClose = append(l.onClose, f)
 }
 
 // Host is one namespace of the lab.
@@ -138,7 +149,14 @@ func create(opts Options, owner int) (*Lab, error) {
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
 		unregister(l)
-		l.closeErr = l.st.destroy()
+		l.mu.Lock()
+		fs := l.onClose
+		l.mu.Unlock()
+		var errs []error
+		for i := len(fs) - 1; i >= 0; i-- {
+			errs = append(errs, fs[i]())
+		}
+		l.closeErr = errors.Join(append(errs, l.st.destroy())...)
 	})
 	return l.closeErr
 }

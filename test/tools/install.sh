@@ -3,7 +3,7 @@
 # Debian packages (FRR, arping, ndisc6, curl, tcpdump, protoc), etcd and a kube-apiserver built
 # from the Go module proxy, and the Go tools used by `make verify` and code generation.
 # Everything is cached under $HERALD_CACHE (default ~/.cache/herald) keyed by version, so a
-# second run takes a second or two. Usage: install.sh [apt|etcd|apiserver|tools|all]...
+# second run takes a second or two. Usage: install.sh [apt|etcd|apiserver|node|tools|all]...
 set -euo pipefail
 
 KUBE_VERSION=${KUBE_VERSION:-1.37.2}
@@ -21,20 +21,21 @@ log() { printf '[install] %s\n' "$*" >&2; }
 # prometheus brings promtool, which checks the chart's alerting rules.
 apt_packages=(frr iputils-arping ndisc6 curl tcpdump iproute2 protobuf-compiler iputils-ping procps prometheus)
 
+# install_apt installs the named Debian packages (default: apt_packages) that are missing.
 install_apt() {
-  local stamp=$CACHE/apt-${#apt_packages[@]}.stamp missing=()
-  for p in "${apt_packages[@]}"; do
+  local pkgs=("$@") missing=() p
+  [ ${#pkgs[@]} -gt 0 ] || pkgs=("${apt_packages[@]}")
+  for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then return 0; fi
   log "apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # FRR's postinst tries to start services; there is no init system to honour that.
+  # FRR's and containerd's postinst try to start services; there is no init system to honour that.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
-  touch "$stamp"
 }
 
 # install_etcd builds etcd $ETCD_VERSION (the main package of go.etcd.io/etcd/server/v3) from the
@@ -86,7 +87,11 @@ package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
       go mod edit -require=k8s.io/kubernetes@v$KUBE_VERSION
@@ -107,6 +112,20 @@ GO
 }
 
 install_apiserver() { install_kube kube-apiserver; install_kube kubectl; }
+
+# The real-cluster tier (test/cluster, make cluster): the node and control-plane binaries from
+# the same module as kube-apiserver (most packages are shared, so they build in minutes once it
+# is built), and the container runtime, runc, the CNI plugins, iptables and conntrack from
+# Debian. Debian's containerd 1.6 serves kubelet 1.37 through the CRI fallback that 1.38
+# removes; it saves building containerd 2.x on every cold machine, and moving to it is this one
+# function when the cluster moves to 1.38.
+node_apt_packages=(containerd runc containernetworking-plugins iptables conntrack)
+
+install_node() {
+  install_apt "${node_apt_packages[@]}"
+  local name
+  for name in kubelet kube-proxy kube-scheduler kube-controller-manager; do install_kube "$name"; done
+}
 
 # Go tools, pinned; installed into $BIN with a version suffix so upgrades never reuse stale ones.
 go_tools=(
@@ -144,8 +163,9 @@ for what in "$@"; do
     apt) install_apt ;;
     etcd) install_etcd ;;
     apiserver) install_apiserver ;;
+    node) install_node ;;
     tools) install_tools ;;
-    all) install_apt; install_tools; install_etcd; install_apiserver ;;
-    *) echo "usage: $0 [apt|etcd|apiserver|tools|all]..." >&2; exit 2 ;;
+    all) install_apt; install_tools; install_etcd; install_apiserver; install_node ;;
+    *) echo "usage: $0 [apt|etcd|apiserver|node|tools|all]..." >&2; exit 2 ;;
   esac
 done
