@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -98,7 +99,10 @@ type diagReport struct {
 
 func (e *env) diag() diagReport {
 	e.t.Helper()
-	out, _ := e.run(e.herald(), "diag", "--json", "--namespace", heraldNS, "--kubeconfig", e.c.Kubeconfig)
+	// diag exits non-zero with a critical finding and says so on stderr: read stdout only.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, e.herald(), "diag", "--json", "--namespace", heraldNS, "--kubeconfig", e.c.Kubeconfig).Output()
 	var r diagReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		e.t.Fatalf("herald diag --json: %v\n%s", err, out)
@@ -164,7 +168,8 @@ func (e *env) killSpeakerContainer(ip netip.Addr, owner string) {
 	replies := w.snapshot()
 	w.stop()
 	gapKill, _ := maxGap(replies, killed, moved)
-	gapReturn, at := maxGap(replies, back.Add(-10*time.Second), end)
+	gapReturn, at := maxGap(replies, moved, end)
+	e.t.Logf("who answered %s after the kill: %s", ip, e.transitions(replies, killed))
 	e.t.Logf("speaker container on %s killed: %s answered from another node after %s (longest silence %s); after kubelet restarted it (restart seen %s after the kill), the longest silence was %s at %s",
 		owner, ip, moved.Sub(killed).Round(time.Millisecond), gapKill.Round(time.Millisecond), back.Sub(killed).Round(time.Second), gapReturn.Round(time.Millisecond), at.Format("15:04:05.000"))
 	if moved.Sub(killed) > 5*time.Second {
@@ -312,4 +317,26 @@ func (e *env) helmUninstall() {
 		slices.Sort(left)
 		return len(left) == 0, fmt.Sprintf("left behind: %v", left)
 	})
+}
+
+// transitions summarises a reply sequence from start: each change of the answering node and
+// each silence over 100 ms, with times relative to start.
+func (e *env) transitions(replies []arpReply, start time.Time) string {
+	var b strings.Builder
+	last, lastAt := "", start
+	for _, r := range replies {
+		if r.at.Before(start) {
+			continue
+		}
+		node := e.nodeOfMAC(r.mac)
+		if g := r.at.Sub(lastAt); g > 100*time.Millisecond {
+			fmt.Fprintf(&b, " [silent %s]", g.Round(time.Millisecond))
+		}
+		if node != last {
+			fmt.Fprintf(&b, " %s@+%s", node, r.at.Sub(start).Round(time.Millisecond))
+			last = node
+		}
+		lastAt = r.at
+	}
+	return b.String()
 }

@@ -222,8 +222,10 @@ func (c *Cluster) waitNodesReady(timeout time.Duration) error {
 	for {
 		var notReady []string
 		for _, n := range c.Nodes {
-			if !n.kubelet.running() {
-				return fmt.Errorf("kubelet of %s exited", n.Name)
+			for _, p := range []*proc{n.containerd, n.kubelet, n.proxy} {
+				if !p.running() {
+					return fmt.Errorf("%s of %s exited", p.name, n.Name)
+				}
 			}
 			node, err := c.Client.CoreV1().Nodes().Get(context.Background(), n.Name, metav1.GetOptions{})
 			if err != nil {

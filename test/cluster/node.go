@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/herald-lb/herald/test/kubeapi"
 )
 
 // startNode starts containerd, imports the images, writes the CNI configuration and the
@@ -27,7 +29,6 @@ func (c *Cluster) startNode(n *Node, bins binaries, nodeToken, proxyToken string
 		"containerd.toml":        containerdConfig(n),
 		"cni/10-herald.conflist": cniConfig(n),
 		"kubelet.yaml":           kubeletConfig(n),
-		"kube-proxy.yaml":        proxyConfig(n),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(n.dir, name), []byte(data), 0o600); err != nil {
@@ -45,6 +46,12 @@ func (c *Cluster) startNode(n *Node, bins binaries, nodeToken, proxyToken string
 		if err := importImage(bins.ctr, n.socket, img); err != nil {
 			return err
 		}
+	}
+	// Nodes have no default route: locally generated traffic to a ClusterIP needs a route
+	// before kube-proxy's OUTPUT rules translate it (hostNetwork pods reach the API so).
+	serviceCIDR := strings.Split(kubeapi.ServiceClusterIPRanges, ",")[0]
+	if out, err := exec.Command("ip", "-n", n.Host.Netns, "route", "replace", serviceCIDR, "dev", n.Host.Iface).CombinedOutput(); err != nil {
+		return fmt.Errorf("route to the Service range: %v: %s", err, out)
 	}
 	for i, h := range c.Lab.Nodes {
 		if h == n.Host {
@@ -66,6 +73,9 @@ func (c *Cluster) startNode(n *Node, bins binaries, nodeToken, proxyToken string
 	if err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(n.dir, "kube-proxy.yaml"), []byte(proxyConfig(n, proxyKC)), 0o600); err != nil {
+		return err
+	}
 	if n.kubelet, err = startProc(n.dir, "kubelet", n.Host.Netns, bins.kubelet,
 		"--config="+filepath.Join(n.dir, "kubelet.yaml"), "--kubeconfig="+kubeletKC,
 		"--hostname-override="+n.Name, "--node-ip="+n.Host.IPv4.String(),
@@ -73,7 +83,7 @@ func (c *Cluster) startNode(n *Node, bins binaries, nodeToken, proxyToken string
 		return err
 	}
 	n.proxy, err = startProc(n.dir, "kube-proxy", n.Host.Netns, bins.proxy,
-		"--config="+filepath.Join(n.dir, "kube-proxy.yaml"), "--kubeconfig="+proxyKC, "--v=1")
+		"--config="+filepath.Join(n.dir, "kube-proxy.yaml"), "--v=1")
 	return err
 }
 
@@ -192,10 +202,12 @@ rotateCertificates: false
 }
 
 // proxyConfig: iptables mode; conntrack sysctls untouched (zero values), since most of
-// them are not per network namespace.
-func proxyConfig(n *Node) string {
+// them are not per network namespace. With --config, the kubeconfig must be in the file.
+func proxyConfig(n *Node, kubeconfig string) string {
 	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: %s
 mode: iptables
 hostnameOverride: %s
 bindAddress: %s
@@ -208,5 +220,5 @@ conntrack:
   min: 0
   tcpEstablishedTimeout: 0s
   tcpCloseWaitTimeout: 0s
-`, n.Name, n.Host.IPv4, clusterCIDR)
+`, kubeconfig, n.Name, n.Host.IPv4, clusterCIDR)
 }

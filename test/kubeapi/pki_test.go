@@ -3,6 +3,7 @@ package kubeapi
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"slices"
 	"testing"
 )
 
@@ -63,5 +64,13 @@ func TestTokenFile(t *testing.T) {
 	want := "adm,admin,admin-uid,system:masters\nt1,system:node:a,uid-a,system:nodes\nt2,system:kube-proxy,uid-p\nt3,u,uid-u,\"g1,g2\"\n"
 	if got != want {
 		t.Fatalf("tokenFile =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestMergeFlags(t *testing.T) {
+	got := mergeFlags([]string{"--a=1", "--authorization-mode=RBAC", "--b"}, []string{"--authorization-mode=Node,RBAC", "--c=3"})
+	want := []string{"--a=1", "--b", "--authorization-mode=Node,RBAC", "--c=3"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("mergeFlags = %v, want %v", got, want)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,8 +54,8 @@ type Options struct {
 	// Detached makes the processes outlive the caller (own session, no parent-death signal),
 	// for `kubeapi start`. Otherwise they die with the calling process.
 	Detached bool
-	// ExtraArgs are appended to kube-apiserver's flags (a later flag wins), e.g. the endpoint
-	// reconciler and Node authorizer a cluster with kubelets needs.
+	// ExtraArgs ("--name=value") replace kube-apiserver's flags of the same name or add to
+	// them, e.g. the endpoint reconciler and Node authorizer a cluster with kubelets needs.
 	ExtraArgs []string
 	// Tokens are extra static tokens, "token,user,uid,group1,group2" lines of the
 	// token-auth-file (kubelets, kube-proxy, kube-controller-manager).
@@ -177,10 +178,12 @@ func start(ctx context.Context, opts Options) (s *Server, err error) {
 	} else if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	// The error returns below give a nil *Server: the deferred cleanup keeps its own.
+	srv := s
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("%w\n%s", err, s.LogTail(30))
-			s.Stop()
+			err = fmt.Errorf("%w\n%s", err, srv.LogTail(30))
+			srv.Stop()
 		}
 	}()
 
@@ -256,7 +259,7 @@ func start(ctx context.Context, opts Options) (s *Server, err error) {
 		"--profiling=false",
 		"--v=1",
 	}
-	apiArgs = append(apiArgs, opts.ExtraArgs...)
+	apiArgs = mergeFlags(apiArgs, opts.ExtraArgs)
 	s.apiStart = func() (*process, error) {
 		return startProcess(opts.Detached, filepath.Join(s.Dir, "apiserver.log"), apiBin, apiArgs...)
 	}
@@ -571,4 +574,18 @@ func tokenFile(admin string, extra []string) string {
 		b.WriteString(line + "\n")
 	}
 	return b.String()
+}
+
+// mergeFlags returns base with every "--name=value" of extra replacing base's flag of that
+// name (list flags such as --authorization-mode append when repeated, so they are replaced,
+// not repeated), and the rest of extra appended.
+func mergeFlags(base, extra []string) []string {
+	name := func(f string) string { n, _, _ := strings.Cut(f, "="); return n }
+	out := make([]string, 0, len(base)+len(extra))
+	for _, b := range base {
+		if !slices.ContainsFunc(extra, func(e string) bool { return name(e) == name(b) }) {
+			out = append(out, b)
+		}
+	}
+	return append(out, extra...)
 }
