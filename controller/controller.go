@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
@@ -39,6 +40,7 @@ import (
 	metallblisters "github.com/herald-lb/herald/config/metallb/client/listers/metallb/v1beta1"
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/ipam"
+	"github.com/herald-lb/herald/owner"
 )
 
 // poolsKey is the work-queue key for "the pool configuration changed"; Service keys always
@@ -291,6 +293,7 @@ func (c *controller) electOnce(ctx context.Context, election *leaderelection.Hea
 				defer cancel()
 				defer context.AfterFunc(ctx, cancel)()
 				logger.Info("Leading: allocating addresses", "identity", c.opts.Identity)
+				c.ownLease(workCtx)
 				c.readiness.startLeading()
 				leaderGauge.Set(1)
 				defer c.stopLeading()
@@ -464,4 +467,29 @@ func (c *controller) processNext(ctx context.Context) bool {
 	klog.FromContext(ctx).V(2).Info("Retrying", "key", key, "err", err)
 	c.queue.AddRateLimited(key)
 	return true
+}
+
+// ownLease makes the controller's ServiceAccount an owner of the election Lease (see package
+// owner), so it goes with the installation; best effort, since leading does not need it.
+func (c *controller) ownLease(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	ref, err := owner.ServiceAccount(ctx, c.client, c.opts.Namespace)
+	if err != nil || ref == nil {
+		if err != nil {
+			logger.Error(err, "The election Lease will not be garbage-collected with the ServiceAccount")
+		}
+		return
+	}
+	leases := c.client.CoordinationV1().Leases(c.opts.Namespace)
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		l, err := leases.Get(ctx, c.opts.LeaseName, metav1.GetOptions{})
+		if err != nil || !owner.Set(l, ref) {
+			return err
+		}
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		logger.Error(err, "Could not make the ServiceAccount own the election Lease", "lease", c.opts.LeaseName)
+	}
 }

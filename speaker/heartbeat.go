@@ -14,6 +14,7 @@ import (
 
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/heartbeat"
+	"github.com/herald-lb/herald/owner"
 )
 
 // heartbeater renews this node's heartbeat Lease on an interval and remembers how the
@@ -37,7 +38,9 @@ type heartbeater struct {
 	// renewed, when set, is called after every successful renewal.
 	renewed func()
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// owner, when set, is added to the Lease's owners (see package owner).
+	owner     *metav1.OwnerReference
 	draining  bool
 	lastRenew time.Time
 	lease     *coordinationv1.Lease
@@ -175,7 +178,7 @@ func (h *heartbeater) renew(ctx context.Context) error {
 	h.mu.Lock()
 	hb := heartbeat.Heartbeat{NodeName: h.node, Holder: h.holder, RenewTime: h.now(), LeaseDuration: h.duration, Draining: h.draining,
 		Interfaces: itfs, Announcers: anns}
-	prev := h.lease
+	prev, own := h.lease, h.owner
 	h.mu.Unlock()
 	leases := h.client.Leases(h.namespace)
 	var written *coordinationv1.Lease
@@ -193,6 +196,7 @@ func (h *heartbeater) renew(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		owner.Set(l, own)
 		written, err = leases.Create(ctx, l, metav1.CreateOptions{})
 		if err != nil {
 			return fmt.Errorf("lease %s/%s: create: %w", h.namespace, l.Name, err)
@@ -202,6 +206,8 @@ func (h *heartbeater) renew(ctx context.Context) error {
 		if err := heartbeat.EncodeInto(l, hb); err != nil {
 			return err
 		}
+		owner.Set(l, own) // a Lease written before the speaker had an owner
+
 		written, err = leases.Update(ctx, l, metav1.UpdateOptions{})
 		if err != nil {
 			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
@@ -225,4 +231,11 @@ func (h *heartbeater) renew(ctx context.Context) error {
 	h.lastRenew = hb.RenewTime
 	h.failure = nil
 	return nil
+}
+
+// setOwner makes ref an owner of the Lease from the next renewal on.
+func (h *heartbeater) setOwner(ref *metav1.OwnerReference) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.owner = ref
 }

@@ -46,6 +46,7 @@ import (
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/heartbeat"
+	"github.com/herald-lb/herald/owner"
 	"github.com/herald-lb/herald/plugins/interfaces"
 	"github.com/herald-lb/herald/snapshot"
 	"github.com/herald-lb/herald/speaker/announce"
@@ -252,6 +253,14 @@ func (s *Speaker) run(ctx context.Context) error {
 	if err := CheckCRDs(ctx, s.client, s.bgpAnnouncer() != ""); err != nil {
 		return err
 	}
+	// The objects this speaker creates (its heartbeat, status objects) are owned by its
+	// ServiceAccount, so they go with the installation even though the pod loses its RBAC
+	// before it stops. Without one (a kubeconfig user) they are left to the operator.
+	own, err := owner.ServiceAccount(ctx, s.client, s.namespace())
+	if err != nil {
+		s.log.Error(err, "objects this speaker creates will not be garbage-collected with its ServiceAccount")
+	}
+	s.hb.setOwner(own)
 	framework.RegisterMetrics()
 	reg := framework.Registry{}
 	if err := reg.Merge(s.o.Registry); err != nil {
@@ -264,10 +273,10 @@ func (s *Speaker) run(ctx context.Context) error {
 		return statusLister.ServiceL2Statuses(ns).Get(name)
 	}
 	s.recorder = s.newRecorder(ctx)
-	s.statusWriter = announce.NewL2StatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), statusLister)
+	s.statusWriter = announce.NewL2StatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), statusLister).WithOwner(own)
 	s.l2Status = announce.NewAsyncStatus(s.statusWriter, s.log.WithName("l2-status"))
 	s.bgpStatus = announce.NewAsyncStatus(
-		announce.NewBGPStatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister()),
+		announce.NewBGPStatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister()).WithOwner(own),
 		s.log.WithName("bgp-status"))
 	s.stale = &staleSweeper{self: s.o.NodeName, log: s.log.WithName("stale-status"), client: s.metallb.MetallbV1beta1(),
 		l2: statusLister, bgp: l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister(), snapshot: s.builder.Snapshot,

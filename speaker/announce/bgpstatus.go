@@ -18,6 +18,7 @@ import (
 	metallblisters "github.com/herald-lb/herald/config/metallb/client/listers/metallb/v1beta1"
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/owner"
 )
 
 // maxNameLength is the longest object name the API server accepts (a DNS subdomain).
@@ -43,6 +44,8 @@ func BGPStatusName(svc framework.ServiceKey, node string) string {
 // each IP is advertised to: the object lists their union and is deleted with the last IP.
 type BGPStatusWriter struct {
 	node string
+	// owner, when set, owns every object created (see package owner).
+	owner *metav1.OwnerReference
 	// namespace is the speaker's own, where every status object lives.
 	namespace string
 	client    metallbclient.MetallbV1beta1Interface
@@ -91,6 +94,7 @@ func (w *BGPStatusWriter) Publish(ctx context.Context, svc framework.ServiceKey,
 	if cur == nil {
 		obj := &metallbv1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.namespace,
 			Labels: map[string]string{LabelNode: w.node, LabelServiceName: svc.Name, LabelServiceNamespace: svc.Namespace}}}
+		owner.Set(obj, w.owner)
 		created, err := c.Create(ctx, obj, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			// The lister lags behind an object this node wrote before a restart.
@@ -225,4 +229,11 @@ func (w *BGPStatusWriter) unionLocked(key string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// WithOwner makes ref the owner of every object the writer creates from now on; call it
+// before the writer is used.
+func (w *BGPStatusWriter) WithOwner(ref *metav1.OwnerReference) *BGPStatusWriter {
+	w.owner = ref
+	return w
 }

@@ -15,6 +15,7 @@ import (
 	metallblisters "github.com/herald-lb/herald/config/metallb/client/listers/metallb/v1beta1"
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/owner"
 )
 
 // Labels on the ServiceL2Status and ServiceBGPStatus objects, MetalLB's keys and values, so
@@ -41,6 +42,8 @@ func StatusName(svc framework.ServiceKey, ip netip.Addr) string {
 // the current ones from the informer's lister.
 type L2StatusWriter struct {
 	node string
+	// owner, when set, owns every object created (see package owner).
+	owner *metav1.OwnerReference
 	// namespace is the speaker's own, where every status object lives.
 	namespace string
 	client    metallbclient.MetallbV1beta1Interface
@@ -129,6 +132,7 @@ func (w *L2StatusWriter) create(ctx context.Context, svc framework.ServiceKey, i
 			Labels:    map[string]string{LabelNode: w.node, LabelServiceName: svc.Name, LabelServiceNamespace: svc.Namespace},
 		},
 	}
+	owner.Set(obj, w.owner)
 	c := w.client.ServiceL2Statuses(w.namespace)
 	created, err := c.Create(ctx, obj, metav1.CreateOptions{})
 	if err != nil {
@@ -211,4 +215,11 @@ func interfaceNames(infos []metallbv1beta1.InterfaceInfo) []string {
 		out[i] = in.Name
 	}
 	return out
+}
+
+// WithOwner makes ref the owner of every object the writer creates from now on; call it
+// before the writer is used.
+func (w *L2StatusWriter) WithOwner(ref *metav1.OwnerReference) *L2StatusWriter {
+	w.owner = ref
+	return w
 }
