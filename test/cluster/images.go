@@ -35,7 +35,7 @@ func HeraldImage() (string, error) {
 	}
 	p := filepath.Join(root, "bin", "herald.oci.tar")
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("Herald's image: %w (run `make image`, or set $HERALD_IMAGE)", err)
+		return "", fmt.Errorf("the image of Herald: %w (run `make image`, or set $HERALD_IMAGE)", err)
 	}
 	return p, nil
 }
