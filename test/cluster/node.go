@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,10 +62,8 @@ func (c *Cluster) startNode(n *Node, bins binaries, nodeToken, proxyToken string
 			return fmt.Errorf("route to %s's pods: %v: %s", h.Netns, err, out)
 		}
 	}
-	server := c.Server.Host
-	if i := strings.LastIndex(server, ":"); i > 0 {
-		server = "https://" + c.Lab.Gateway.String() + server[i:]
-	}
+	// The API server binds every address; nodes reach it at the lab's gateway.
+	server := "https://" + netip.AddrPortFrom(c.Lab.Gateway, uint16(c.Server.Port)).String()
 	kubeletKC, err := c.kubeconfig(n.Name+"-kubelet", nodeToken, server)
 	if err != nil {
 		return err
