@@ -272,10 +272,12 @@ func startRoles(t *testing.T, values string, setup func(*roles)) *roles {
 	dep := typedOne[appsDeployment](t, h.objs, "Deployment")
 	ds := typedOne[appsDaemonSet](t, h.objs, "DaemonSet")
 	h.ctrlSA, h.spkSA = dep.Spec.Template.Spec.ServiceAccountName, ds.Spec.Template.Spec.ServiceAccountName
-	ctrlCfg := h.ctrlRec.wrap(env.ServiceAccountConfig(t, ns, h.ctrlSA))
-	spkCfg := h.spkRec.wrap(env.ServiceAccountConfig(t, ns, h.spkSA))
-	waitAuthorized(t, ctrlCfg, ns)
+	// The speaker's token is bound to a pod on its node, as the kubelet's is: the chart's
+	// lease policy lets it write only that node's heartbeat.
 	createReadyNode(t, h.admin, h.node)
+	ctrlCfg := h.ctrlRec.wrap(env.ServiceAccountConfig(t, ns, h.ctrlSA))
+	spkCfg := h.spkRec.wrap(env.ServiceAccountConfigOnNode(t, ns, h.spkSA, h.node))
+	waitAuthorized(t, ctrlCfg, ns)
 	if setup != nil {
 		setup(h)
 	}

@@ -125,6 +125,32 @@ func (e *Environment) KubeconfigFor(t testing.TB, cfg *rest.Config, server strin
 // it, so tests can prove least privilege.
 func (e *Environment) ServiceAccountConfig(t testing.TB, namespace, name string) *rest.Config {
 	t.Helper()
+	return e.serviceAccountConfig(t, namespace, name, nil)
+}
+
+// ServiceAccountConfigOnNode is ServiceAccountConfig with a token bound to a Pod of the
+// account on the node, as the kubelet projects into a DaemonSet's pod: the API server adds
+// the node to the token's claims (user extra authentication.kubernetes.io/node-name), which
+// admission policies can check. The Pod is only an object (no kubelet runs it); the Node
+// object should exist first, so the claim carries its UID too.
+func (e *Environment) ServiceAccountConfigOnNode(t testing.TB, namespace, name, node string) *rest.Config {
+	t.Helper()
+	return e.serviceAccountConfig(t, namespace, name, func(client kubernetes.Interface) *authenticationv1.BoundObjectReference {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: name + "-"},
+			Spec: corev1.PodSpec{ServiceAccountName: name, NodeName: node,
+				Containers: []corev1.Container{{Name: "pause", Image: "registry.k8s.io/pause:3.10"}}},
+		}
+		got, err := client.CoreV1().Pods(namespace).Create(context.Background(), pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("kubeapi: creating a pod of %s/%s on node %s: %v", namespace, name, node, err)
+		}
+		return &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: got.Name, UID: got.UID}
+	})
+}
+
+func (e *Environment) serviceAccountConfig(t testing.TB, namespace, name string, bind func(kubernetes.Interface) *authenticationv1.BoundObjectReference) *rest.Config {
+	t.Helper()
 	ctx := context.Background()
 	client := e.Client(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
@@ -136,9 +162,11 @@ func (e *Environment) ServiceAccountConfig(t testing.TB, namespace, name string)
 		t.Fatalf("kubeapi: creating service account %s/%s: %v", namespace, name, err)
 	}
 	expiry := int64(2 * time.Hour / time.Second)
-	tr, err := client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry},
-	}, metav1.CreateOptions{})
+	spec := authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}
+	if bind != nil {
+		spec.BoundObjectRef = bind(client)
+	}
+	tr, err := client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("kubeapi: token for service account %s/%s: %v", namespace, name, err)
 	}
