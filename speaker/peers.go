@@ -2,7 +2,6 @@ package speaker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -292,7 +291,7 @@ func (p *peerSync) sync(ctx context.Context) error {
 		return nil
 	}
 	err = p.mgr.Configure(ctx, p.announcer, announcers.Config{BGP: &announcers.BGPConfig{Peers: peers}})
-	if err != nil && !errors.Is(err, manager.ErrUnavailable) {
+	if _, kept := manager.Kept(manager.Result{}, err); err != nil && !kept {
 		return err
 	}
 	names := make([]string, len(peers))

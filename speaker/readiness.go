@@ -75,7 +75,7 @@ const (
 	phaseReady
 )
 
-// announcerKinds maps announcer names to the kind of unit they answer for.
+// announcerKinds maps the kind an announcer serves to the kind of unit it answers for.
 var announcerKinds = map[string]framework.AnnouncerKind{
 	announcers.KindARP: framework.AnnouncerKindL2v4,
 	announcers.KindNDP: framework.AnnouncerKindL2v6,
@@ -85,17 +85,38 @@ var announcerKinds = map[string]framework.AnnouncerKind{
 // newReadiness tracks the kinds of the configured announcers. The L2 kinds are tracked even
 // without an announcer (reported unavailable, so IPv6 units go to nodes that run NDP); BGP
 // only with one (other bind plugins may advertise BGP units).
+// configured are announcer names that are also the kinds they serve (the built-in ones).
 func newReadiness(configured []string, holdDown, stableAfter time.Duration, now func() time.Time) *readiness {
+	byKind := map[string]string{}
+	for _, name := range configured {
+		byKind[name] = name
+	}
+	return newReadinessByKind(byKind, holdDown, stableAfter, now)
+}
+
+// newReadinessByKind is newReadiness for announcers of any name: byKind maps the kind an
+// announcer serves (announcers.KindARP, …) to its name.
+func newReadinessByKind(byKind map[string]string, holdDown, stableAfter time.Duration, now func() time.Time) *readiness {
 	r := &readiness{now: now, holdDown: holdDown, stableAfter: stableAfter, kinds: map[framework.AnnouncerKind]*kindState{
 		framework.AnnouncerKindL2v4: {reason: "no arp announcer in the speaker's configuration"},
 		framework.AnnouncerKindL2v6: {reason: "no ndp announcer in the speaker's configuration"},
 	}}
-	for _, name := range configured {
-		if kind, ok := announcerKinds[name]; ok {
+	for served, name := range byKind {
+		if kind, ok := announcerKinds[served]; ok && name != "" {
 			r.kinds[kind] = &kindState{announcer: name}
 		}
 	}
 	return r
+}
+
+// stateOfLocked is the state of the kind the named announcer serves; nil when it serves none.
+func (r *readiness) stateOfLocked(name string) *kindState {
+	for _, k := range r.kinds {
+		if k.announcer == name {
+			return k
+		}
+	}
+	return nil
 }
 
 // announcerUp reads the manager's health: whether the announcer answers now, whether it is
@@ -123,9 +144,8 @@ func (r *readiness) update(health []manager.Health) bool {
 	before := r.publishedLocked()
 	now := r.now()
 	for _, h := range health {
-		kind, ok := announcerKinds[h.Name]
-		k := r.kinds[kind]
-		if !ok || k == nil || k.announcer != h.Name {
+		k := r.stateOfLocked(h.Name)
+		if k == nil {
 			continue
 		}
 		up, starting, reason := announcerUp(h)

@@ -169,16 +169,11 @@ func newSpeaker(o Options) (*Speaker, error) {
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "herald-speaker"})
 	s.builder = snapshot.NewBuilder(s.onChange)
 	s.expiry = &expiryWatch{snapshot: s.builder.Snapshot, fire: func() { s.queue.Add(allKey) }}
-	var configured []string
-	for _, a := range o.Config.Announcers {
-		configured = append(configured, a.Name)
-	}
-	s.ready = newReadiness(configured, announcerHoldDown, announcerStable, time.Now)
 	s.hb = &heartbeater{
 		log: s.log.WithName("heartbeat"), client: client.CoordinationV1(), namespace: o.Config.Heartbeat.Namespace,
 		node: o.NodeName, holder: o.Holder, duration: o.Config.Heartbeat.LeaseDuration.Duration,
 		interval: o.Config.Heartbeat.RenewInterval.Duration, interfaces: o.Interfaces, now: time.Now,
-		announcers: s.ready.published, renewNow: make(chan struct{}, 1), renewed: s.renewed,
+		renewNow: make(chan struct{}, 1), renewed: s.renewed,
 	}
 	specs, err := announcerSpecs(o)
 	if err != nil {
@@ -193,6 +188,12 @@ func newSpeaker(o Options) (*Speaker, error) {
 	if s.mgr, err = manager.New(s.log.WithName("announcers"), specs, mo); err != nil {
 		return nil, err
 	}
+	byKind := map[string]string{}
+	for _, kind := range []string{announcers.KindARP, announcers.KindNDP, announcers.KindBGP} {
+		byKind[kind] = s.mgr.For(kind)
+	}
+	s.ready = newReadinessByKind(byKind, announcerHoldDown, announcerStable, time.Now)
+	s.hb.announcers = s.ready.published
 	return s, nil
 }
 
@@ -231,14 +232,7 @@ func kindOf(name string) string {
 }
 
 // bgpAnnouncer names the configured BGP announcer, "" when there is none.
-func (s *Speaker) bgpAnnouncer() string {
-	for _, a := range s.o.Config.Announcers {
-		if a.Name == announcers.KindBGP {
-			return a.Name
-		}
-	}
-	return ""
-}
+func (s *Speaker) bgpAnnouncer() string { return s.mgr.For(announcers.KindBGP) }
 
 // namespace is the speaker's own namespace (the heartbeat namespace): it holds the heartbeat
 // Leases and the status objects, as MetalLB's speaker namespace does.
@@ -548,16 +542,10 @@ func (s *Speaker) frameworkFor(class string) (*framework.Framework, framework.Pr
 }
 
 func (s *Speaker) announcerFor(ip netip.Addr) string {
-	want := announcers.KindNDP
 	if ip.Is4() || ip.Is4In6() {
-		want = announcers.KindARP
+		return s.mgr.For(announcers.KindARP)
 	}
-	for _, a := range s.o.Config.Announcers {
-		if a.Name == want {
-			return want
-		}
-	}
-	return ""
+	return s.mgr.For(announcers.KindNDP)
 }
 
 // interfacesFor applies the Interfaces plugin's rule with the unit's profile's args.
@@ -572,13 +560,14 @@ func (s *Speaker) interfacesFor(unit *framework.Unit, node *framework.NodeInfo) 
 }
 
 func (s *Speaker) configureAnnouncers(ctx context.Context) {
-	for _, a := range s.o.Config.Announcers {
-		if a.Name != announcers.KindARP && a.Name != announcers.KindNDP {
+	for _, kind := range []string{announcers.KindARP, announcers.KindNDP} {
+		name := s.mgr.For(kind)
+		if name == "" {
 			continue
 		}
-		err := s.mgr.Configure(ctx, a.Name, announcers.Config{L2: &announcers.L2Config{}})
-		if err != nil && !errors.Is(err, manager.ErrUnavailable) {
-			s.log.Error(err, "configuring announcer", "announcer", a.Name)
+		err := s.mgr.Configure(ctx, name, announcers.Config{L2: &announcers.L2Config{}})
+		if _, kept := manager.Kept(manager.Result{}, err); err != nil && !kept {
+			s.log.Error(err, "configuring announcer", "announcer", name)
 		}
 	}
 }

@@ -113,6 +113,23 @@ type Event struct {
 	announcers.Event
 }
 
+// Kept reports whether a change given to Configure, SetDesired or Apply waits in the
+// announcer's desired state without the running announcer's acknowledgement, and why: the
+// result is pending (the announcer is starting, restarting, idle or slow), or err wraps
+// ErrUnavailable (its executable was refused: the change is sent once it is fixed). Such a
+// change is the caller's to withdraw later, but nothing answers for it yet. Kept is false for
+// an acknowledged change and for errors that keep nothing (ErrUnknownAnnouncer, ErrStopped).
+// Callers test this instead of matching errors.
+func Kept(res Result, err error) (why string, kept bool) {
+	switch {
+	case res.Pending != "":
+		return res.Pending, true
+	case errors.Is(err, ErrUnavailable):
+		return err.Error(), true
+	}
+	return "", false
+}
+
 // Result is the outcome of a change of an announcer's desired set.
 type Result struct {
 	// ApplyResult is the announcer's acknowledgement: the generation it holds and the
@@ -154,10 +171,12 @@ type Manager struct {
 	fwd     sync.WaitGroup // event forwarders
 }
 
-// New validates the specs; nothing starts before Start.
+// New validates the specs and learns the kind of each announcer whose Spec.Kind is empty
+// from its executable (one short run, see probeKind); nothing else starts before Start.
 func New(log logr.Logger, specs []Spec, opts Options) (*Manager, error) {
 	registerMetrics()
 	m := &Manager{log: log, opts: opts.withDefaults(), byName: map[string]*supervised{}, events: make(chan Event, 1024)}
+	byKind := map[string]string{}
 	for i, s := range specs {
 		if err := validate(s); err != nil {
 			return nil, fmt.Errorf("announcers[%d]: %w", i, err)
@@ -165,7 +184,17 @@ func New(log logr.Logger, specs []Spec, opts Options) (*Manager, error) {
 		if _, dup := m.byName[s.Name]; dup {
 			return nil, fmt.Errorf("announcers[%d].name: %q is used twice", i, s.Name)
 		}
-		m.byName[s.Name] = newSupervised(m, s)
+		sup := newSupervised(m, s)
+		if sup.kind == "" {
+			sup.learnKind()
+		}
+		if other, dup := byKind[sup.kind]; dup && sup.kind != "" {
+			// Routed to one of them only (For): say so rather than run one for nothing.
+			log.Error(fmt.Errorf("announcers %q and %q both serve kind %q", other, s.Name, sup.kind),
+				"Only the first by name is used for the kind", "kind", sup.kind, "used", min(other, s.Name))
+		}
+		byKind[sup.kind] = s.Name
+		m.byName[s.Name] = sup
 		m.names = append(m.names, s.Name)
 		// Every announcer shows in /metrics from the start, down and never restarted.
 		upGauge.WithLabelValues(s.Name).Set(0)
@@ -263,9 +292,25 @@ func (m *Manager) Health() []Health {
 	return out
 }
 
+// For names the announcer that serves kind (announcers.KindARP, KindNDP, KindBGP): the one
+// whose Spec.Kind is kind or, without a Spec.Kind, whose executable reported it; the first
+// by name when several do (New logs that). It is "" when none does. Callers route by kind through For, never by an announcer's name, so an
+// announcer configured under a name of its own is used for what it serves.
+func (m *Manager) For(kind string) string {
+	if kind == "" {
+		return ""
+	}
+	for _, name := range m.names {
+		if m.byName[name].kind == kind {
+			return name
+		}
+	}
+	return ""
+}
+
 // Configure sets an announcer's protocol configuration, now if it runs and on every start.
-// It returns nil once the change is recorded, acknowledged or not (see Result.Pending); an
-// error only for an unknown or refused announcer or a stopped manager.
+// It returns nil once the change is recorded, acknowledged or not; an error only for an
+// unknown or refused announcer or a stopped manager (see Kept).
 func (m *Manager) Configure(ctx context.Context, name string, cfg announcers.Config) error {
 	s, err := m.get(name)
 	if err != nil {
@@ -275,7 +320,8 @@ func (m *Manager) Configure(ctx context.Context, name string, cfg announcers.Con
 	return err
 }
 
-// SetDesired replaces the full set an announcer should announce.
+// SetDesired replaces the full set an announcer should announce. See Kept for what its
+// result and error mean to the caller.
 func (m *Manager) SetDesired(ctx context.Context, name string, set []announcers.Announcement) (Result, error) {
 	s, err := m.get(name)
 	if err != nil {

@@ -35,6 +35,31 @@ func (s *supervised) start(ctx context.Context) (*instance, error) {
 		s.setHealthLocked(StateStarting, "")
 	}
 	s.mu.Unlock()
+	inst, info, err := s.launchChecked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pid := inst.pid
+	if err := s.forwardEvents(inst); err != nil {
+		inst.kill()
+		return nil, err
+	}
+	if err := s.replay(inst); err != nil {
+		inst.kill()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.health.Kind = info.Kind
+	s.mu.Unlock()
+	s.setHealth(StateHealthy, "")
+	s.log.Info("announcer running", "kind", info.Kind, "version", info.Version, "pid", pid, "generation", s.healthNow().Generation)
+	return inst, nil
+}
+
+// launchChecked starts a process (its executable checked against Spec.SHA256), dispenses
+// the announcer and asks its Info within CallTimeout; it refuses one that speaks another
+// protocol version. The instance lives until ctx ends or it is killed.
+func (s *supervised) launchChecked(ctx context.Context) (*instance, announcers.Info, error) {
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  announcers.Handshake,
 		Plugins:          announcers.PluginMap,
@@ -50,19 +75,19 @@ func (s *supervised) start(ctx context.Context) (*instance, error) {
 		if s.spec.Command == nil {
 			cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 		} else if err := checkFile(s.spec.Path, sum); err != nil {
-			return nil, err
+			return nil, announcers.Info{}, err
 		}
 	}
 	cfg.Cmd = s.command()
 	client, rpc, release, err := s.launch(cfg)
 	if err != nil {
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return nil, fmt.Errorf("%w, refused: executable %s", ErrChecksum, s.spec.Path)
+			return nil, announcers.Info{}, fmt.Errorf("%w, refused: executable %s", ErrChecksum, s.spec.Path)
 		}
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.EACCES) {
-			return nil, fmt.Errorf("executable %s: %w: %w", s.spec.Path, errExecutable, err)
+			return nil, announcers.Info{}, fmt.Errorf("executable %s: %w: %w", s.spec.Path, errExecutable, err)
 		}
-		return nil, fmt.Errorf("start %s: %w", s.spec.Path, err)
+		return nil, announcers.Info{}, fmt.Errorf("start %s: %w", s.spec.Path, err)
 	}
 	pid, _ := strconv.Atoi(client.ID())
 	instCtx, cancel := context.WithCancel(ctx)
@@ -70,7 +95,7 @@ func (s *supervised) start(ctx context.Context) (*instance, error) {
 	raw, err := rpc.Dispense(announcers.PluginName)
 	if err != nil {
 		inst.kill()
-		return nil, fmt.Errorf("dispense: %w", err)
+		return nil, announcers.Info{}, fmt.Errorf("dispense: %w", err)
 	}
 	inst.ann = raw.(announcers.Announcer)
 	callCtx, done := inst.call(ctx, s.m.opts.CallTimeout)
@@ -78,26 +103,28 @@ func (s *supervised) start(ctx context.Context) (*instance, error) {
 	done()
 	if err != nil {
 		inst.kill()
-		return nil, fmt.Errorf("info: %w", err)
+		return nil, announcers.Info{}, fmt.Errorf("info: %w", err)
 	}
 	if info.ProtocolVersion != announcers.ProtocolVersion {
 		inst.kill()
-		return nil, fmt.Errorf("announcer speaks protocol %d, want %d", info.ProtocolVersion, announcers.ProtocolVersion)
+		return nil, announcers.Info{}, fmt.Errorf("announcer speaks protocol %d, want %d", info.ProtocolVersion, announcers.ProtocolVersion)
 	}
-	if err := s.forwardEvents(inst); err != nil {
-		inst.kill()
-		return nil, err
+	return inst, info, nil
+}
+
+// learnKind asks the executable of an announcer configured without a Spec.Kind which kind it
+// serves: callers route by kind (Manager.For), and an announcer that starts on demand would
+// otherwise never be routed anything to start for. The process is killed at once. An
+// executable that cannot say keeps no kind; Start then reports why it does not run.
+func (s *supervised) learnKind() {
+	inst, info, err := s.launchChecked(context.Background())
+	if err != nil {
+		s.log.Error(err, "Asking the announcer for its kind failed; nothing is routed to it")
+		return
 	}
-	if err := s.replay(inst); err != nil {
-		inst.kill()
-		return nil, err
-	}
-	s.mu.Lock()
-	s.health.Kind = info.Kind
-	s.mu.Unlock()
-	s.setHealth(StateHealthy, "")
-	s.log.Info("announcer running", "kind", info.Kind, "version", info.Version, "pid", pid, "generation", s.healthNow().Generation)
-	return inst, nil
+	inst.kill()
+	s.kind, s.health.Kind = info.Kind, info.Kind
+	s.log.Info("Learned the announcer's kind from its executable", "kind", info.Kind)
 }
 
 // launch starts the process from a goroutine locked to its OS thread for as long as the

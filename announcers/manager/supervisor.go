@@ -19,6 +19,9 @@ type supervised struct {
 	spec Spec
 	m    *Manager
 	log  logr.Logger
+	// kind is what the announcer serves, the key callers route by (Manager.For): Spec.Kind,
+	// or what the executable reported when New asked it. Set in New, read-only after.
+	kind string
 
 	// kick wakes the sender; wake tells the supervisor a call timed out (see suspect).
 	kick chan struct{}
@@ -57,7 +60,7 @@ func newSupervised(m *Manager, spec Spec) *supervised {
 	if spec.IdleTimeout > 0 {
 		state, msg = StateIdle, "not started: nothing to announce"
 	}
-	return &supervised{spec: spec, m: m, log: m.log.WithValues("announcer", spec.Name),
+	return &supervised{spec: spec, m: m, log: m.log.WithValues("announcer", spec.Name), kind: spec.Kind,
 		kick: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 		desired: map[string]announcers.Announcement{}, dirty: map[string]struct{}{}, rejected: map[string]string{},
 		changed: make(chan struct{}),

@@ -335,7 +335,7 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	if !already || prev.pending || !slices.Equal(prev.Interfaces, itfs) || prev.Announcer != name {
 		ann := announcers.Announcement{ID: key, Prefix: netip.PrefixFrom(unit.IP, unit.IP.BitLen()), Interfaces: itfs}
 		err := p.send(ctx, name, unit.IP, []announcers.Announcement{ann}, nil)
-		if errors.Is(err, manager.ErrUnavailable) || errors.Is(err, errPending) {
+		if errors.Is(err, errPending) {
 			// The manager keeps the announcement and replays it when the announcer is back,
 			// so it is this node's to withdraw; but nothing answers yet, so it is not claimed.
 			cur.pending = true
@@ -395,13 +395,13 @@ var errPending = errors.New("pending")
 // send applies a delta of one unit's announcements and reports a rejection of any of them.
 func (p *Plugin) send(ctx context.Context, name string, ip netip.Addr, upserts []announcers.Announcement, removes []string) error {
 	res, err := p.deps.Announcers.Apply(ctx, name, upserts, removes)
-	if err != nil {
-		return fmt.Errorf("announce %s through %q: %w", ip, name, err)
-	}
-	if res.Pending != "" {
+	if why, kept := manager.Kept(res, err); kept {
 		// Kept in the manager's desired state and sent (or replayed) when it can be; until
 		// then nothing answers for it here.
-		return fmt.Errorf("announce %s through %q: %w: %s", ip, name, errPending, res.Pending)
+		return fmt.Errorf("announce %s through %q: %w: %s", ip, name, errPending, why)
+	}
+	if err != nil {
+		return fmt.Errorf("announce %s through %q: %w", ip, name, err)
 	}
 	var errs []error
 	for _, r := range res.Rejected {
@@ -461,8 +461,8 @@ func (p *Plugin) Retract(ctx context.Context, cur Current) error {
 
 func (p *Plugin) remove(ctx context.Context, cur Current) error {
 	// A pending result is fine: the manager withdraws it as soon as it can.
-	_, err := p.deps.Announcers.Apply(ctx, cur.Announcer, nil, cur.ids())
-	if err != nil && !errors.Is(err, manager.ErrRefused) {
+	res, err := p.deps.Announcers.Apply(ctx, cur.Announcer, nil, cur.ids())
+	if _, kept := manager.Kept(res, err); err != nil && !kept {
 		return fmt.Errorf("withdraw %s through %q: %w", cur.IP, cur.Announcer, err)
 	}
 	p.mu.Lock()

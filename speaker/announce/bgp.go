@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/herald-lb/herald/announcers"
-	"github.com/herald-lb/herald/announcers/manager"
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/plugins/advertisement"
 )
@@ -53,7 +52,7 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 		Services: serviceKeys(unit), Routes: routes, Peers: RoutePeers(routes, configured), Claimed: prev.Claimed}
 	if !already || prev.pending || !sameRoutes(prev.Routes, routes) {
 		err := p.send(ctx, cur.Announcer, unit.IP, routes, removedIDs(prev.ids(), cur.ids(), already))
-		if errors.Is(err, manager.ErrUnavailable) || errors.Is(err, errPending) {
+		if errors.Is(err, errPending) {
 			// Kept by the manager and replayed when the announcer is back: this node's to
 			// withdraw, but no status says it advertises until it does.
 			cur.pending = true
