@@ -45,9 +45,7 @@ func TestE2EHeartbeatOfAnIPVSNodeStaysSmall(t *testing.T) {
 	batch.WriteString("addr add 203.0.113.7/32 dev eth0\n")
 	runBatch(t, node.Netns, batch.String())
 
-	c.startController()
-	c.startSpeaker(0)
-	c.startSpeaker(1)
+	// The speakers (newCluster started them) read the interfaces again at every renewal.
 	c.createService(serviceOptions{name: "web"})
 	c.waitIP("web")
 	c.waitAnnouncer("web", 30*time.Second)
