@@ -12,7 +12,7 @@ export HERALD_BIN_DIR := $(BIN_DIR)
 INTEGRATION_TIMEOUT ?= 30m
 E2E_TIMEOUT ?= 40m
 
-.PHONY: all build image deps tools generate verify test test-unit test-integration test-e2e test-cluster cluster cluster-down fuzz bench demo apiserver apiserver-stop clean
+.PHONY: all build image deps tools generate verify test test-unit test-integration test-e2e test-cluster cluster cluster-down fuzz bench chaos demo apiserver apiserver-stop clean
 
 all: build
 
@@ -86,6 +86,15 @@ BENCH ?= .
 PKG ?= ./...
 bench: deps build
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 90m -tags 'integration e2e' $(PKG)
+
+## chaos: issue 15's chaos benchmark in the network lab: 6 nodes, 100 Services, CHAOS_FAULTS
+## (default 100) random faults one at a time (speaker and announcer kills and hangs, link
+## flaps, node death, API partition, NotReady); it reports the longest unanswered and two-MAC
+## windows per fault kind and whether the status objects are right at the end. CHAOS_SEED
+## replays a run's draws. About 10 s per fault.
+CHAOS_FAULTS ?= 100
+chaos: deps build
+	CHAOS_FAULTS=$(CHAOS_FAULTS) CHAOS_SEED=$(CHAOS_SEED) $(GO) test -run '^$$' -bench 'BenchmarkE2EChaos$$' -benchtime 1x -timeout 120m -tags e2e -v ./test/e2e/
 
 ## demo: the whole system in network namespaces, no cluster needed. It installs only what it
 ## runs (Debian packages, etcd, kube-apiserver, kubectl), not the code generators or linters.
