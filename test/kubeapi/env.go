@@ -100,6 +100,10 @@ func (e *Environment) Client(t testing.TB) kubernetes.Interface {
 // LogTail returns the last n lines of the etcd and kube-apiserver logs, for failure messages.
 func (e *Environment) LogTail(n int) string { return e.server.LogTail(n) }
 
+// PIDs returns the process ids of kube-apiserver and etcd, for benchmarks that measure
+// what a workload costs them (CPU from /proc/<pid>/stat).
+func (e *Environment) PIDs() (apiserver, etcd int) { return e.server.api.pid, e.server.etcd.pid }
+
 // LabServer returns the https URL at which processes inside lab node namespaces reach this
 // API server: the lab's gateway address in the root namespace, where kube-apiserver listens
 // because it binds 0.0.0.0. The serving certificate covers every address of
