@@ -369,6 +369,12 @@ func (p *replyProbe) gaps(ip netip.Addr, from, to time.Time) [][2]probeReply {
 //     answering while it answered others is never excused, nor a node that never answered
 //     again (drained, killed), nor the new owner being late.
 func (p *replyProbe) gapsIn(ips []netip.Addr, from, to time.Time) returnResult {
+	return p.gapsWithin(ips, from, to, true)
+}
+
+// gapsWithin is gapsIn; without excuseResponder only the probe's own stalls are excused (the
+// chaos benchmark stalls responders on purpose: that silence is what it measures).
+func (p *replyProbe) gapsWithin(ips []netip.Addr, from, to time.Time, excuseResponder bool) returnResult {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var control []time.Time
@@ -394,7 +400,7 @@ func (p *replyProbe) gapsIn(ips []netip.Addr, from, to time.Time) returnResult {
 			a, b := g[0].at, g[1].at
 			raw := b.Sub(a)
 			stall := quietWithin(control, a, b)
-			if ts := byMAC[g[0].mac]; len(ts) > 0 && ts[len(ts)-1].After(a) {
+			if ts := byMAC[g[0].mac]; excuseResponder && len(ts) > 0 && ts[len(ts)-1].After(a) {
 				stall = max(stall, quietWithin(ts, a, b))
 			}
 			adj := raw - stall
