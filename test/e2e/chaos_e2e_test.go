@@ -272,6 +272,9 @@ func reportChaos(b *testing.B, results []chaosResult, wrong int) {
 			duals = append(duals, r.dual.Seconds())
 		}
 		fmt.Fprintf(&sb, "%-17s %6d %12s %12s %12s\n", k, len(byKind[k]), g.Round(time.Millisecond), d.Round(time.Millisecond), s.Round(time.Millisecond))
+		// Also as metrics: without -v, go test keeps only the first lines of a benchmark's log.
+		b.ReportMetric(g.Seconds(), k+"-unanswered-max-s")
+		b.ReportMetric(d.Seconds(), k+"-two-mac-max-s")
 	}
 	b.Logf("chaos, %d faults:\n%s", len(results), sb.String())
 	if len(gaps) > 0 {
