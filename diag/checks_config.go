@@ -13,7 +13,6 @@ import (
 	"github.com/herald-lb/herald/controller"
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/ipam"
-	"github.com/herald-lb/herald/plugins/advertisement"
 )
 
 func (x *index) poolRef(name string) ObjectRef {
@@ -122,7 +121,7 @@ func (x *index) advertisementNodes(a *framework.Advertisement, obj ObjectRef) []
 	}
 	var selected []*corev1.Node
 	for _, n := range x.nodes {
-		if advertisement.SelectsNode(a, &framework.NodeInfo{Name: n.Name, Labels: n.Labels}) {
+		if a.SelectsNode(&framework.NodeInfo{Name: n.Name, Labels: n.Labels}) {
 			selected = append(selected, n)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/framework"
-	"github.com/herald-lb/herald/plugins/advertisement"
 )
 
 // check is one named check: it reads the index and returns its findings.
@@ -108,7 +107,7 @@ func finding(id string, sev Severity, obj ObjectRef, fix string, format string, 
 }
 
 func coversPool(a *framework.Advertisement, p *poolInfo) bool {
-	return advertisement.Covers(a, &framework.Unit{Mode: a.Mode, Pool: p.name, PoolLabels: p.labels})
+	return a.Covers(&framework.Unit{Mode: a.Mode, Pool: p.name, PoolLabels: p.labels})
 }
 
 func secondsDuration(s int32) time.Duration { return time.Duration(s) * time.Second }

@@ -179,13 +179,15 @@ type Unit struct {
 	PoolLabels map[string]string
 	// Services share the IP; sorted by key.
 	Services []*ServiceInfo
-	// Advertisements are all the advertisements of the unit's mode in the snapshot; plugins
-	// decide which of them cover the unit.
+	// Advertisements are all the advertisements of the unit's mode in the snapshot; Covering
+	// returns those that cover the unit.
 	Advertisements []*Advertisement
 	// Announcers are the nodes that announce the IP now, as published in the status objects.
 	Announcers []string
 	// Class is the Services' spec.loadBalancerClass ("" when unset); it picks the profile.
 	Class string
+
+	coverage coverage
 }
 
 // Key identifies the unit in queues and logs ("192.0.2.10/L2").

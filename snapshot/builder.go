@@ -28,7 +28,6 @@ import (
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/heartbeat"
 	"github.com/herald-lb/herald/ipam"
-	"github.com/herald-lb/herald/plugins/advertisement"
 )
 
 // Change tells the consumer (the speaker's work queue) which units to reconsider: every unit
@@ -623,7 +622,9 @@ func (b *Builder) unitsFor(ip netip.Addr) []*framework.Unit {
 		u := base
 		u.Mode = mode
 		u.Advertisements = lists[mode]
-		if len(advertisement.CoveringAdvertisements(&u)) == 0 {
+		// Coverage is resolved once here, with the unit: every cycle and plugin reads it.
+		u.ResolveCoverage()
+		if len(u.Covering()) == 0 {
 			continue
 		}
 		u.Announcers = b.announcers(mode, keys)
@@ -634,6 +635,7 @@ func (b *Builder) unitsFor(ip netip.Addr) []*framework.Unit {
 		u.Mode = framework.ModeL2
 		u.Advertisements = lists[framework.ModeL2]
 		u.Announcers = b.announcers(framework.ModeL2, keys)
+		u.ResolveCoverage()
 		us = append(us, &u)
 	}
 	b.units[ip] = us

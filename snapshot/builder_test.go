@@ -15,7 +15,6 @@ import (
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/heartbeat"
-	"github.com/herald-lb/herald/plugins/advertisement"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -248,7 +247,7 @@ func TestPoolIsDerivedFromTheIP(t *testing.T) {
 				t.Fatalf("units %v", units)
 			}
 			u := units[0]
-			covered := len(advertisement.CoveringAdvertisements(u)) > 0
+			covered := len(u.Covering()) > 0
 			if u.Pool != tc.wantPool || covered != tc.covered {
 				t.Fatalf("pool %q covered %v, want pool %q covered %v", u.Pool, covered, tc.wantPool, tc.covered)
 			}

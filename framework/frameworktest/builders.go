@@ -137,8 +137,10 @@ func (b *UnitBuilder) AnnouncedBy(nodes ...string) *UnitBuilder {
 	return b
 }
 
-// Obj returns the unit; the builder is not to be used after it.
+// Obj returns the unit with its coverage resolved, as the snapshot returns units; the builder
+// is not to be used after it.
 func (b *UnitBuilder) Obj() *framework.Unit {
 	u := b.u
+	u.ResolveCoverage()
 	return &u
 }

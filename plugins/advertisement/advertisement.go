@@ -2,14 +2,9 @@
 // when an L2Advertisement (L2 units) or BGPAdvertisement (BGP units) covers the unit and
 // selects the node.
 //
-// Coverage follows MetalLB's semantics:
-//   - pools: the advertisement names the unit's pool in ipAddressPools, or one of its
-//     ipAddressPoolSelectors matches the pool's labels; with both empty it covers every pool;
-//   - Services: with serviceSelectors set, at least one Service of the unit must match one of
-//     them. MetalLB decides per Service and announces an IP while any Service using it is
-//     covered; a shared IP is one announcement on the wire, so "any Service" is the same rule;
-//   - nodes: the node matches one of the nodeSelectors of a covering advertisement; with no
-//     nodeSelectors it selects every node.
+// Coverage follows MetalLB's semantics and is the framework's (Advertisement.Covers,
+// Advertisement.SelectsNode, Unit.Covering), so the snapshot, the bind plugin and herald diag
+// apply the same rule; this plugin turns it into verdicts and reasons.
 //
 // When nothing covers the unit, PreFilter rejects it for every node as
 // UnschedulableAndUnresolvable: no node can help, only a change of configuration.
@@ -18,10 +13,7 @@ package advertisement
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/herald-lb/herald/framework"
 )
@@ -38,15 +30,6 @@ const (
 	ReasonNodeNotSelected = "node(s) not selected by any advertisement's nodeSelectors"
 )
 
-// stateKey is where PreFilter stores the covering advertisements.
-const stateKey framework.StateKey = Name
-
-// Covering is the cycle state PreFilter writes: the advertisements covering the unit.
-type Covering []*framework.Advertisement
-
-// Clone implements framework.StateData; the slice is never mutated after PreFilter.
-func (c Covering) Clone() framework.StateData { return c }
-
 // Plugin is the Advertisement filter.
 type Plugin struct{}
 
@@ -62,24 +45,22 @@ func New(framework.PluginArgs, framework.Handle) (framework.Plugin, error) { ret
 func (p *Plugin) Name() string { return Name }
 
 // PreFilter finds the covering advertisements, or rejects the unit when there are none.
-func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, unit *framework.Unit) *framework.Status {
-	cov := CoveringAdvertisements(unit)
-	if len(cov) == 0 {
+func (p *Plugin) PreFilter(_ context.Context, _ *framework.CycleState, unit *framework.Unit) *framework.Status {
+	if len(unit.Covering()) == 0 {
 		reason := ReasonNoL2Advertisement
 		if unit.Mode == framework.ModeBGP {
 			reason = ReasonNoBGPAdvertisement
 		}
 		return framework.NewStatus(framework.UnschedulableAndUnresolvable, reason).WithDetail("%s", explainNone(unit))
 	}
-	state.Write(stateKey, Covering(cov))
 	return nil
 }
 
 // Filter accepts the node when a covering advertisement selects it.
-func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, unit *framework.Unit, node *framework.NodeInfo) *framework.Status {
-	cov := FromState(state, unit)
+func (p *Plugin) Filter(_ context.Context, _ *framework.CycleState, unit *framework.Unit, node *framework.NodeInfo) *framework.Status {
+	cov := unit.Covering()
 	for _, a := range cov {
-		if SelectsNode(a, node) {
+		if a.SelectsNode(node) {
 			return nil
 		}
 	}
@@ -89,72 +70,6 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, unit *fr
 	}
 	return framework.NewStatus(framework.Unschedulable, ReasonNodeNotSelected).
 		WithDetail("node labels match the nodeSelectors of none of %s", strings.Join(names, ", "))
-}
-
-// FromState returns the covering advertisements PreFilter stored, computing them when this
-// plugin's PreFilter did not run in the cycle.
-func FromState(state *framework.CycleState, unit *framework.Unit) []*framework.Advertisement {
-	if state != nil {
-		if d, err := state.Read(stateKey); err == nil {
-			return d.(Covering)
-		}
-	}
-	return CoveringAdvertisements(unit)
-}
-
-// CoveringAdvertisements returns the unit's advertisements of its mode that cover its pool
-// and at least one of its Services, in the unit's order.
-func CoveringAdvertisements(unit *framework.Unit) []*framework.Advertisement {
-	var out []*framework.Advertisement
-	for _, a := range unit.Advertisements {
-		if Covers(a, unit) {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// Covers reports whether the advertisement applies to the unit: same mode, covers the pool,
-// and selects one of the unit's Services.
-func Covers(a *framework.Advertisement, unit *framework.Unit) bool {
-	return a.Mode == unit.Mode && coversPool(a, unit) && coversServices(a, unit)
-}
-
-func coversPool(a *framework.Advertisement, unit *framework.Unit) bool {
-	if len(a.IPAddressPools) == 0 && len(a.IPAddressPoolSelectors) == 0 {
-		return true
-	}
-	if slices.Contains(a.IPAddressPools, unit.Pool) {
-		return true
-	}
-	return anyMatches(a.IPAddressPoolSelectors, unit.PoolLabels)
-}
-
-func coversServices(a *framework.Advertisement, unit *framework.Unit) bool {
-	if len(a.ServiceSelectors) == 0 {
-		return true
-	}
-	for _, s := range unit.Services {
-		if anyMatches(a.ServiceSelectors, s.Labels) {
-			return true
-		}
-	}
-	return false
-}
-
-// SelectsNode reports whether the advertisement's nodeSelectors admit the node; no selectors
-// admit every node.
-func SelectsNode(a *framework.Advertisement, node *framework.NodeInfo) bool {
-	return len(a.NodeSelectors) == 0 || anyMatches(a.NodeSelectors, node.Labels)
-}
-
-func anyMatches(sels []labels.Selector, set map[string]string) bool {
-	for _, s := range sels {
-		if s != nil && s.Matches(labels.Set(set)) {
-			return true
-		}
-	}
-	return false
 }
 
 // explainNone says, for `herald explain`, why each advertisement of the mode missed the unit.
@@ -167,9 +82,9 @@ func explainNone(unit *framework.Unit) string {
 		}
 		n++
 		switch {
-		case !coversPool(a, unit):
+		case !a.CoversPool(unit.Pool, unit.PoolLabels):
 			parts = append(parts, fmt.Sprintf("%s: pool not in ipAddressPools %v nor matched by ipAddressPoolSelectors", a.Name, a.IPAddressPools))
-		case !coversServices(a, unit):
+		case !a.CoversServices(unit.Services):
 			parts = append(parts, fmt.Sprintf("%s: no Service matches serviceSelectors", a.Name))
 		}
 	}

@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/herald-lb/herald/framework"
-	"github.com/herald-lb/herald/plugins/advertisement"
 )
 
 // Name is the plugin's registry name.
@@ -91,14 +90,14 @@ func (p *Plugin) PreFilter(_ context.Context, _ *framework.CycleState, unit *fra
 }
 
 // Filter rejects nodes with no usable interface for the unit.
-func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, unit *framework.Unit, node *framework.NodeInfo) *framework.Status {
+func (p *Plugin) Filter(_ context.Context, _ *framework.CycleState, unit *framework.Unit, node *framework.NodeInfo) *framework.Status {
 	if unit.Mode != framework.ModeL2 {
 		return nil
 	}
 	if node.Speaker == nil || len(node.Speaker.Interfaces) == 0 {
 		return framework.NewStatus(framework.Unschedulable, ReasonNoInterfaces).WithDetail("the node's speaker heartbeat lists no interface")
 	}
-	allowed := allowedFor(advertisement.FromState(state, unit), node)
+	allowed := allowedFor(unit.Covering(), node)
 	// Filter runs for every node of every unit: decide without building lists, and describe
 	// the node's interfaces only when rejecting it.
 	anyUp := false
@@ -132,7 +131,7 @@ func For(unit *framework.Unit, node *framework.NodeInfo, requireSubnet bool) []s
 	if unit.Mode != framework.ModeL2 || node.Speaker == nil {
 		return nil
 	}
-	allowed := allowedFor(advertisement.CoveringAdvertisements(unit), node)
+	allowed := allowedFor(unit.Covering(), node)
 	var out []string
 	for _, itf := range node.Speaker.Interfaces {
 		if itf.Up && (allowed == nil || allowed[itf.Name]) && (!requireSubnet || onSubnet(itf, unit)) {
@@ -148,7 +147,7 @@ func For(unit *framework.Unit, node *framework.NodeInfo, requireSubnet bool) []s
 func allowedFor(covering []*framework.Advertisement, node *framework.NodeInfo) map[string]bool {
 	var allowed map[string]bool
 	for _, a := range covering {
-		if !advertisement.SelectsNode(a, node) {
+		if !a.SelectsNode(node) {
 			continue
 		}
 		if len(a.Interfaces) == 0 {

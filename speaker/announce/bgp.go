@@ -13,7 +13,6 @@ import (
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/framework"
-	"github.com/herald-lb/herald/plugins/advertisement"
 )
 
 // advertise makes this node advertise a BGP unit: one announcement per BGPAdvertisement that
@@ -26,7 +25,7 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 	if node == nil {
 		return framework.AsStatus(fmt.Errorf("selected for %s but node %q is not in the snapshot", unit.IP, p.node))
 	}
-	routes := Routes(unit, node, advertisement.FromState(state, unit))
+	routes := Routes(unit, node, unit.Covering())
 	if len(routes) == 0 {
 		// Only a profile without the Advertisement filter gets here: nothing says how to
 		// advertise the IP from this node, so it does not.
@@ -106,7 +105,7 @@ func Routes(unit *framework.Unit, node *framework.NodeInfo, covering []*framewor
 	var out []announcers.Announcement
 	seen := map[string]bool{}
 	for i, a := range covering {
-		if a.Mode != framework.ModeBGP || !advertisement.SelectsNode(a, node) {
+		if a.Mode != framework.ModeBGP || !a.SelectsNode(node) {
 			continue
 		}
 		id := unit.Key() + "#" + a.Name

@@ -26,7 +26,6 @@ import (
 	"github.com/herald-lb/herald/controller"
 	"github.com/herald-lb/herald/diag"
 	"github.com/herald-lb/herald/framework"
-	"github.com/herald-lb/herald/plugins/advertisement"
 	"github.com/herald-lb/herald/snapshot"
 	"github.com/herald-lb/herald/speaker"
 )
@@ -282,7 +281,7 @@ func planService(ctx context.Context, svc *corev1.Service, k controller.Kept, b 
 		units := b.UnitsFor(ip)
 		announced := false
 		for _, u := range units {
-			for _, a := range advertisement.CoveringAdvertisements(u) {
+			for _, a := range u.Covering() {
 				if name := string(a.Mode) + "/" + a.Name; !slices.Contains(p.Advertisements, name) {
 					p.Advertisements = append(p.Advertisements, name)
 				}
@@ -303,7 +302,7 @@ func planService(ctx context.Context, svc *corev1.Service, k controller.Kept, b 
 // announceLine says how ip will be announced in the unit's mode, and whether it will be.
 func announceLine(ctx context.Context, ip netip.Addr, u *framework.Unit, snap *framework.Snapshot, sched *scheduler, c *config.SpeakerConfiguration) (string, bool) {
 	prefix := fmt.Sprintf("%s %s", ip, u.Mode)
-	if len(advertisement.CoveringAdvertisements(u)) == 0 {
+	if len(u.Covering()) == 0 {
 		return prefix + ": nothing: no advertisement covers pool " + quoteOrNone(u.Pool), false
 	}
 	kind := announcers.KindBGP
