@@ -415,8 +415,29 @@ func TestIntegrationInterfaces(t *testing.T) {
 			}
 		}
 		unit := c.builder.UnitsFor(netip.MustParseAddr(ip))[0]
-		if got := interfaces.For(unit, c.builder.Snapshot(time.Now()).Node(d.Selected[0]), true); !slices.Equal(got, []string{"eth1"}) {
+		if got := chosenInterfaces(t, unit, c.builder.Snapshot(time.Now()), d.Selected[0]); !slices.Equal(got, []string{"eth1"}) {
 			t.Fatalf("%s: announce on %v, want [eth1]", ip, got)
 		}
 	}
+}
+
+// chosenInterfaces runs the Interfaces plugin's PreFilter (default args) and returns the
+// interfaces its recorded choice names for the node: what the bind plugin announces on.
+func chosenInterfaces(t *testing.T, unit *framework.Unit, snap *framework.Snapshot, node string) []string {
+	t.Helper()
+	args := interfaces.NewArgs()
+	args.Default()
+	p, err := interfaces.New(args, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := framework.NewCycleState(snap)
+	if st := p.(framework.PreFilterPlugin).PreFilter(context.Background(), state, unit); !st.IsSuccess() {
+		t.Fatalf("Interfaces PreFilter: %v", st.AsError())
+	}
+	got, ok := framework.ChosenInterfaces(state, unit, snap.Node(node))
+	if !ok {
+		t.Fatal("the Interfaces PreFilter recorded no choice")
+	}
+	return got
 }

@@ -47,7 +47,6 @@ import (
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/heartbeat"
 	"github.com/herald-lb/herald/owner"
-	"github.com/herald-lb/herald/plugins/interfaces"
 	"github.com/herald-lb/herald/snapshot"
 	"github.com/herald-lb/herald/speaker/announce"
 )
@@ -276,18 +275,17 @@ func (s *Speaker) run(ctx context.Context) error {
 		l2: statusLister, bgp: l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister(), snapshot: s.builder.Snapshot,
 		mayAct: func() bool { return s.frozen() == "" && !s.hb.isDraining() }, trigger: make(chan struct{}, 1)}
 	deps := announce.Deps{
-		Announcers:    s.mgr,
-		AnnouncerFor:  s.announcerFor,
-		Status:        s.l2Status,
-		Recorder:      s.recorder,
-		InterfacesFor: s.interfacesFor,
-		BGPAnnouncer:  s.bgpAnnouncer(),
-		BGPStatus:     s.bgpStatus,
-		OnAnnounce:    observeAnnounce,
-		MayClaim:      func() bool { return s.frozen() == "" && !s.hb.isDraining() },
-		MayWithdraw:   func() bool { return s.frozen() == "" && !s.hb.isDraining() },
-		Answers:       s.answers,
-		Log:           s.log.WithName("announce"),
+		Announcers:   s.mgr,
+		AnnouncerFor: s.announcerFor,
+		Status:       s.l2Status,
+		Recorder:     s.recorder,
+		BGPAnnouncer: s.bgpAnnouncer(),
+		BGPStatus:    s.bgpStatus,
+		OnAnnounce:   observeAnnounce,
+		MayClaim:     func() bool { return s.frozen() == "" && !s.hb.isDraining() },
+		MayWithdraw:  func() bool { return s.frozen() == "" && !s.hb.isDraining() },
+		Answers:      s.answers,
+		Log:          s.log.WithName("announce"),
 	}
 	nsMetallb := metallbinformers.NewSharedInformerFactoryWithOptions(s.informMetallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
 		metallbinformers.WithNamespace(s.configNamespace()))
@@ -546,17 +544,6 @@ func (s *Speaker) announcerFor(ip netip.Addr) string {
 		return s.mgr.For(announcers.KindARP)
 	}
 	return s.mgr.For(announcers.KindNDP)
-}
-
-// interfacesFor applies the Interfaces plugin's rule with the unit's profile's args.
-func (s *Speaker) interfacesFor(unit *framework.Unit, node *framework.NodeInfo) []string {
-	requireSubnet := true
-	if _, spec := s.frameworkFor(unit.Class); spec.Args != nil {
-		if a, ok := spec.Args[interfaces.Name].(*interfaces.InterfacesArgs); ok && a.RequireSubnet != nil {
-			requireSubnet = *a.RequireSubnet
-		}
-	}
-	return interfaces.For(unit, node, requireSubnet)
 }
 
 func (s *Speaker) configureAnnouncers(ctx context.Context) {

@@ -9,9 +9,10 @@
 // election and answer ARP/NDP where no client can hear it. Set requireSubnet: false when the
 // pool is not on any node subnet but still reachable on the link (rare).
 //
-// BGP units are skipped: routes are not tied to an interface. The speaker's bind plugin calls
-// For to learn which interfaces to announce on, so the election and the announcement use the
-// same rule.
+// BGP units are skipped: routes are not tied to an interface. For L2 units PreFilter records
+// the plugin's rule in the CycleState (framework.InterfaceChoice), and the speaker's bind
+// plugin announces on the interfaces it names for the node, so the election and the
+// announcement use the same rule.
 package interfaces
 
 import (
@@ -78,16 +79,20 @@ func NewArgs() framework.PluginArgs { return &InterfacesArgs{} }
 // Name implements framework.Plugin.
 func (p *Plugin) Name() string { return Name }
 
-// RequireSubnet reports the plugin's requireSubnet setting, for the bind plugin's call to For.
-func (p *Plugin) RequireSubnet() bool { return p.requireSubnet }
-
-// PreFilter skips BGP units.
-func (p *Plugin) PreFilter(_ context.Context, _ *framework.CycleState, unit *framework.Unit) *framework.Status {
+// PreFilter skips BGP units; for L2 units it records the rule the bind plugin announces by.
+func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, unit *framework.Unit) *framework.Status {
 	if unit.Mode != framework.ModeL2 {
 		return framework.NewStatus(framework.Skip)
 	}
+	state.Write(framework.InterfaceChoiceKey, choice{requireSubnet: p.requireSubnet})
 	return nil
 }
+
+// choice is the plugin's framework.InterfaceChoice: its rule with the profile's args.
+type choice struct{ requireSubnet bool }
+
+// Clone implements framework.StateData; the choice is immutable.
+func (c choice) Clone() framework.StateData { return c }
 
 // Filter rejects nodes with no usable interface for the unit.
 func (p *Plugin) Filter(_ context.Context, _ *framework.CycleState, unit *framework.Unit, node *framework.NodeInfo) *framework.Status {
@@ -124,17 +129,18 @@ func (p *Plugin) Filter(_ context.Context, _ *framework.CycleState, unit *framew
 		WithDetail("no prefix of %s contains %s", describe(up), unit.IP)
 }
 
-// For returns, sorted, the interfaces the node announces the L2 unit on: allowed by the
-// covering advertisements that select the node, up, and on the IP's subnet when requireSubnet.
-// It returns nil for BGP units and for nodes that cannot announce the unit.
-func For(unit *framework.Unit, node *framework.NodeInfo, requireSubnet bool) []string {
+// Interfaces implements framework.InterfaceChoice: the interfaces allowed by the covering
+// advertisements that select the node, up, and on the IP's subnet when requireSubnet (the
+// rule Filter admits a node by), sorted. None for BGP units and for nodes that cannot
+// announce the unit.
+func (c choice) Interfaces(unit *framework.Unit, node *framework.NodeInfo) []string {
 	if unit.Mode != framework.ModeL2 || node.Speaker == nil {
 		return nil
 	}
 	allowed := allowedFor(unit.Covering(), node)
 	var out []string
 	for _, itf := range node.Speaker.Interfaces {
-		if itf.Up && (allowed == nil || allowed[itf.Name]) && (!requireSubnet || onSubnet(itf, unit)) {
+		if itf.Up && (allowed == nil || allowed[itf.Name]) && (!c.requireSubnet || onSubnet(itf, unit)) {
 			out = append(out, itf.Name)
 		}
 	}

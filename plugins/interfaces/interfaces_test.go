@@ -120,13 +120,16 @@ func TestFilterAndFor(t *testing.T) {
 				if !pre.IsSkip() {
 					t.Fatalf("PreFilter = %v for BGP, want Skip", pre.Code())
 				}
-				if got := For(unit, node, p.RequireSubnet()); got != nil {
-					t.Fatalf("For = %v for BGP, want nil", got)
+				if got, ok := framework.ChosenInterfaces(state, unit, node); ok || got != nil {
+					t.Fatalf("chosen interfaces = %v (recorded %v) for BGP, want none", got, ok)
 				}
 				return
 			}
 			st := p.Filter(context.Background(), state, unit, node)
-			got := For(unit, node, p.RequireSubnet())
+			got, ok := framework.ChosenInterfaces(state, unit, node)
+			if !ok {
+				t.Fatal("PreFilter recorded no interface choice for an L2 unit")
+			}
 			if tt.wantReason != "" {
 				if st.Code() != framework.Unschedulable || st.Reasons()[0] != tt.wantReason {
 					t.Fatalf("Filter = %v %q, want Unschedulable %q", st.Code(), st.Reasons(), tt.wantReason)

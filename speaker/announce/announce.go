@@ -3,9 +3,9 @@
 // objects; when the cycle does not select this node it withdraws the IP and deletes the status
 // objects this node wrote.
 //
-// L2 units go to the ARP or NDP announcer on the interfaces the Interfaces plugin allows, with
-// one ServiceL2Status per Service and an Event on each Service when the announcing node
-// changes. BGP units (every feasible node is selected) go to the BGP announcer with the route
+// L2 units go to the ARP or NDP announcer on the interfaces the cycle's Interfaces filter
+// chose (framework.ChosenInterfaces), with one ServiceL2Status per Service and an Event on each
+// Service when the announcing node changes. BGP units (every feasible node is selected) go to the BGP announcer with the route
 // attributes of each BGPAdvertisement that covers the unit and selects this node, with one
 // ServiceBGPStatus per Service and node naming the peers the routes go to.
 //
@@ -84,9 +84,6 @@ type Deps struct {
 	// OnAnnounce is told each time this node starts announcing a unit; takeover is set when
 	// another node announced it before (an L2 failover).
 	OnAnnounce func(mode framework.Mode, takeover bool)
-	// InterfacesFor returns the interfaces this node announces the unit on (the Interfaces
-	// plugin's rule, with the profile's args).
-	InterfacesFor func(unit *framework.Unit, node *framework.NodeInfo) []string
 	// MayClaim reports whether this node may start announcing an IP it does not announce yet:
 	// false while its own heartbeat cannot be renewed, since the others may not see it alive.
 	MayClaim func() bool
@@ -319,7 +316,10 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	}
 	var itfs []string
 	if node := state.Snapshot().Node(p.node); node != nil {
-		itfs = p.deps.InterfacesFor(unit, node)
+		var chosen bool
+		if itfs, chosen = framework.ChosenInterfaces(state, unit, node); !chosen {
+			return framework.AsStatus(fmt.Errorf("selected for %s but no filter chose its interfaces: the profile needs the Interfaces plugin's PreFilter", unit.IP))
+		}
 	}
 	if len(itfs) == 0 {
 		return framework.AsStatus(fmt.Errorf("selected for %s but no interface of node %q qualifies", unit.IP, p.node))

@@ -57,7 +57,16 @@ func testState() *framework.CycleState {
 		Interfaces: []framework.Interface{{Name: "eth0", Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}}}}
 	st := framework.NewCycleState(framework.NewSnapshot(time.Unix(1, 0), []*framework.NodeInfo{node, {Name: "node-b"}}))
 	WithSummary(st, func() string { return "2/2 nodes can announce 192.0.2.10; selected node-a" })
+	st.Write(framework.InterfaceChoiceKey, eth0Choice{})
 	return st
+}
+
+// eth0Choice is the Interfaces filter's recorded choice: announce on eth0.
+type eth0Choice struct{}
+
+func (eth0Choice) Clone() framework.StateData { return eth0Choice{} }
+func (eth0Choice) Interfaces(*framework.Unit, *framework.NodeInfo) []string {
+	return []string{"eth0"}
 }
 
 type env struct {
@@ -74,14 +83,13 @@ type env struct {
 func newEnv() *env {
 	e := &env{ann: &fakeAnnouncer{}, status: &fakeStatus{}, rec: record.NewFakeRecorder(10), claim: true, leave: true}
 	e.p = New("node-a", Deps{
-		Announcers:    e.ann,
-		AnnouncerFor:  func(a netip.Addr) string { return map[bool]string{true: "arp", false: "ndp"}[a.Is4()] },
-		Status:        e.status,
-		Recorder:      e.rec,
-		InterfacesFor: func(*framework.Unit, *framework.NodeInfo) []string { return []string{"eth0"} },
-		MayClaim:      func() bool { return e.claim },
-		MayWithdraw:   func() bool { return e.leave },
-		Answers:       func(string) error { return e.down },
+		Announcers:   e.ann,
+		AnnouncerFor: func(a netip.Addr) string { return map[bool]string{true: "arp", false: "ndp"}[a.Is4()] },
+		Status:       e.status,
+		Recorder:     e.rec,
+		MayClaim:     func() bool { return e.claim },
+		MayWithdraw:  func() bool { return e.leave },
+		Answers:      func(string) error { return e.down },
 	})
 	return e
 }
@@ -335,5 +343,19 @@ func TestBindSendsAPendingUnitAgain(t *testing.T) {
 				t.Fatalf("after a third Bind: upserts %d, want %d", len(e.ann.upserts), want)
 			}
 		})
+	}
+}
+
+// A profile whose filters recorded no interface choice (no Interfaces PreFilter) gives Bind
+// nothing to announce on: it fails the cycle and announces nothing, rather than guessing.
+func TestBindWithoutInterfaceChoiceAnnouncesNothing(t *testing.T) {
+	e := newEnv()
+	st := framework.NewCycleState(testState().Snapshot())
+	got := e.p.Bind(context.Background(), st, testUnit(), []string{"node-a"})
+	if got.Code() != framework.Error || !strings.Contains(got.Message(), "no filter chose its interfaces") {
+		t.Fatalf("Bind = %v %q, want an Error naming the missing choice", got.Code(), got.Message())
+	}
+	if len(e.ann.upserts) != 0 || len(e.status.published) != 0 || len(e.p.Announced()) != 0 {
+		t.Fatalf("announced without a choice: upserts %v, published %v", e.ann.upserts, e.status.published)
 	}
 }

@@ -117,14 +117,13 @@ func newBGPEnv() *bgpEnv {
 	e := &bgpEnv{env: &env{ann: &fakeAnnouncer{}, status: &fakeStatus{}, rec: record.NewFakeRecorder(10), claim: true, leave: true},
 		bgpStatus: &fakeStatus{}, peers: []string{"r1", "r2"}}
 	e.p = New("node-a", Deps{
-		Announcers:    e.ann,
-		AnnouncerFor:  func(netip.Addr) string { return "arp" },
-		Status:        e.status,
-		Recorder:      e.rec,
-		BGPAnnouncer:  "bgp",
-		BGPStatus:     e.bgpStatus,
-		InterfacesFor: func(*framework.Unit, *framework.NodeInfo) []string { return []string{"eth0"} },
-		BGPPeers:      func() []string { return e.peers },
+		Announcers:   e.ann,
+		AnnouncerFor: func(netip.Addr) string { return "arp" },
+		Status:       e.status,
+		Recorder:     e.rec,
+		BGPAnnouncer: "bgp",
+		BGPStatus:    e.bgpStatus,
+		BGPPeers:     func() []string { return e.peers },
 		OnAnnounce: func(m framework.Mode, takeover bool) {
 			e.observed = append(e.observed, string(m)+map[bool]string{true: "+takeover", false: ""}[takeover])
 		},
