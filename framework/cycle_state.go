@@ -23,6 +23,8 @@ type CycleState struct {
 	snapshot *Snapshot
 	mu       sync.RWMutex
 	storage  map[StateKey]StateData
+	// summary computes the cycle's one-line explanation (see Summary).
+	summary func() string
 }
 
 // NewCycleState returns an empty state for a cycle over the snapshot.
@@ -32,6 +34,21 @@ func NewCycleState(snapshot *Snapshot) *CycleState {
 
 // Snapshot is the snapshot the cycle runs over.
 func (c *CycleState) Snapshot() *Snapshot { return c.snapshot }
+
+// Summary is the cycle's one-line explanation (its Diagnosis summary), for the Events and logs
+// of a bind plugin. It is computed on each call, from the cycle's record: a cycle whose bind
+// records nothing pays nothing for it. Empty when the cycle was not run by RunCycle and no
+// SetSummary was made.
+func (c *CycleState) Summary() string {
+	if c.summary == nil {
+		return ""
+	}
+	return c.summary()
+}
+
+// SetSummary sets what Summary computes. RunCycle sets it before Bind; a test that calls a
+// bind plugin directly may set its own. Not safe to call while the cycle runs.
+func (c *CycleState) SetSummary(summary func() string) { c.summary = summary }
 
 // Read returns the data stored under key, or ErrNotFound.
 func (c *CycleState) Read(key StateKey) (StateData, error) {

@@ -19,6 +19,7 @@
 // Error naming the plugin) or a cancelled context aborts the cycle with Result.Err and no
 // selection; the speaker then keeps its last decision. Plugins receive the cycle's context
 // and must return when it is done; the runtime checks it before every node. RunCycle also
-// binds. Result.Diagnosis explains the cycle for herald explain, and RegisterMetrics exposes
+// binds: its CycleOptions put what only the caller knows into the state first, and the bind
+// plugins read the cycle's summary lazily (CycleState.Summary). Result.Diagnosis explains the cycle for herald explain, and RegisterMetrics exposes
 // per-plugin durations and verdict counts.
 package framework

@@ -37,7 +37,7 @@ func (r *Result) Release() {
 		rec.ws[i].err = nil
 	}
 	clear(rec.state.storage)
-	rec.state.snapshot = nil
+	rec.state.snapshot, rec.state.summary = nil, nil
 	clear(rec.preFilter)
 	rec.unit, rec.nodes, rec.preFilter, rec.rejected, rec.err, rec.bind = nil, nil, rec.preFilter[:0], nil, nil, nil
 	recordPool.Put(rec)

@@ -21,25 +21,39 @@ const (
 // snapshot, without binding; herald explain uses it directly. It never returns nil.
 func (f *Framework) Schedule(ctx context.Context, snapshot *Snapshot, unit *Unit) *Result {
 	start := time.Now()
-	res := f.schedule(ctx, snapshot, unit)
+	res := f.schedule(ctx, snapshot, unit, nil)
 	f.metrics.observeCycle(unit.Mode, res, time.Since(start))
 	return res
 }
 
-// RunCycle schedules the unit and, when the cycle succeeds, binds the selection.
-func (f *Framework) RunCycle(ctx context.Context, snapshot *Snapshot, unit *Unit) *Result {
+// CycleOption prepares a cycle's state before its first plugin runs: how the caller of
+// RunCycle passes a bind plugin what only the caller knows.
+type CycleOption func(*CycleState)
+
+// WithStateData stores data under key in the cycle's state before the cycle starts.
+func WithStateData(key StateKey, data StateData) CycleOption {
+	return func(s *CycleState) { s.Write(key, data) }
+}
+
+// RunCycle schedules the unit and, when the cycle succeeds, binds the selection; the speaker
+// runs every unit through it. The cycle's duration metric covers scheduling, as Schedule's
+// does; Bind is measured per plugin. The bind plugins read the cycle's summary lazily through
+// CycleState.Summary.
+func (f *Framework) RunCycle(ctx context.Context, snapshot *Snapshot, unit *Unit, opts ...CycleOption) *Result {
 	start := time.Now()
-	res := f.schedule(ctx, snapshot, unit)
-	if res.Err == nil {
-		st := f.Bind(ctx, res.state, unit, res.Selected)
-		res.BindStatus = st
-		res.rec.bind = &pluginStatus{plugin: st.Plugin(), status: st}
-		if st.Code() == Error || st.IsRejected() {
-			res.Err = fmt.Errorf("unit %s: bind: %w", unit.Key(), st.AsError())
-			res.rec.err = res.Err
-		}
-	}
+	res := f.schedule(ctx, snapshot, unit, opts)
 	f.metrics.observeCycle(unit.Mode, res, time.Since(start))
+	if res.Err != nil {
+		return res
+	}
+	res.state.SetSummary(func() string { return res.Diagnosis().Summary })
+	st := f.Bind(ctx, res.state, unit, res.Selected)
+	res.BindStatus = st
+	res.rec.bind = &pluginStatus{plugin: st.Plugin(), status: st}
+	if st.Code() == Error || st.IsRejected() {
+		res.Err = fmt.Errorf("unit %s: bind: %w", unit.Key(), st.AsError())
+		res.rec.err = res.Err
+	}
 	return res
 }
 
@@ -62,10 +76,13 @@ func (f *Framework) Bind(ctx context.Context, state *CycleState, unit *Unit, sel
 	return NewStatus(Skip, "no bind plugin handled the unit")
 }
 
-func (f *Framework) schedule(ctx context.Context, snapshot *Snapshot, unit *Unit) *Result {
+func (f *Framework) schedule(ctx context.Context, snapshot *Snapshot, unit *Unit, opts []CycleOption) *Result {
 	nodes := snapshot.Nodes()
 	rec := f.newRecord(snapshot, unit)
 	state := rec.state
+	for _, o := range opts {
+		o(state)
+	}
 	res := &Result{state: state, rec: rec}
 	abort := func(err error) *Result {
 		rec.err = fmt.Errorf("unit %s: %w", unit.Key(), err)

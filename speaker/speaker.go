@@ -695,20 +695,13 @@ func (s *Speaker) runUnit(ctx context.Context, snap *framework.Snapshot, quiet b
 		// Another implementation's class: never touch it, but drop what we may have had.
 		return s.announce.Forget(ctx, u.Key())
 	}
-	res := fw.Schedule(ctx, snap, u)
-	defer res.Release()
-	if res.Err != nil {
-		return res.Err
-	}
-	announce.WithSummary(res.CycleState(), func() string { return res.Diagnosis().Summary })
+	var opts []framework.CycleOption
 	if quiet {
-		announce.WithoutClaim(res.CycleState())
+		opts = append(opts, announce.WithoutClaim)
 	}
-	st := fw.Bind(ctx, res.CycleState(), u, res.Selected)
-	if st.Code() == framework.Error || st.IsRejected() {
-		return fmt.Errorf("unit %s: bind: %w", u.Key(), st.AsError())
-	}
-	return nil
+	res := fw.RunCycle(ctx, snap, u, opts...)
+	defer res.Release()
+	return res.Err
 }
 
 // watchAnnouncerEvents turns announcer conflicts into Events on the Services and a metric.

@@ -214,19 +214,6 @@ func (p *Plugin) Registration() framework.Registration {
 // Name implements framework.Plugin.
 func (p *Plugin) Name() string { return Name }
 
-// summaryKey stores, in the CycleState, how to explain the cycle in an Event.
-const summaryKey framework.StateKey = "herald.dev/announce-summary"
-
-type summaryData struct{ summary func() string }
-
-func (s summaryData) Clone() framework.StateData { return s }
-
-// WithSummary lets the caller of Bind give the cycle's Diagnosis summary lazily: it is computed
-// only when an Event is recorded.
-func WithSummary(state *framework.CycleState, summary func() string) {
-	state.Write(summaryKey, summaryData{summary: summary})
-}
-
 // quietKey marks, in the CycleState, a cycle whose unit this node announces without claiming.
 const quietKey framework.StateKey = "herald.dev/announce-quiet"
 
@@ -234,8 +221,8 @@ type quietData struct{}
 
 func (quietData) Clone() framework.StateData { return quietData{} }
 
-// WithoutClaim makes Bind announce the unit if this node is selected but neither publish its
-// status objects nor record an Event: the speaker's own view selected it, while the other
+// WithoutClaim (a framework.CycleOption) makes Bind announce the unit if this node is selected
+// but neither publish its status objects nor record an Event: the speaker's own view selected it, while the other
 // speakers do not see this node as a candidate yet (it is warming up and answers for the
 // IPs it is about to take over before the old owner withdraws).
 func WithoutClaim(state *framework.CycleState) { state.Write(quietKey, quietData{}) }
@@ -243,15 +230,6 @@ func WithoutClaim(state *framework.CycleState) { state.Write(quietKey, quietData
 func quiet(state *framework.CycleState) bool {
 	_, err := state.Read(quietKey)
 	return err == nil
-}
-
-func summaryOf(state *framework.CycleState) string {
-	if d, err := state.Read(summaryKey); err == nil {
-		if s, ok := d.(summaryData); ok && s.summary != nil {
-			return s.summary()
-		}
-	}
-	return ""
 }
 
 // Bind announces the unit when this node is selected and withdraws it otherwise. BGP units are
@@ -378,7 +356,7 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 			was = strings.Join(unit.Announcers, ",")
 		}
 		p.recordAll(unit, corev1.EventTypeNormal, ReasonNodeChanged,
-			fmt.Sprintf("%s is announced by node %s (was %s): %s", unit.IP, p.node, was, summaryOf(state)))
+			fmt.Sprintf("%s is announced by node %s (was %s): %s", unit.IP, p.node, was, state.Summary()))
 	}
 	return framework.AsStatus(errors.Join(errs...))
 }
@@ -439,7 +417,7 @@ func (p *Plugin) withdraw(ctx context.Context, state *framework.CycleState, unit
 	}
 	if len(selected) == 0 {
 		p.recordAll(unit, corev1.EventTypeWarning, ReasonNoNode,
-			fmt.Sprintf("%s is no longer announced by node %s and no node can announce it: %s", unit.IP, p.node, summaryOf(state)))
+			fmt.Sprintf("%s is no longer announced by node %s and no node can announce it: %s", unit.IP, p.node, state.Summary()))
 	}
 	return nil
 }

@@ -56,7 +56,7 @@ func testState() *framework.CycleState {
 	node := &framework.NodeInfo{Name: "node-a", Speaker: &framework.SpeakerInfo{RenewTime: time.Unix(0, 0), LeaseDuration: time.Minute,
 		Interfaces: []framework.Interface{{Name: "eth0", Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}}}}
 	st := framework.NewCycleState(framework.NewSnapshot(time.Unix(1, 0), []*framework.NodeInfo{node, {Name: "node-b"}}))
-	WithSummary(st, func() string { return "2/2 nodes can announce 192.0.2.10; selected node-a" })
+	st.SetSummary(func() string { return "2/2 nodes can announce 192.0.2.10; selected node-a" })
 	st.Write(framework.InterfaceChoiceKey, eth0Choice{})
 	return st
 }
