@@ -1,14 +1,14 @@
 package bgp
 
-// This file is the only one that imports GoBGP: everything the announcer needs from it goes
-// through Speaker, so GoBGP's API churn stays here.
+// This file and gobgp_filters.go are the only ones that import GoBGP: everything the
+// announcer needs from it goes through Speaker, in the terms of adapter.go, so GoBGP's API
+// churn stays here.
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,80 +19,6 @@ import (
 	gobgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
 )
-
-// GlobalConfig is what a Speaker needs to start: GoBGP has one router id and one default ASN
-// per server; each peer may override the local ASN.
-type GlobalConfig struct {
-	ASN      uint32
-	RouterID netip.Addr
-}
-
-// PeerConfig is one BGP neighbor as the Speaker configures it.
-type PeerConfig struct {
-	Address netip.Addr
-	// Port is the peer's TCP port; 0 means 179.
-	Port            uint16
-	LocalASN        uint32
-	PeerASN         uint32 // 0 accepts any ASN (dynamic ASN)
-	SourceAddress   netip.Addr
-	HoldTime        time.Duration
-	Keepalive       time.Duration
-	ConnectRetry    time.Duration
-	EBGPMultihop    bool
-	Password        string
-	GracefulRestart bool
-	// DualStack negotiates both IPv4 and IPv6 unicast; otherwise only the family of Address.
-	DualStack bool
-	// BFD is nil when BFD is off.
-	BFD *BFDConfig
-}
-
-// BFDConfig is a peer's BFD timers. BFD is run by package bfd (single hop, asynchronous mode),
-// not by GoBGP: see that package for why. Echo, passive and demand modes and authentication
-// are not implemented, so they have no field here.
-type BFDConfig struct {
-	DesiredMinTx     time.Duration
-	RequiredMinRx    time.Duration
-	DetectMultiplier uint32
-}
-
-// PeerState is a neighbor's session as GoBGP reports it.
-type PeerState struct {
-	Address netip.Addr
-	State   SessionFSM
-	// Reason is why the session last went down, empty when unknown.
-	Reason string
-}
-
-// SessionFSM is a BGP finite-state-machine state.
-type SessionFSM int
-
-// BGP FSM states.
-const (
-	FSMUnknown SessionFSM = iota
-	FSMIdle
-	FSMConnect
-	FSMActive
-	FSMOpenSent
-	FSMOpenConfirm
-	FSMEstablished
-)
-
-// Path is one route the Speaker originates.
-type Path struct {
-	Prefix              netip.Prefix
-	LocalPref           *uint32
-	Communities         []uint32
-	LargeCommunities    [][3]uint32
-	ExtendedCommunities []ExtCommunity
-}
-
-// ExtCommunity is a route-target or route-origin extended community, e.g. "65000:100".
-type ExtCommunity struct {
-	// Origin is true for route-origin (site of origin), false for route-target.
-	Origin bool
-	Value  string
-}
 
 // PathID identifies an originated path for deletion.
 type PathID = uuid.UUID
@@ -485,156 +411,7 @@ func (s *Speaker) DeleteAllPaths() error {
 	return s.srv.DeletePath(apiutil.DeletePathRequest{DeleteAll: true})
 }
 
-func filterNames(peer netip.Addr) (neighborSet, prefixSet4, prefixSet6, policy string) {
-	id := strings.NewReplacer(".", "-", ":", "-").Replace(peer.String())
-	return "herald-peer-" + id, "herald-deny4-" + id, "herald-deny6-" + id, "herald-restrict-" + id
-}
-
-// Sentinels keep each deny set non-empty and of its family (GoBGP prefix sets hold one family,
-// and take it from their content); they are never announced (broadcast and multicast).
-var (
-	sentinel4 = netip.MustParsePrefix("255.255.255.255/32")
-	sentinel6 = netip.MustParsePrefix("ff0f::/128")
-)
-
-func prefixSet(name string, family netip.Prefix, prefixes []netip.Prefix) *api.DefinedSet {
-	ds := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: name}
-	for _, p := range prefixes {
-		if p.Addr().Is4() != family.Addr().Is4() {
-			continue
-		}
-		ds.Prefixes = append(ds.Prefixes, &api.Prefix{IpPrefix: p.String(), MaskLengthMin: uint32(p.Bits()), MaskLengthMax: uint32(p.Bits())})
-	}
-	return ds
-}
-
-// SetExportFilter makes the speaker withhold the given prefixes from one peer (routes
-// restricted to other peers). It installs, once per peer, a global export policy whose
-// statements match that neighbor and a per-family prefix set, and then edits the sets in
-// place (GoBGP's replace swaps in a new set object that existing statements never see).
-// Paths already sent are re-evaluated by RefreshPeer, so callers refresh the peer after
-// changing its filter.
-func (s *Speaker) SetExportFilter(ctx context.Context, peer netip.Addr, deny []netip.Prefix) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(deny) == 0 && !s.filters[peer] {
-		return nil
-	}
-	nset, pset4, pset6, pol := filterNames(peer)
-	if !s.filters[peer] {
-		if err := s.installFilter(ctx, peer, nset, pset4, pset6, pol); err != nil {
-			return err
-		}
-		s.filters[peer] = true
-	}
-	cur := s.denied[peer]
-	next := make(map[netip.Prefix]bool, len(deny))
-	var add, del []netip.Prefix
-	for _, p := range deny {
-		next[p] = true
-		if !cur[p] {
-			add = append(add, p)
-		}
-	}
-	for p := range cur {
-		if !next[p] {
-			del = append(del, p)
-		}
-	}
-	for _, fam := range []struct {
-		name     string
-		sentinel netip.Prefix
-	}{{pset4, sentinel4}, {pset6, sentinel6}} {
-		if ds := prefixSet(fam.name, fam.sentinel, add); len(ds.Prefixes) > 0 {
-			if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: ds}); err != nil {
-				return fmt.Errorf("peer %s: export filter: add to %s: %w", peer, fam.name, err)
-			}
-		}
-		if ds := prefixSet(fam.name, fam.sentinel, del); len(ds.Prefixes) > 0 {
-			if err := s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: ds}); err != nil {
-				return fmt.Errorf("peer %s: export filter: remove from %s: %w", peer, fam.name, err)
-			}
-		}
-	}
-	s.denied[peer] = next
-	return nil
-}
-
-func (s *Speaker) installFilter(ctx context.Context, peer netip.Addr, nset, pset4, pset6, pol string) error {
-	for _, ds := range []*api.DefinedSet{
-		prefixSet(pset4, sentinel4, []netip.Prefix{sentinel4}),
-		prefixSet(pset6, sentinel6, []netip.Prefix{sentinel6}),
-		{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: nset, List: []string{netip.PrefixFrom(peer, peer.BitLen()).String()}},
-	} {
-		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{Replace: true, DefinedSet: ds}); err != nil {
-			return fmt.Errorf("peer %s: export filter set %s: %w", peer, ds.Name, err)
-		}
-	}
-	policy := &api.Policy{Name: pol}
-	for _, ps := range []string{pset4, pset6} {
-		policy.Statements = append(policy.Statements, &api.Statement{
-			Name: pol + "-" + ps,
-			Conditions: &api.Conditions{
-				NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: nset},
-				PrefixSet:   &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: ps},
-			},
-			Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT},
-		})
-	}
-	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
-		return fmt.Errorf("peer %s: export filter policy: %w", peer, err)
-	}
-	if err := s.srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT,
-		Policies: []*api.Policy{{Name: pol}}, DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
-	}}); err != nil {
-		return fmt.Errorf("peer %s: export filter assignment: %w", peer, err)
-	}
-	return nil
-}
-
-// removeFilter empties a peer's deny sets (down to their sentinels). The policy itself stays:
-// GoBGP refuses to delete defined sets that a statement still references.
-func (s *Speaker) removeFilter(ctx context.Context, peer netip.Addr) error {
-	return s.SetExportFilter(ctx, peer, nil)
-}
-
 // notificationText names a BGP NOTIFICATION error, e.g. "open message error / bad peer AS".
 func notificationText(code, subcode uint8) string {
 	return gobgp.NewNotificationErrorCode(code, subcode).String()
-}
-
-// ParseCommunity parses a standard community "65535:65282" (or a decimal uint32).
-func ParseCommunity(s string) (uint32, error) {
-	hi, lo, ok := strings.Cut(s, ":")
-	if !ok {
-		v, err := strconv.ParseUint(s, 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("community %q: want AA:NN", s)
-		}
-		return uint32(v), nil
-	}
-	a, err1 := strconv.ParseUint(hi, 10, 16)
-	b, err2 := strconv.ParseUint(lo, 10, 16)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("community %q: want AA:NN with two 16-bit numbers", s)
-	}
-	return uint32(a)<<16 | uint32(b), nil
-}
-
-// ParseLargeCommunity parses "1:2:3" (optionally prefixed "large:").
-func ParseLargeCommunity(s string) ([3]uint32, error) {
-	parts := strings.Split(strings.TrimPrefix(s, "large:"), ":")
-	if len(parts) != 3 {
-		return [3]uint32{}, fmt.Errorf("large community %q: want ASN:N1:N2", s)
-	}
-	var out [3]uint32
-	for i, p := range parts {
-		v, err := strconv.ParseUint(p, 10, 32)
-		if err != nil {
-			return [3]uint32{}, fmt.Errorf("large community %q: part %d is not a 32-bit number", s, i+1)
-		}
-		out[i] = uint32(v)
-	}
-	return out, nil
 }
