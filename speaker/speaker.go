@@ -72,8 +72,25 @@ type Options struct {
 	Resync time.Duration
 }
 
+// queueKey is what the speaker's work queue holds: every unit (all), or the units of one IP.
+type queueKey struct {
+	all bool
+	ip  netip.Addr
+}
+
 // allKey in the queue means: re-run every unit.
-const allKey = "*"
+var allKey = queueKey{all: true}
+
+// ipKey queues the units of ip.
+func ipKey(ip netip.Addr) queueKey { return queueKey{ip: ip} }
+
+// String is the key as logs show it: "*" for every unit, else the IP.
+func (k queueKey) String() string {
+	if k.all {
+		return "*"
+	}
+	return k.ip.String()
+}
 
 // Speaker is a running speaker.
 type Speaker struct {
@@ -85,7 +102,7 @@ type Speaker struct {
 	informClient  kubernetes.Interface
 	informMetallb metallbclient.Interface
 	builder       *snapshot.Builder
-	queue         workqueue.TypedRateLimitingInterface[string]
+	queue         workqueue.TypedRateLimitingInterface[queueKey]
 	hb            *heartbeater
 	mgr           *manager.Manager
 	// ready is this node's announcer health, published in the heartbeat.
@@ -164,8 +181,8 @@ func newSpeaker(o Options) (*Speaker, error) {
 	s := &Speaker{o: o, log: o.Logger.WithValues("node", o.NodeName), client: client, metallb: mlb,
 		informClient: iclient, informMetallb: imlb, synced: make(chan struct{})}
 	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "herald-speaker"})
+		workqueue.DefaultTypedControllerRateLimiter[queueKey](),
+		workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "herald-speaker"})
 	s.builder = snapshot.NewBuilder(s.onChange)
 	s.expiry = &expiryWatch{snapshot: s.builder.Snapshot, fire: func() { s.queue.Add(allKey) }}
 	s.hb = &heartbeater{
@@ -581,7 +598,7 @@ func (s *Speaker) onChange(c snapshot.Change) {
 		return
 	}
 	for _, ip := range c.IPs {
-		s.queue.Add(ip.String())
+		s.queue.Add(ipKey(ip))
 	}
 }
 
@@ -593,7 +610,7 @@ func (s *Speaker) work(ctx context.Context) {
 		}
 		err := s.process(ctx, key)
 		if err != nil {
-			s.log.Error(err, "cycle failed; keeping the last decision and retrying", "key", key)
+			s.log.Error(err, "cycle failed; keeping the last decision and retrying", "key", key.String())
 			s.queue.AddRateLimited(key)
 		} else {
 			s.queue.Forget(key)
@@ -602,19 +619,15 @@ func (s *Speaker) work(ctx context.Context) {
 	}
 }
 
-func (s *Speaker) process(ctx context.Context, key string) error {
-	if key == allKey {
+func (s *Speaker) process(ctx context.Context, key queueKey) error {
+	if key.all {
 		return s.processAll(ctx)
-	}
-	ip, err := netip.ParseAddr(key)
-	if err != nil {
-		return nil // not a key this speaker queues
 	}
 	if s.skipFrozen() {
 		return nil
 	}
 	snap, quiet, _ := s.view(s.builder.Snapshot(time.Now()))
-	return s.processIP(ctx, snap, quiet, nil, ip)
+	return s.processIP(ctx, snap, quiet, nil, key.ip)
 }
 
 // processAll re-runs every unit, and withdraws units that no longer exist.
@@ -635,7 +648,7 @@ func (s *Speaker) processAll(ctx context.Context) error {
 		seen[u.IP] = true
 		if err := s.processIP(ctx, snap, quiet, failed, u.IP); err != nil {
 			errs = append(errs, err)
-			s.queue.AddRateLimited(u.IP.String())
+			s.queue.AddRateLimited(ipKey(u.IP))
 		}
 	}
 	for _, cur := range s.announce.Announced() {
