@@ -146,7 +146,7 @@ func TestManagerRoutesAKindServedTwiceToTheFirstByName(t *testing.T) {
 			if got := m.For(announcers.KindARP); got != tc.want {
 				t.Errorf("For(arp) = %q, want %q", got, tc.want)
 			}
-			if !logs.contains("Only the first by name", `"used"="`+tc.want+`"`) {
+			if !logs.contains("only the first by name", `"used"="`+tc.want+`"`) {
 				t.Error("the kind served twice is not logged")
 			}
 		})

@@ -191,7 +191,7 @@ func New(log logr.Logger, specs []Spec, opts Options) (*Manager, error) {
 		if other, dup := byKind[sup.kind]; dup && sup.kind != "" {
 			// Routed to one of them only (For): say so rather than run one for nothing.
 			log.Error(fmt.Errorf("announcers %q and %q both serve kind %q", other, s.Name, sup.kind),
-				"Only the first by name is used for the kind", "kind", sup.kind, "used", min(other, s.Name))
+				"only the first by name is used for the kind", "kind", sup.kind, "used", min(other, s.Name))
 		}
 		byKind[sup.kind] = s.Name
 		m.byName[s.Name] = sup

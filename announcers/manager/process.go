@@ -119,12 +119,12 @@ func (s *supervised) launchChecked(ctx context.Context) (*instance, announcers.I
 func (s *supervised) learnKind() {
 	inst, info, err := s.launchChecked(context.Background())
 	if err != nil {
-		s.log.Error(err, "Asking the announcer for its kind failed; nothing is routed to it")
+		s.log.Error(err, "asking the announcer for its kind failed; nothing is routed to it")
 		return
 	}
 	inst.kill()
 	s.kind, s.health.Kind = info.Kind, info.Kind
-	s.log.Info("Learned the announcer's kind from its executable", "kind", info.Kind)
+	s.log.Info("learned the announcer's kind from its executable", "kind", info.Kind)
 }
 
 // launch starts the process from a goroutine locked to its OS thread for as long as the
