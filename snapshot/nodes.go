@@ -1,0 +1,130 @@
+package snapshot
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/heartbeat"
+)
+
+// Nodes and their speakers' heartbeats: a change rebuilds that node's NodeInfo only.
+
+// SetNode adds or updates a Node.
+func (b *Builder) SetNode(n *corev1.Node) {
+	b.mu.Lock()
+	b.nodes[n.Name] = NodeInfo(n)
+	b.remerge(n.Name)
+	b.done(Change{All: true})
+}
+
+// DeleteNode removes a Node.
+func (b *Builder) DeleteNode(name string) {
+	b.mu.Lock()
+	delete(b.nodes, name)
+	b.remerge(name)
+	b.done(Change{All: true})
+}
+
+// SetLease adds or updates a Lease; Leases that are not speaker heartbeats are ignored. A
+// heartbeat with malformed interfaces keeps its liveness (see heartbeat.Decode); the problem
+// is reported by Errors.
+func (b *Builder) SetLease(l *coordinationv1.Lease) {
+	if !heartbeat.IsHeartbeat(l) {
+		return
+	}
+	key := "Lease " + l.Namespace + "/" + l.Name
+	hb, err := heartbeat.Decode(l)
+	b.mu.Lock()
+	b.setErr(key, err)
+	if old, ok := b.leaseNode[l.Namespace+"/"+l.Name]; ok && (hb == nil || old != hb.NodeName) {
+		delete(b.speakers, old)
+		delete(b.leaseNode, l.Namespace+"/"+l.Name)
+		b.remerge(old)
+	}
+	change := Change{All: true}
+	if hb != nil {
+		info := hb.SpeakerInfo()
+		if renewalOnly(b.speakers[hb.NodeName], info, time.Now()) {
+			change.All = false
+		}
+		b.speakers[hb.NodeName] = info
+		b.leaseNode[l.Namespace+"/"+l.Name] = hb.NodeName
+		b.remerge(hb.NodeName)
+	}
+	b.done(change)
+}
+
+// renewalOnly reports whether next differs from prev only by a later renewal of a heartbeat
+// that was alive at now. Such a renewal changes no decision, so it must not re-run every unit:
+// with 1,000 speakers renewing every few seconds that would keep a core busy for nothing. The
+// speaker's expiry timer still re-runs every unit when a heartbeat lapses.
+func renewalOnly(prev, next *framework.SpeakerInfo, now time.Time) bool {
+	return prev != nil && prev.AliveAt(now) &&
+		prev.Draining == next.Draining && prev.LeaseDuration == next.LeaseDuration &&
+		!next.RenewTime.Before(prev.RenewTime) &&
+		slices.EqualFunc(prev.Interfaces, next.Interfaces, equalInterface) &&
+		maps.Equal(prev.Announcers, next.Announcers) && (prev.Announcers == nil) == (next.Announcers == nil)
+}
+
+func equalInterface(a, b framework.Interface) bool {
+	return a.Name == b.Name && a.Up == b.Up && a.MAC == b.MAC && slices.Equal(a.Prefixes, b.Prefixes)
+}
+
+// DeleteLease removes a Lease.
+func (b *Builder) DeleteLease(namespace, name string) {
+	b.mu.Lock()
+	delete(b.errs, "Lease "+namespace+"/"+name)
+	if node, ok := b.leaseNode[namespace+"/"+name]; ok {
+		delete(b.speakers, node)
+		delete(b.leaseNode, namespace+"/"+name)
+		b.remerge(node)
+	}
+	b.done(Change{All: true})
+}
+
+// Snapshot returns an immutable snapshot of the nodes taken at `at` (the time plugins compare
+// heartbeats with).
+func (b *Builder) Snapshot(at time.Time) *framework.Snapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.nodeList == nil {
+		b.nodeList = make([]*framework.NodeInfo, 0, len(b.merged))
+		for _, n := range b.merged {
+			b.nodeList = append(b.nodeList, n)
+		}
+		// Sorted here once, so NewSnapshot's sort meets sorted input on every later call.
+		slices.SortFunc(b.nodeList, func(x, y *framework.NodeInfo) int { return strings.Compare(x.Name, y.Name) })
+	}
+	return framework.NewSnapshot(at, b.nodeList)
+}
+
+// remerge rebuilds one node's NodeInfo from its Node and heartbeat; NodeInfos handed out
+// earlier are never modified.
+func (b *Builder) remerge(name string) {
+	b.nodeList = nil
+	n, ok := b.nodes[name]
+	if !ok {
+		delete(b.merged, name)
+		return
+	}
+	info := *n
+	info.Speaker = b.speakers[name]
+	b.merged[name] = &info
+}
+
+// RenewTime is the renew time of the node's heartbeat as the builder has seen it (zero when it
+// has seen none): the speaker checks that its watch caught up with its own renewals.
+func (b *Builder) RenewTime(node string) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if si := b.speakers[node]; si != nil {
+		return si.RenewTime
+	}
+	return time.Time{}
+}
