@@ -1,0 +1,93 @@
+package speaker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/speaker/announce"
+)
+
+// shutdown hands the node's IPs over (when synced), stops the announcers (they drain) and
+// the loops.
+func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, wg *sync.WaitGroup, srv httpServers, synced bool) error {
+	timeout := s.o.Config.Draining.Timeout.Duration
+	if synced {
+		s.handOver(runCtx, timeout)
+	}
+	s.queue.ShutDown()
+	s.expiry.stop()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// With graceful restart, a stop is taken for a restart (a DaemonSet's rolling update
+	// sends SIGTERM, then starts the next speaker): the BGP paths stay on the routers until
+	// the next speaker re-sends them, or for the restart time. A node leaving for good is
+	// labelled node.kubernetes.io/exclude-from-external-load-balancers first, which withdraws
+	// its paths before the stop.
+	gr := s.peers.GracefulRestart()
+	err := s.mgr.StopKeeping(stopCtx, func(name string) bool { return gr && name == s.bgpAnnouncer() })
+	if synced {
+		for _, cur := range s.announce.Announced() {
+			if rerr := s.announce.Retract(stopCtx, cur); rerr != nil {
+				s.log.Error(rerr, "removing status on shutdown", "ip", cur.IP)
+			}
+		}
+		if ferr := s.l2Status.Flush(stopCtx); ferr != nil {
+			s.log.Error(ferr, "removing ServiceL2Status on shutdown")
+		}
+		if ferr := s.bgpStatus.Flush(stopCtx); ferr != nil {
+			s.log.Error(ferr, "removing ServiceBGPStatus on shutdown")
+		}
+	}
+	stopRun()
+	srv.close(stopCtx)
+	wg.Wait()
+	s.log.Info("stopped")
+	return err
+}
+
+// handOver marks the heartbeat draining and waits, at most timeout, until another node's
+// status object names each Service this node announces.
+func (s *Speaker) handOver(ctx context.Context, timeout time.Duration) {
+	start := time.Now()
+	if err := s.hb.drain(ctx); err != nil {
+		s.log.Error(err, "could not mark the heartbeat draining; withdrawing without hand-over")
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		pending := s.pendingHandOver()
+		if pending == 0 {
+			s.log.Info("hand-over complete", "took", time.Since(start))
+			return
+		}
+		if time.Now().After(deadline) {
+			s.log.Info("hand-over timed out; withdrawing anyway", "pending", pending, "timeout", timeout)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pendingHandOver counts the Services this node announces that no other node has taken yet.
+func (s *Speaker) pendingHandOver() int {
+	n := 0
+	for _, cur := range s.announce.Announced() {
+		if cur.Mode != framework.ModeL2 {
+			// Every qualifying node advertises a BGP unit already: there is nothing to
+			// hand over, and the announcer's drain withdraws the routes.
+			continue
+		}
+		if len(s.builder.UnitsFor(cur.IP)) == 0 {
+			continue // the Service is gone: nothing to hand over
+		}
+		for _, svc := range cur.Services {
+			st, err := s.l2Lister(s.namespace(), announce.StatusName(svc, cur.IP))
+			if err != nil || st.Status.Node == "" || st.Status.Node == s.o.NodeName {
+				n++
+			}
+		}
+	}
+	return n
+}
