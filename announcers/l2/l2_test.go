@@ -232,24 +232,26 @@ func TestRejectsWhatItCannotAnnounce(t *testing.T) {
 func TestBurstWithdrawAndRefresh(t *testing.T) {
 	a, d := newTestAnnouncer(t, hostInterfaces)
 	if err := a.Configure(context.Background(), announcers.Config{L2: &announcers.L2Config{
-		GratuitousCount: 3, GratuitousInterval: 10 * time.Millisecond, RefreshInterval: 150 * time.Millisecond,
+		GratuitousCount: 3, GratuitousInterval: 10 * time.Millisecond, RefreshInterval: time.Second,
 	}}); err != nil {
 		t.Fatal(err)
 	}
 	vip := netip.MustParseAddr("192.0.2.50")
+	start := time.Now()
 	announce(t, a, 1, ip("192.0.2.50/32"))
 	eth0 := d.link("eth0")
 	if eth0 == nil || !eth0.h.Owns(vip) {
 		t.Fatal("eth0 does not answer for the announced address")
 	}
-	time.Sleep(100 * time.Millisecond) // the burst is over, the first refresh not yet due
-	if n := eth0.count(vip); n != 3 {
+	// The burst is three packets 10 ms apart; the first refresh is due a second after it. On a
+	// busy machine the wait may run long: a count taken after the refresh was due proves
+	// nothing about the burst, so the test says so rather than failing.
+	waitCount(t, eth0, vip, 3, 5*time.Second)
+	time.Sleep(50 * time.Millisecond)
+	if n := eth0.count(vip); n != 3 && time.Since(start) < time.Second {
 		t.Errorf("gratuitous burst sent %d packets, want 3", n)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if n := eth0.count(vip); n < 4 {
-		t.Errorf("after a refresh interval %d packets, want at least 4", n)
-	}
+	waitCount(t, eth0, vip, 4, 10*time.Second) // the refresh
 
 	if _, err := a.Apply(context.Background(), announcers.Delta{BaseGeneration: 1, Generation: 2, Removes: []string{"192.0.2.50/32"}}); err != nil {
 		t.Fatal(err)
@@ -264,6 +266,16 @@ func TestBurstWithdrawAndRefresh(t *testing.T) {
 	}
 	if _, err := a.Apply(context.Background(), announcers.Delta{BaseGeneration: 1, Generation: 3}); !errors.Is(err, announcers.ErrOutOfSync) {
 		t.Errorf("Apply on a stale base: %v, want ErrOutOfSync", err)
+	}
+}
+
+// waitCount waits (bounded) until the link sent at least n gratuitous packets for addr.
+func waitCount(t *testing.T, l *fakeLink, addr netip.Addr, n int, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); l.count(addr) < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s the link sent %d gratuitous packets for %s, want at least %d", timeout, l.count(addr), addr, n)
+		}
 	}
 }
 
