@@ -68,8 +68,8 @@ func anyMatches(sels []labels.Selector, set map[string]string) bool {
 // coverage is computed once per unit however many nodes and plugins ask; a unit built by hand
 // is computed on each call.
 func (u *Unit) Covering() []*Advertisement {
-	if u.coverage.resolved {
-		return u.coverage.covering
+	if u.covering != nil {
+		return u.covering
 	}
 	return u.computeCovering()
 }
@@ -78,7 +78,11 @@ func (u *Unit) Covering() []*Advertisement {
 // the unit is complete and before it is shared (cycles read units concurrently); a copy of the
 // unit that changes its mode, pool, Services or advertisements must resolve again.
 func (u *Unit) ResolveCoverage() {
-	u.coverage = coverage{resolved: true, covering: u.computeCovering()}
+	c := u.computeCovering()
+	if c == nil {
+		c = []*Advertisement{} // resolved, covered by none (no allocation)
+	}
+	u.covering = c
 }
 
 func (u *Unit) computeCovering() []*Advertisement {
@@ -89,10 +93,4 @@ func (u *Unit) computeCovering() []*Advertisement {
 		}
 	}
 	return out
-}
-
-// coverage is a unit's recorded covering advertisements (see Unit.ResolveCoverage).
-type coverage struct {
-	resolved bool
-	covering []*Advertisement
 }

@@ -187,7 +187,8 @@ type Unit struct {
 	// Class is the Services' spec.loadBalancerClass ("" when unset); it picks the profile.
 	Class string
 
-	coverage coverage
+	// covering records the covering advertisements once resolved (non-nil, maybe empty).
+	covering []*Advertisement
 }
 
 // Key identifies the unit in queues and logs ("192.0.2.10/L2").
