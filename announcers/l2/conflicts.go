@@ -31,12 +31,7 @@ func (a *Announcer) probeLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		a.mu.Lock()
-		links := make([]*link, 0, len(a.links))
-		for _, l := range a.links {
-			links = append(links, l)
-		}
-		a.mu.Unlock()
+		links := a.openLinks()
 		now := time.Now()
 		for _, l := range links {
 			for _, addr := range l.probe.next(now, *l.owned.Load()) {

@@ -27,12 +27,7 @@ func (a *Announcer) refreshLoop(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		a.mu.Lock()
-		links := make([]*link, 0, len(a.links))
-		for _, l := range a.links {
-			links = append(links, l)
-		}
-		a.mu.Unlock()
+		links := a.openLinks()
 		for _, l := range links {
 			for addr := range *l.owned.Load() {
 				if err := l.proto.Announce(addr); err != nil {

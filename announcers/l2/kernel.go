@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/hashicorp/go-hclog"
 	"github.com/vishvananda/netlink"
 )
@@ -16,13 +17,21 @@ const (
 	resubscribeMax = 5 * time.Second
 )
 
+// doubling is a backoff from lo, doubling up to hi, without jitter: one engine's retries
+// need no spreading, and tests can tell its steps.
+func doubling(lo, hi time.Duration) *backoff.ExponentialBackOff {
+	b := &backoff.ExponentialBackOff{InitialInterval: lo, Multiplier: 2, MaxInterval: hi}
+	b.Reset()
+	return b
+}
+
 // watchKernel calls changed after every link or address notification from the kernel until
 // ctx is done. The notification's content is not used: the engine re-reads the interfaces,
 // so a lost or reordered message cannot leave it with a wrong picture. A subscription that
 // ends is renewed with backoff, and changed is called then too, since changes may have been
 // missed meanwhile.
 func watchKernel(ctx context.Context, log hclog.Logger, changed func()) {
-	backoff := resubscribeMin
+	retry := doubling(resubscribeMin, resubscribeMax)
 	for {
 		start := time.Now()
 		err := subscribe(ctx, changed)
@@ -30,16 +39,16 @@ func watchKernel(ctx context.Context, log hclog.Logger, changed func()) {
 			return
 		}
 		if time.Since(start) > resubscribeMax {
-			backoff = resubscribeMin
+			retry.Reset()
 		}
-		log.Warn("netlink subscription ended, renewing", "error", err, "in", backoff)
+		wait := retry.NextBackOff()
+		log.Warn("netlink subscription ended, renewing", "error", err, "in", wait)
 		changed()
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, resubscribeMax)
 	}
 }
 

@@ -29,6 +29,17 @@ func (a *Announcer) closeLocked(name string, l *link) {
 	delete(a.links, name)
 }
 
+// openLinks returns the links open now, for loops that send on each without the engine lock.
+func (a *Announcer) openLinks() []*link {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	links := make([]*link, 0, len(a.links))
+	for _, l := range a.links {
+		links = append(links, l)
+	}
+	return links
+}
+
 // reconcileLocked makes the links answer for exactly the desired addresses on the interfaces
 // as the kernel has them now. It reports whether a link it needs failed to open (the link
 // loop then retries with backoff).
@@ -89,7 +100,7 @@ func (a *Announcer) reconcileRetryLocked() {
 // (Resync), every resyncInterval in case a notification was lost, and with backoff while a
 // link cannot be opened.
 func (a *Announcer) linkLoop(ctx context.Context) {
-	backoff := reopenMin
+	reopen := doubling(reopenMin, reopenMax)
 	t := time.NewTimer(resyncInterval)
 	defer t.Stop()
 	for {
@@ -117,9 +128,9 @@ func (a *Announcer) linkLoop(ctx context.Context) {
 		a.mu.Unlock()
 		next := resyncInterval
 		if retry {
-			next, backoff = backoff, min(2*backoff, reopenMax)
+			next = reopen.NextBackOff()
 		} else {
-			backoff = reopenMin
+			reopen.Reset()
 		}
 		if !t.Stop() {
 			select {
