@@ -44,6 +44,10 @@ type SpeakerInfo struct {
 	RenewTime time.Time
 	// LeaseDuration is how long a renewal stays valid.
 	LeaseDuration time.Duration
+	// ObservedAt is when the reader (this speaker) saw the heartbeat change, on the reader's
+	// own clock; zero when unknown. When set, the heartbeat stays valid for LeaseDuration
+	// after it, so the writer's clock never counts (see Expiry).
+	ObservedAt time.Time
 	// Draining is set by a speaker that is shutting down and hands its IPs over.
 	Draining bool
 	// Interfaces are the node's usable interfaces.
@@ -102,8 +106,17 @@ func (u *Unit) AnnouncerKind() AnnouncerKind {
 	}
 }
 
-// Expiry is when the heartbeat stops being valid unless renewed.
-func (s *SpeakerInfo) Expiry() time.Time { return s.RenewTime.Add(s.LeaseDuration) }
+// Expiry is when the heartbeat stops being valid unless renewed: LeaseDuration after the
+// reader observed its last change, on the reader's clock, as client-go's leader election and
+// the node lifecycle controller measure it. Comparing the writer's RenewTime with the reader's
+// clock instead let a few seconds of clock skew make two nodes announce one IP for good.
+// Without ObservedAt (a heartbeat read once, by `herald diag`) RenewTime counts.
+func (s *SpeakerInfo) Expiry() time.Time {
+	if !s.ObservedAt.IsZero() {
+		return s.ObservedAt.Add(s.LeaseDuration)
+	}
+	return s.RenewTime.Add(s.LeaseDuration)
+}
 
 // AliveAt reports whether the heartbeat is still valid at t.
 func (s *SpeakerInfo) AliveAt(t time.Time) bool {

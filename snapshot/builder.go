@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/framework"
@@ -63,6 +64,9 @@ type Builder struct {
 
 	errs   map[string]error
 	notify func(Change)
+	// now is this node's clock (time.Now unless SetClock): a simulation runs many builders
+	// on virtual clocks.
+	now func() time.Time
 }
 
 // NewBuilder returns an empty builder. notify, when not nil, is called after every change
@@ -80,8 +84,13 @@ func NewBuilder(notify func(Change)) *Builder {
 		units:     map[netip.Addr][]*framework.Unit{},
 		errs:      map[string]error{},
 		notify:    notify,
+		now:       time.Now,
 	}
 }
+
+// SetClock makes the builder read the time from now instead of time.Now. Call it before the
+// builder is fed.
+func (b *Builder) SetClock(now func() time.Time) { b.now = now }
 
 func (b *Builder) done(c Change) {
 	b.mu.Unlock()

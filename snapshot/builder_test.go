@@ -308,22 +308,33 @@ func TestLeaseRenewalReRunsUnitsOnlyWhenADecisionCanChange(t *testing.T) {
 	tests := []struct {
 		name      string
 		prev, cur heartbeat.Heartbeat
-		wantAll   bool
+		// seen is how long after prev the builder sees cur, on its own clock.
+		seen    time.Duration
+		wantAll bool
 	}{
-		{"renewal of a live heartbeat", beat(now.Add(-2*time.Second), false, eth0), beat(now, false, eth0), false},
-		{"interfaces changed", beat(now.Add(-2*time.Second), false, eth0), beat(now, false, eth1), true},
-		{"draining", beat(now.Add(-2*time.Second), false, eth0), beat(now, true, eth0), true},
-		{"revived after expiry", beat(now.Add(-time.Minute), false, eth0), beat(now, false, eth0), true},
+		{"renewal of a live heartbeat", beat(now.Add(-2*time.Second), false, eth0), beat(now, false, eth0), 2 * time.Second, false},
+		{"interfaces changed", beat(now.Add(-2*time.Second), false, eth0), beat(now, false, eth1), 2 * time.Second, true},
+		{"draining", beat(now.Add(-2*time.Second), false, eth0), beat(now, true, eth0), 2 * time.Second, true},
+		{"revived after expiry", beat(now.Add(-time.Minute), false, eth0), beat(now, false, eth0), time.Minute, true},
+		// The writer's clock is an hour behind the reader's: its renewals are renewals.
+		{"renewal from a skewed clock", beat(now.Add(-time.Hour), false, eth0), beat(now.Add(-time.Hour+2*time.Second), false, eth0), 2 * time.Second, false},
+		// The writer's renew times say it renewed, but the reader saw nothing for a minute.
+		{"renewal seen after expiry on the reader's clock", beat(now.Add(-2*time.Second), false, eth0), beat(now, false, eth0), time.Minute, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var last Change
+			clock := now
 			b := NewBuilder(func(c Change) { last = c })
+			b.SetClock(func() time.Time { return clock })
 			b.SetNode(node("n1", corev1.ConditionTrue, false, nil))
 			for i, hb := range []heartbeat.Heartbeat{tt.prev, tt.cur} {
 				lease, err := heartbeat.Encode(hb, "herald-system")
 				if err != nil {
 					t.Fatal(err)
+				}
+				if i == 1 {
+					clock = clock.Add(tt.seen)
 				}
 				last = Change{}
 				b.SetLease(lease)
@@ -335,8 +346,49 @@ func TestLeaseRenewalReRunsUnitsOnlyWhenADecisionCanChange(t *testing.T) {
 				t.Fatalf("got All=%v, want %v", last.All, tt.wantAll)
 			}
 			// The snapshot always carries the latest renewal, whatever was signalled.
-			if got := b.Snapshot(now).Node("n1").Speaker.RenewTime; !got.Equal(tt.cur.RenewTime.Truncate(time.Microsecond)) && !got.Equal(tt.cur.RenewTime) {
+			if got := b.Snapshot(clock).Node("n1").Speaker.RenewTime; !got.Equal(tt.cur.RenewTime.Truncate(time.Microsecond)) && !got.Equal(tt.cur.RenewTime) {
 				t.Fatalf("renew time %v, want %v", got, tt.cur.RenewTime)
+			}
+		})
+	}
+}
+
+// A heartbeat lives for its lease duration after the reader saw it change, on the reader's
+// clock: the writer's renew time, however far off, does not count, and a resync of the same
+// renewal does not extend it.
+func TestHeartbeatExpiresOnTheObserversClock(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	lease := 2500 * time.Millisecond
+	tests := []struct {
+		name string
+		// writer is the writer's clock minus the reader's.
+		writer time.Duration
+	}{
+		{"same clock", 0},
+		{"writer a minute ahead", time.Minute},
+		{"writer a minute behind", -time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := t0
+			b := NewBuilder(nil)
+			b.SetClock(func() time.Time { return clock })
+			b.SetNode(node("n1", corev1.ConditionTrue, false, nil))
+			l, err := heartbeat.Encode(heartbeat.Heartbeat{NodeName: "n1", RenewTime: t0.Add(tt.writer), LeaseDuration: lease}, "herald-system")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.SetLease(l)
+			clock = t0.Add(2 * time.Second)
+			b.SetLease(l.DeepCopy()) // a resync: the same renewal again
+			checks := []struct {
+				at    time.Duration
+				alive bool
+			}{{0, true}, {lease - time.Millisecond, true}, {lease, false}, {time.Hour, false}}
+			for _, c := range checks {
+				if got := b.Snapshot(t0.Add(c.at)).Node("n1").Speaker.AliveAt(t0.Add(c.at)); got != c.alive {
+					t.Errorf("alive %s after it was seen: %v, want %v", c.at, got, c.alive)
+				}
 			}
 		})
 	}

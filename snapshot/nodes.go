@@ -50,7 +50,9 @@ func (b *Builder) SetLease(l *coordinationv1.Lease) {
 	change := Change{All: true}
 	if hb != nil {
 		info := hb.SpeakerInfo()
-		if renewalOnly(b.speakers[hb.NodeName], info, time.Now()) {
+		now := b.now()
+		info.ObservedAt = observed(b.speakers[hb.NodeName], info, now)
+		if renewalOnly(b.speakers[hb.NodeName], info, now) {
 			change.All = false
 		}
 		b.speakers[hb.NodeName] = info
@@ -58,6 +60,18 @@ func (b *Builder) SetLease(l *coordinationv1.Lease) {
 		b.remerge(hb.NodeName)
 	}
 	b.done(change)
+}
+
+// observed is when this builder saw the heartbeat next change: now when its renew time
+// differs from prev's (a renewal, whatever the writer's clock says: one running backwards
+// renews too), else when prev was seen (a resync or an unrelated update of the same renewal).
+// A heartbeat seen for the first time counts from now: a (re)started speaker takes every
+// node as alive for one lease duration, as client-go's leader election does.
+func observed(prev, next *framework.SpeakerInfo, now time.Time) time.Time {
+	if prev != nil && prev.RenewTime.Equal(next.RenewTime) && !prev.ObservedAt.IsZero() {
+		return prev.ObservedAt
+	}
+	return now
 }
 
 // renewalOnly reports whether next differs from prev only by a later renewal of a heartbeat

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/liveness"
 )
 
 // expiryWatch queues a full pass when a live heartbeat lapses. Plugins compare heartbeats
@@ -42,7 +43,7 @@ func (w *expiryWatch) check() {
 func (w *expiryWatch) lapsedOrRearmed(snap *framework.Snapshot) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if lapsedBetween(snap.Nodes(), w.checked, snap.Time) {
+	if liveness.LapsedBetween(snap.Nodes(), w.checked, snap.Time) {
 		w.timer, w.at = nil, time.Time{}
 		return true
 	}
@@ -54,7 +55,7 @@ func (w *expiryWatch) rearm(snap *framework.Snapshot) {
 	if snap.Time.After(w.checked) {
 		w.checked = snap.Time
 	}
-	next := nextExpiry(snap.Nodes(), snap.Time)
+	next := liveness.NextExpiry(snap.Nodes(), snap.Time)
 	if next.IsZero() || (w.timer != nil && w.at.Equal(next)) {
 		return
 	}
@@ -74,33 +75,4 @@ func (w *expiryWatch) stop() {
 		w.timer.Stop()
 		w.timer = nil
 	}
-}
-
-// nextExpiry is the earliest expiry after t of the nodes' heartbeats; zero when none is alive.
-func nextExpiry(nodes []*framework.NodeInfo, t time.Time) time.Time {
-	var next time.Time
-	for _, n := range nodes {
-		if n.Speaker == nil {
-			continue
-		}
-		exp := n.Speaker.Expiry()
-		if exp.After(t) && (next.IsZero() || exp.Before(next)) {
-			next = exp
-		}
-	}
-	return next
-}
-
-// lapsedBetween reports whether a heartbeat of the nodes expired after since and by now.
-func lapsedBetween(nodes []*framework.NodeInfo, since, now time.Time) bool {
-	for _, n := range nodes {
-		if n.Speaker == nil {
-			continue
-		}
-		exp := n.Speaker.Expiry()
-		if exp.After(since) && !exp.After(now) {
-			return true
-		}
-	}
-	return false
 }

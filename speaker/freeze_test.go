@@ -80,13 +80,13 @@ func TestFrozen(t *testing.T) {
 		}, "its last heartbeat renewal failed"},
 		{"renewal pending longer than half the margin", func(e *freezeEnv) time.Time {
 			seen := e.renew(0)
-			e.hb.pendingSince = e.now.Add(time.Second)
+			e.hb.renewals.Started(e.now.Add(time.Second))
 			e.now = e.now.Add(time.Second + 800*time.Millisecond)
 			return seen
 		}, "pending for 800ms"},
 		{"renewal pending briefly", func(e *freezeEnv) time.Time {
 			seen := e.renew(0)
-			e.hb.pendingSince = e.now.Add(time.Second)
+			e.hb.renewals.Started(e.now.Add(time.Second))
 			e.now = e.now.Add(time.Second + 500*time.Millisecond)
 			return seen
 		}, ""},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/heartbeat"
+	"github.com/herald-lb/herald/liveness"
 	"github.com/herald-lb/herald/owner"
 )
 
@@ -40,17 +41,12 @@ type heartbeater struct {
 
 	mu sync.Mutex
 	// owner, when set, is added to the Lease's owners (see package owner).
-	owner     *metav1.OwnerReference
-	draining  bool
-	lastRenew time.Time
-	lease     *coordinationv1.Lease
-	// pendingSince is when the renewal in flight started (zero: none is).
-	pendingSince time.Time
-	// failure is the last renewal's error (nil: it succeeded).
-	failure error
-	// resumed is the renew time, as the API server stored it, of the first renewal that
-	// succeeded after a failed or lapsed one; zero once the speaker has settled again.
-	resumed time.Time
+	owner    *metav1.OwnerReference
+	draining bool
+	lease    *coordinationv1.Lease
+	// renewals is how the renewals went (see liveness.Renewals); its Duration and Interval
+	// are duration and interval.
+	renewals liveness.Renewals
 }
 
 // run renews until ctx is done.
@@ -83,16 +79,14 @@ func (h *heartbeater) poke() {
 // use), and records the outcome for frozen.
 func (h *heartbeater) attempt(ctx context.Context) error {
 	h.mu.Lock()
-	h.pendingSince = h.now()
+	h.renewals.Duration, h.renewals.Interval = h.duration, h.interval
+	h.renewals.Started(h.now())
 	h.mu.Unlock()
 	actx, cancel := context.WithTimeout(ctx, h.duration)
 	defer cancel()
 	err := h.renew(actx)
 	h.mu.Lock()
-	h.pendingSince = time.Time{}
-	if err != nil {
-		h.failure = err
-	}
+	h.renewals.Finished(err)
 	h.mu.Unlock()
 	if err == nil && h.renewed != nil {
 		h.renewed()
@@ -101,42 +95,12 @@ func (h *heartbeater) attempt(ctx context.Context) error {
 }
 
 // frozen says why this node must neither claim nor withdraw now ("" when it may), given the
-// renew time of its own heartbeat as its snapshot shows it (seen).
-//
-// Another node's heartbeat lapsing is evidence that node died only if this node could reach
-// the API server meanwhile: when the API server is down every heartbeat lapses, and the node
-// whose last renewal happened to be the latest would otherwise claim everyone's IPs. So the
-// node freezes (keeps announcing what it has, claims nothing, withdraws nothing) from its
-// first failed renewal, or one pending longer than half the margin between the renew interval
-// and the lease duration, until it is sure of its view again: a renewal succeeded, its own
-// watch has delivered that renewal (so everything written before it, the others' renewals
-// included, has been seen), and one lease duration has passed since, in which the others,
-// also cut off until then, had their chance to renew. A node whose own renewals keep
-// succeeding never freezes, so failover when only other nodes' heartbeats lapse is as fast
-// as before.
+// renew time of its own heartbeat as its snapshot shows it (seen); see liveness.Renewals.
 func (h *heartbeater) frozen(seen time.Time) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	now := h.now()
-	stall := max((h.duration-h.interval)/2, 100*time.Millisecond)
-	switch {
-	case h.lastRenew.IsZero():
-		return "no heartbeat renewal has succeeded yet"
-	case h.failure != nil:
-		return fmt.Sprintf("its last heartbeat renewal failed: %v", h.failure)
-	case !h.pendingSince.IsZero() && now.Sub(h.pendingSince) > stall:
-		return fmt.Sprintf("its heartbeat renewal has been pending for %s", now.Sub(h.pendingSince).Round(time.Millisecond))
-	case now.Sub(h.lastRenew) >= h.duration:
-		return fmt.Sprintf("its last heartbeat renewal succeeded %s ago, longer than the lease duration", now.Sub(h.lastRenew).Round(time.Millisecond))
-	case h.resumed.IsZero():
-		return ""
-	case seen.Before(h.resumed):
-		return "its watch has not delivered its renewal since the API server became reachable again"
-	case now.Before(h.resumed.Add(h.duration)):
-		return fmt.Sprintf("the other nodes have until %s to renew their heartbeats after the API server became reachable again", h.resumed.Add(h.duration).UTC().Format("15:04:05.000"))
-	}
-	h.resumed = time.Time{}
-	return ""
+	h.renewals.Duration, h.renewals.Interval = h.duration, h.interval
+	return h.renewals.Frozen(h.now(), seen)
 }
 
 // settleAt is when frozen can next turn "" without a renewal: the end of the grace after an
@@ -144,10 +108,7 @@ func (h *heartbeater) frozen(seen time.Time) string {
 func (h *heartbeater) settleAt() time.Time {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.resumed.IsZero() {
-		return time.Time{}
-	}
-	return h.resumed.Add(h.duration)
+	return h.renewals.SettleAt()
 }
 
 // isDraining reports whether the speaker announced it is draining.
@@ -220,16 +181,14 @@ func (h *heartbeater) renew(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.lastRenew.IsZero() && (h.failure != nil || hb.RenewTime.Sub(h.lastRenew) >= h.duration) {
-		// The renew time as stored (microseconds), which is what the watch will deliver.
-		h.resumed = hb.RenewTime
-		if written.Spec.RenewTime != nil {
-			h.resumed = written.Spec.RenewTime.Time
-		}
+	// The renew time as stored (microseconds), which is what the watch will deliver.
+	stored := hb.RenewTime
+	if written.Spec.RenewTime != nil {
+		stored = written.Spec.RenewTime.Time
 	}
+	h.renewals.Duration, h.renewals.Interval = h.duration, h.interval
+	h.renewals.Succeeded(hb.RenewTime, stored)
 	h.lease = written
-	h.lastRenew = hb.RenewTime
-	h.failure = nil
 	return nil
 }
 

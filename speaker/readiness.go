@@ -41,9 +41,15 @@ type readiness struct {
 	holdDown    time.Duration
 	stableAfter time.Duration
 
+	// watchFor is how long the heartbeats are watched after the informers synced before the
+	// node may become a candidate (see liveness.Watched): the lease duration; zero: no wait.
+	watchFor time.Duration
+
 	mu     sync.Mutex
 	synced bool
-	kinds  map[framework.AnnouncerKind]*kindState
+	// watched is set once the heartbeats have been watched for watchFor (setWatched).
+	watched bool
+	kinds   map[framework.AnnouncerKind]*kindState
 }
 
 // kindState is one announcer kind's inputs.
@@ -188,6 +194,17 @@ func (r *readiness) setSynced() bool {
 	defer r.mu.Unlock()
 	before := r.publishedLocked()
 	r.synced = true
+	r.watched = r.watched || r.watchFor == 0
+	return !maps.Equal(before, r.publishedLocked())
+}
+
+// setWatched records that the heartbeats have been watched for watchFor since the informers
+// synced; it reports whether a published state changed.
+func (r *readiness) setWatched() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	before := r.publishedLocked()
+	r.watched = true
 	return !maps.Equal(before, r.publishedLocked())
 }
 
@@ -199,6 +216,10 @@ func (r *readiness) phaseLocked(k *kindState) (phase, string) {
 		return phaseWaiting, k.reason
 	case !r.synced:
 		return phaseWaiting, "informers not synced"
+	case !r.watched:
+		// A heartbeat seen first counts as alive for a lease duration, a dead node's too:
+		// before that, this node would leave the IPs it wins to nodes that died.
+		return phaseWaiting, "watching the heartbeats for a lease duration"
 	case k.failed:
 		return phaseWaiting, fmt.Sprintf("announcer %s is back up after failing twice within %s; waiting %s to see it stay up", k.announcer, r.stableAfter, k.hold)
 	case !k.warmed:

@@ -39,7 +39,14 @@ func TestReadinessLifecycle(t *testing.T) {
 		t.Fatalf("l2-v6 without an ndp announcer: %+v", v6)
 	}
 	check("up, not synced", true, arp(manager.StateHealthy, ""), want{framework.AnnouncerWarming, "informers not synced"}, framework.AnnouncerWarming)
-	check("synced: announcing ahead", true, r.setSynced(), want{framework.AnnouncerWarming, "announcing the IPs"}, framework.AnnouncerReady)
+	// A restarted speaker takes every heartbeat it sees first as alive for a lease duration,
+	// a dead node's too: it waits that long before it announces ahead.
+	r.watchFor = 2500 * time.Millisecond
+	check("synced: watching heartbeats", true, r.setSynced(), want{framework.AnnouncerWarming, "watching the heartbeats"}, framework.AnnouncerWarming)
+	if warm() {
+		t.Fatal("a pass ended the warming before the heartbeats were watched for a lease duration")
+	}
+	check("watched: announcing ahead", true, r.setWatched(), want{framework.AnnouncerWarming, "announcing the IPs"}, framework.AnnouncerReady)
 	check("warm pass done", true, warm(), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
 	check("unchanged health", false, arp(manager.StateHealthy, ""), want{framework.AnnouncerReady, ""}, framework.AnnouncerReady)
 

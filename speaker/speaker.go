@@ -187,6 +187,7 @@ func newSpeaker(o Options) (*Speaker, error) {
 		byKind[kind] = s.mgr.For(kind)
 	}
 	s.ready = newReadinessByKind(byKind, announcerHoldDown, announcerStable, time.Now)
+	s.ready.watchFor = o.Config.Heartbeat.LeaseDuration.Duration
 	s.hb.announcers = s.ready.published
 	return s, nil
 }
@@ -382,6 +383,13 @@ func (s *Speaker) run(ctx context.Context) error {
 	if s.ready.setSynced() {
 		s.hb.poke()
 	}
+	// No candidate before the heartbeats have been watched for a lease duration (liveness.Watched).
+	watched := time.AfterFunc(s.ready.watchFor, func() {
+		if s.ready.setWatched() {
+			s.readinessChanged()
+		}
+	})
+	defer watched.Stop()
 	if s.peers != nil {
 		// Peers first, so the first cycles publish the peers they advertise to.
 		if err := s.peers.sync(runCtx); err != nil {

@@ -1,0 +1,395 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+)
+
+// world is one run: the true time, the API server, the speakers, the faults.
+type world struct {
+	cfg      Config
+	plan     Plan
+	epoch    time.Time
+	t        time.Duration // true time since the start
+	api      *apiServer
+	nodes    []*corev1.Node
+	services []*corev1.Service
+	slices   []*discoveryv1.EndpointSlice
+	speakers []*speaker
+}
+
+// Result is what a run measured and every invariant it broke.
+type Result struct {
+	Plan Plan
+	// WorstGap is the longest time an IP had no answer while a healthy candidate existed;
+	// WorstDup the longest time two nodes or more answered one IP (excused or not).
+	WorstGap, WorstDup         time.Duration
+	WorstGapIP, WorstDupIP     netip.Addr
+	WorstGapStart, WorstDupEnd time.Duration
+	Violations                 []string
+	// Known are violations of the known defect chosenSettling describes; they do not fail.
+	Known []string
+}
+
+// Failed reports whether an invariant broke.
+func (r *Result) Failed() bool { return len(r.Violations) > 0 }
+
+// Report is the run's trace for a failure: the plan and the broken invariants.
+func (r *Result) Report() string {
+	var b strings.Builder
+	b.WriteString(r.Plan.String())
+	for _, v := range r.Violations {
+		fmt.Fprintf(&b, "  violation: %s\n", v)
+	}
+	for _, v := range r.Known {
+		fmt.Fprintf(&b, "  known defect: %s\n", v)
+	}
+	return b.String()
+}
+
+// RunSeeds simulates seeds first..first+n-1 on every CPU and returns their results in seed
+// order. Each run is deterministic on its own; running them side by side changes nothing.
+func RunSeeds(cfg Config, first uint64, n int) ([]*Result, error) {
+	out := make([]*Result, n)
+	errs := make([]error, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				out[i], errs[i] = Run(cfg, first+uint64(i))
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// Run simulates one seed.
+func Run(cfg Config, seed uint64) (*Result, error) {
+	return RunPlan(cfg, NewPlan(cfg, seed))
+}
+
+// RunPlan simulates one plan.
+func RunPlan(cfg Config, plan Plan) (*Result, error) {
+	if cfg.IPs > 250 || cfg.Nodes < 1 {
+		return nil, fmt.Errorf("a simulation has 1 node or more and 250 IPs at most, not %d nodes and %d IPs", cfg.Nodes, cfg.IPs)
+	}
+	w := &world{cfg: cfg, plan: plan, epoch: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC),
+		api: &apiServer{leases: map[string]*coordinationv1.Lease{}}}
+	w.nodes, w.services, w.slices = staticObjects(cfg)
+	// A cluster that has been running: every node renewed once just before the start, so
+	// every speaker's informer lists every heartbeat (a cold start of every speaker at once
+	// is another scenario).
+	for i := range cfg.Nodes {
+		s := &speaker{w: w, idx: i, name: nodeName(i), offset: plan.Skew[i], delay: plan.Delay[i], warm: true}
+		w.speakers = append(w.speakers, s)
+		if _, err := w.api.write(0, s.heartbeat(), namespace); err != nil {
+			return nil, err
+		}
+	}
+	for i, s := range w.speakers {
+		if err := s.start(); err != nil {
+			return nil, err
+		}
+		s.renewals.Succeeded(w.epoch.Add(s.offset), w.epoch.Add(s.offset))
+		s.warm = true // running before the start
+		s.nextRenew = plan.Phase[i]
+	}
+	c := newChecker(w)
+	for ; w.t <= plan.Horizon; w.t += cfg.Step {
+		if err := w.applyFaults(); err != nil {
+			return nil, err
+		}
+		for _, s := range w.speakers {
+			if err := s.step(); err != nil {
+				return nil, fmt.Errorf("seed %d at %s: %s: %w", plan.Seed, w.t, s.name, err)
+			}
+		}
+		c.check()
+	}
+	c.final()
+	return c.res, nil
+}
+
+// applyFaults crashes and restarts speakers on schedule; the other faults are read where they
+// act (partitioned, stalled, latency).
+func (w *world) applyFaults() error {
+	for _, f := range w.plan.Faults {
+		if f.Kind != Crash {
+			continue
+		}
+		s := w.speakers[f.Node]
+		switch {
+		case w.t == f.At && s.up:
+			s.crash()
+		case f.Dur != 0 && w.t == f.end() && !s.up:
+			if err := s.start(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// active reports whether a fault of the kind on the node is in force now.
+func (w *world) active(kind Kind, node int) (Fault, bool) {
+	for _, f := range w.plan.Faults {
+		if f.Kind == kind && f.Node == node && w.t >= f.At && w.t < f.end() {
+			return f, true
+		}
+	}
+	return Fault{}, false
+}
+
+func (w *world) partitioned(node int) bool { _, ok := w.active(Partition, node); return ok }
+func (w *world) stalled(node int) bool     { _, ok := w.active(Stall, node); return ok }
+
+// latency is how long a Lease write of the node takes now.
+func (w *world) latency(node int) time.Duration {
+	if f, ok := w.active(Latency, node); ok {
+		return f.Latency
+	}
+	return w.cfg.Step
+}
+
+// checker keeps, per IP, how long it has had no answer and how long two answers, and checks
+// the invariants after every step:
+//
+//	(a) an IP with a healthy candidate (a running node outside any partition or stall window,
+//	    and past the grace after one) is unanswered no longer than the failover budget: the
+//	    lease duration plus the slowest watch plus two steps;
+//	(b) two nodes answer one IP only while one of them is partitioned or stalled, or within
+//	    the grace after that ended, or for at most a make-before-break hand-over (the slowest
+//	    Lease write plus the slowest watch plus two steps);
+//	(c) at the end every IP has exactly one answer.
+type checker struct {
+	w              *world
+	res            *Result
+	gapSince       map[netip.Addr]time.Duration
+	dupSince       map[netip.Addr]time.Duration
+	dupReported    map[netip.Addr]bool
+	budget, handov time.Duration
+	grace          time.Duration
+}
+
+func newChecker(w *world) *checker {
+	cfg := w.cfg
+	return &checker{w: w, res: &Result{Plan: w.plan},
+		gapSince: map[netip.Addr]time.Duration{}, dupSince: map[netip.Addr]time.Duration{},
+		dupReported: map[netip.Addr]bool{},
+		budget:      cfg.LeaseDuration + cfg.WatchDelay + 2*cfg.Step,
+		handov:      cfg.MaxLatency + cfg.WatchDelay + 2*cfg.Step,
+		// After a partition or stall ends: a renewal that hung runs out (a lease duration),
+		// the next one goes through, the others' watches deliver it, and a frozen node's
+		// grace (another lease duration) passes.
+		grace: 2*cfg.LeaseDuration + cfg.RenewInterval + cfg.MaxLatency + cfg.WatchDelay + 2*cfg.Step,
+	}
+}
+
+// troubled reports whether the node is in a partition or stall, or within the grace after one.
+func (c *checker) troubled(node int) bool {
+	t := c.w.t
+	for _, f := range c.w.plan.Faults {
+		if (f.Kind == Partition || f.Kind == Stall) && f.Node == node && t >= f.At && t < f.end()+c.grace {
+			return true
+		}
+	}
+	return false
+}
+
+// healthy reports whether the node is a candidate every speaker should see alive: running
+// for a lease duration at least, and not troubled.
+func (c *checker) healthy(node int) bool {
+	s := c.w.speakers[node]
+	if !s.up || c.troubled(node) {
+		return false
+	}
+	for _, f := range c.w.plan.Faults {
+		if f.Kind == Crash && f.Node == node && f.Dur != 0 && c.w.t >= f.end() && c.w.t < f.end()+c.grace {
+			return false
+		}
+	}
+	return true
+}
+
+// lastFailure is when the latest crash, partition or stall began (0: none yet).
+func (c *checker) lastFailure() time.Duration {
+	var last time.Duration
+	for _, f := range c.w.plan.Faults {
+		if f.Kind != Latency && f.At <= c.w.t {
+			last = max(last, f.At)
+		}
+	}
+	return last
+}
+
+func (c *checker) answerers(ip netip.Addr) []int {
+	var out []int
+	for i, s := range c.w.speakers {
+		if s.up && s.announced[ip] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (c *checker) check() {
+	anyHealthy := false
+	for i := range c.w.speakers {
+		if c.healthy(i) {
+			anyHealthy = true
+			break
+		}
+	}
+	for i := range c.w.cfg.IPs {
+		ip := serviceIP(i)
+		ans := c.answerers(ip)
+		c.checkGap(ip, len(ans) == 0 && anyHealthy)
+		c.checkDup(ip, ans)
+	}
+}
+
+func (c *checker) checkGap(ip netip.Addr, gap bool) {
+	t := c.w.t
+	since, open := c.gapSince[ip]
+	switch {
+	case gap && !open:
+		c.gapSince[ip] = t
+	case gap:
+		if d := t - since; d > c.res.WorstGap {
+			c.res.WorstGap, c.res.WorstGapIP, c.res.WorstGapStart = d, ip, since
+		}
+		// The budget runs from the latest failure: a node that failed meanwhile may be the
+		// next choice for the IP until its own heartbeat lapses (a cascade of failures).
+		from := max(since, c.lastFailure())
+		if t-from == c.budget+c.w.cfg.Step {
+			msg := fmt.Sprintf("(a) %s unanswered since %s, longer than the failover budget %s after the last failure (at %s), while a healthy node could answer; %s", ip, since, c.budget, from, c.choices(ip))
+			if c.chosenSettling(ip) {
+				c.known(msg)
+			} else {
+				c.violate("%s", msg)
+			}
+		}
+	default:
+		delete(c.gapSince, ip)
+	}
+}
+
+func (c *checker) checkDup(ip netip.Addr, ans []int) {
+	t := c.w.t
+	since, open := c.dupSince[ip]
+	if len(ans) < 2 {
+		delete(c.dupSince, ip)
+		delete(c.dupReported, ip)
+		return
+	}
+	if !open {
+		c.dupSince[ip], since = t, t
+	}
+	if d := t - since; d > c.res.WorstDup {
+		c.res.WorstDup, c.res.WorstDupIP, c.res.WorstDupEnd = d, ip, t
+	}
+	for _, n := range ans {
+		if c.troubled(n) {
+			return // excused: one of them is cut off, or just back
+		}
+	}
+	if t-since > c.handov && !c.dupReported[ip] {
+		c.violate("(b) %s answered by %s since %s, longer than a hand-over (%s), with none of them partitioned or stalled", ip, names(ans), since, c.handov)
+		c.dupReported[ip] = true // once per window
+	}
+}
+
+// choices says whom the running speakers chose for ip in their last pass, and the state of
+// each chosen node, for a trace.
+func (c *checker) choices(ip netip.Addr) string {
+	votes := map[string][]string{}
+	for _, s := range c.w.speakers {
+		if s.up {
+			w := s.winner[ip]
+			if w == "" {
+				w = "nobody"
+			}
+			votes[w] = append(votes[w], s.name)
+		}
+	}
+	var parts []string
+	for _, w := range slices.Sorted(maps.Keys(votes)) {
+		state := ""
+		for _, s := range c.w.speakers {
+			if s.name == w {
+				switch {
+				case !s.up:
+					state = " (down)"
+				case s.frozen:
+					state = " (frozen: " + s.why + ")"
+				}
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%d chose %s%s", len(votes[w]), w, state))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (c *checker) final() {
+	for i := range c.w.cfg.IPs {
+		ip := serviceIP(i)
+		if ans := c.answerers(ip); len(ans) != 1 {
+			c.violate("(c) %s answered by %d nodes at the end (%s), want exactly one", ip, len(ans), names(ans))
+		}
+	}
+}
+
+// chosenSettling reports whether most running speakers chose, for ip, a node that is frozen
+// after an outage of its own (back from an API partition, waiting out its grace): the others
+// see it alive and leave the IP to it, but it may not claim yet. That is a known defect of
+// today's liveness design (issue 15), reported apart so that every other violation fails.
+func (c *checker) chosenSettling(ip netip.Addr) bool {
+	votes := map[string]int{}
+	up := 0
+	for _, s := range c.w.speakers {
+		if s.up {
+			votes[s.winner[ip]]++
+			up++
+		}
+	}
+	for _, s := range c.w.speakers {
+		if s.up && s.frozen && !s.renewals.SettleAt().IsZero() && 2*votes[s.name] > up {
+			return true
+		}
+	}
+	return false
+}
+
+// known records a violation of a known defect (see chosenSettling).
+func (c *checker) known(msg string) {
+	c.res.Known = append(c.res.Known, fmt.Sprintf("at %s: %s", c.w.t, msg))
+}
+
+func (c *checker) violate(format string, args ...any) {
+	const maxViolations = 20
+	if len(c.res.Violations) < maxViolations {
+		c.res.Violations = append(c.res.Violations, fmt.Sprintf("at %s: ", c.w.t)+fmt.Sprintf(format, args...))
+	}
+}
+
+func names(idx []int) string {
+	var out []string
+	for _, i := range idx {
+		out = append(out, nodeName(i))
+	}
+	return "[" + strings.Join(out, " ") + "]"
+}

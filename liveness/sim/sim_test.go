@@ -1,0 +1,148 @@
+package sim
+
+import (
+	"flag"
+	"fmt"
+	"testing"
+	"time"
+)
+
+var (
+	seed  = flag.Uint64("sim.seed", 0, "replay this seed only (with -sim.skew for the skew set)")
+	seeds = flag.Int("sim.seeds", 100, "how many seeds TestSimulation runs (TestSimulationClockSkew: two fifths of it)")
+	bench = flag.Int("sim.bench", 10000, "how many seeds of each set BenchmarkSimulation runs")
+	skew  = flag.Bool("sim.skew", false, "with -sim.seed: replay a seed of the clock-skew set")
+)
+
+// skewConfig is DefaultConfig with every node's clock up to a minute off.
+func skewConfig() Config {
+	cfg := DefaultConfig()
+	cfg.MaxSkew = time.Minute
+	return cfg
+}
+
+// runSeeds runs seeds first..first+n-1 and fails the test with a replayable trace for each
+// seed that broke an invariant (at most a few, so a systematic bug does not flood the log).
+func runSeeds(t *testing.T, name string, cfg Config, first uint64, n int, replay string) {
+	t.Helper()
+	results, err := RunSeeds(cfg, first, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed, known := 0, 0
+	var worstGap, worstDup time.Duration
+	for _, res := range results {
+		worstGap, worstDup = max(worstGap, res.WorstGap), max(worstDup, res.WorstDup)
+		if len(res.Known) > 0 {
+			known++
+			if n == 1 || known <= 3 {
+				t.Logf("%s: known defect (a node back from an API partition is chosen while it is frozen, issue 15): %s  replay: go test ./liveness/sim -run '%s' -sim.seed %d%s -v",
+					name, res.Report(), t.Name(), res.Plan.Seed, replay)
+			}
+		}
+		if !res.Failed() {
+			continue
+		}
+		failed++
+		if failed <= 3 {
+			t.Errorf("%s: %s  replay: go test ./liveness/sim -run '%s' -sim.seed %d%s -v", name, res.Report(), t.Name(), res.Plan.Seed, replay)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%s: %d of %d seeds broke an invariant", name, failed, n)
+	}
+	t.Logf("%s: %d seeds, worst unanswered window %s, worst two-answer window %s; %d seeds met the known defect", name, n, worstGap, worstDup, known)
+}
+
+// TestSimulation runs a few hundred seeds of crashes, restarts, API partitions of one node and
+// write latency on 20 nodes.
+func TestSimulation(t *testing.T) {
+	if *seed != 0 && !*skew {
+		runSeeds(t, "replay", DefaultConfig(), *seed, 1, "")
+		return
+	}
+	if *seed != 0 {
+		return
+	}
+	n := *seeds
+	if testing.Short() {
+		n = 20
+	}
+	runSeeds(t, "faults", DefaultConfig(), 1, n, "")
+}
+
+// TestSimulationClockSkew runs seeds where every node's clock is off by up to a minute: skew
+// must change no decision.
+func TestSimulationClockSkew(t *testing.T) {
+	if *seed != 0 && *skew {
+		runSeeds(t, "replay", skewConfig(), *seed, 1, " -sim.skew")
+		return
+	}
+	if *seed != 0 {
+		return
+	}
+	n := *seeds * 2 / 5
+	if testing.Short() {
+		n = 10
+	}
+	runSeeds(t, "skew", skewConfig(), 1, n, " -sim.skew")
+}
+
+// The same seed gives the same run: the simulation is deterministic.
+func TestDeterministic(t *testing.T) {
+	cfg := DefaultConfig()
+	a, err := Run(cfg, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Run(cfg, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("seed 42 ran twice differently:\n%v\n%v", a, b)
+	}
+}
+
+// BenchmarkSimulation runs -sim.bench seeds of each set (10,000 by default: `make bench
+// BENCH=Simulation PKG=./liveness/sim/`) and reports the worst windows over all of them: how
+// long an IP went unanswered (worst-gap-ms) and how long two nodes answered one IP
+// (worst-dup-ms), with the seeds that had them, and how many seeds broke an invariant or met
+// the known defect.
+func BenchmarkSimulation(b *testing.B) {
+	for _, set := range []struct {
+		name string
+		cfg  Config
+	}{{"faults", DefaultConfig()}, {"skew", skewConfig()}} {
+		b.Run(set.name, func(b *testing.B) {
+			for range b.N {
+				results, err := RunSeeds(set.cfg, 1, *bench)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var gap, dup *Result
+				failed, known := 0, 0
+				for _, r := range results {
+					if gap == nil || r.WorstGap > gap.WorstGap {
+						gap = r
+					}
+					if dup == nil || r.WorstDup > dup.WorstDup {
+						dup = r
+					}
+					if r.Failed() {
+						failed++
+					}
+					if len(r.Known) > 0 {
+						known++
+					}
+				}
+				b.ReportMetric(float64(gap.WorstGap.Milliseconds()), "worst-gap-ms")
+				b.ReportMetric(float64(dup.WorstDup.Milliseconds()), "worst-dup-ms")
+				b.ReportMetric(float64(failed), "failed-seeds")
+				b.ReportMetric(float64(known), "known-defect-seeds")
+				b.Logf("%s: %d seeds; worst unanswered window %s (%s from %s, seed %d); worst two-answer window %s (%s until %s, seed %d); %d broke an invariant, %d met the known defect",
+					set.name, *bench, gap.WorstGap, gap.WorstGapIP, gap.WorstGapStart, gap.Plan.Seed, dup.WorstDup, dup.WorstDupIP, dup.WorstDupEnd, dup.Plan.Seed, failed, known)
+			}
+		})
+	}
+}

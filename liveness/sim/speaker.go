@@ -1,0 +1,323 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
+	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/heartbeat"
+	"github.com/herald-lb/herald/liveness"
+	"github.com/herald-lb/herald/plugins"
+	"github.com/herald-lb/herald/snapshot"
+)
+
+// namespace is the speakers' namespace in the simulation.
+const namespace = "herald-system"
+
+// freezeRecheck is how often a frozen speaker looks again (speaker.freezeRecheck).
+const freezeRecheck = 250 * time.Millisecond
+
+// speaker is one node's speaker as far as liveness goes: its builder fed by its own watch,
+// its own renewals, and the IPs it announces.
+type speaker struct {
+	w      *world
+	idx    int
+	name   string
+	up     bool
+	offset time.Duration // its clock minus the true time
+	delay  time.Duration // its watch's normal delay
+
+	builder *snapshot.Builder
+	fw      *framework.Framework
+	// renewals is its own renewal history (the real freeze rule).
+	renewals liveness.Renewals
+	// cursor is how far into the API server's log its watch has delivered.
+	cursor int
+	// inflight is the renewal in flight (nil: none); nextRenew when the next one starts.
+	inflight  *renewal
+	nextRenew time.Duration
+	// dirty: the builder reported a change; recheck: when a frozen speaker looks again;
+	// checked: the time (its clock) its last full pass saw every heartbeat as it was.
+	dirty   bool
+	frozen  bool
+	recheck time.Duration
+	checked time.Time
+	// expAt is when its expiry timer fires (its clock; zero: not armed).
+	expAt time.Time
+	// warm is false from a (re)start until its pre phase ended (speaker/readiness.go): it
+	// publishes its announcer as warming, announces what it wins in its own view, and ends
+	// the phase with a pass in which its heartbeat is alive, once it has watched the
+	// heartbeats for a lease duration (liveness.Watched) since syncedAt (its clock).
+	warm     bool
+	syncedAt time.Time
+	// announced is what its announcers answer for; winner is who its last pass chose per
+	// IP, and why it is frozen ("": it is not), for traces.
+	announced map[netip.Addr]bool
+	winner    map[netip.Addr]string
+	why       string
+}
+
+// renewal is a Lease write on its way: it completes (or fails) at done.
+type renewal struct {
+	hb   heartbeat.Heartbeat
+	done time.Duration
+	fail bool
+}
+
+// now is the speaker's clock.
+func (s *speaker) now() time.Time { return s.w.epoch.Add(s.w.t + s.offset) }
+
+// start (re)starts the speaker: an empty builder that lists what exists, nothing announced.
+func (s *speaker) start() error {
+	s.up, s.cursor, s.inflight, s.dirty, s.frozen = true, 0, nil, false, false
+	s.warm, s.syncedAt = false, s.now()
+	s.recheck, s.checked, s.expAt = 0, time.Time{}, time.Time{}
+	s.renewals = liveness.Renewals{Duration: s.w.cfg.LeaseDuration, Interval: s.w.cfg.RenewInterval}
+	s.announced, s.winner = map[netip.Addr]bool{}, map[netip.Addr]string{}
+	s.builder = snapshot.NewBuilder(func(snapshot.Change) { s.dirty = true })
+	s.builder.SetClock(s.now)
+	for _, n := range s.w.nodes {
+		s.builder.SetNode(n)
+	}
+	for _, svc := range s.w.services {
+		s.builder.SetService(svc)
+	}
+	for _, es := range s.w.slices {
+		s.builder.SetEndpointSlice(es)
+	}
+	pool := &metallbv1beta1.IPAddressPool{}
+	pool.Namespace, pool.Name = namespace, "pool"
+	pool.Spec.Addresses = []string{"198.51.100.0/24", "203.0.113.0/24"}
+	s.builder.SetPool(pool)
+	adv := &metallbv1beta1.L2Advertisement{}
+	adv.Namespace, adv.Name = namespace, "l2"
+	s.builder.SetL2Advertisement(adv)
+	fw, err := framework.NewFramework(plugins.NewInTreeRegistry(), plugins.DefaultProfile(), framework.NewHandle(logr.Discard()))
+	if err != nil {
+		return err
+	}
+	s.fw = fw
+	// Its informer lists the Leases as they are now and watches from there.
+	for _, l := range s.w.api.leases {
+		s.builder.SetLease(l)
+	}
+	s.cursor = len(s.w.api.log)
+	s.nextRenew = s.w.t // a starting speaker renews at once
+	s.dirty = true
+	return nil
+}
+
+// crash stops the speaker; its announcers die with it.
+func (s *speaker) crash() {
+	s.up = false
+	s.announced = map[netip.Addr]bool{}
+}
+
+// step runs what the speaker does at the current time: watch events, renewals, passes.
+func (s *speaker) step() error {
+	if !s.up {
+		return nil
+	}
+	s.deliver()
+	if err := s.renew(); err != nil {
+		return err
+	}
+	return s.maybePass()
+}
+
+// deliver feeds the builder every logged write its watch has delivered by now.
+func (s *speaker) deliver() {
+	if s.w.partitioned(s.idx) || s.w.stalled(s.idx) {
+		return
+	}
+	for s.cursor < len(s.w.api.log) {
+		e := s.w.api.log[s.cursor]
+		if e.at+s.delay > s.w.t {
+			return
+		}
+		s.builder.SetLease(e.lease)
+		s.cursor++
+	}
+}
+
+// renew completes the renewal in flight or starts the next, as the heartbeater does: one at
+// a time, each bounded by the lease duration.
+func (s *speaker) renew() error {
+	w := s.w
+	if r := s.inflight; r != nil && w.t >= r.done {
+		s.inflight = nil
+		var err error
+		if r.fail || w.partitioned(s.idx) {
+			err = errors.New("lease renewal: context deadline exceeded")
+		} else {
+			stored, werr := w.api.write(w.t, r.hb, namespace)
+			if werr != nil {
+				return werr
+			}
+			s.renewals.Succeeded(r.hb.RenewTime, stored.Spec.RenewTime.Time)
+			s.dirty = s.dirty || s.frozen // speaker.renewed: a frozen speaker looks again at once
+		}
+		s.renewals.Finished(err)
+	}
+	if s.inflight != nil || w.t < s.nextRenew {
+		return nil
+	}
+	hb := s.heartbeat()
+	s.renewals.Started(s.now())
+	lat := w.latency(s.idx)
+	r := &renewal{hb: hb, done: w.t + lat}
+	if w.partitioned(s.idx) || lat > w.cfg.LeaseDuration {
+		r.done, r.fail = w.t+w.cfg.LeaseDuration, true
+	}
+	s.inflight = r
+	// A ticker: the next renewal is due an interval after this one started (ticks missed
+	// while a renewal hangs are dropped).
+	for s.nextRenew <= w.t {
+		s.nextRenew += w.cfg.RenewInterval
+	}
+	return nil
+}
+
+// heartbeat is what the speaker writes in its Lease now.
+func (s *speaker) heartbeat() heartbeat.Heartbeat {
+	state := framework.AnnouncerReady
+	if !s.warm {
+		state = framework.AnnouncerWarming
+	}
+	return heartbeat.Heartbeat{NodeName: s.name, RenewTime: s.now(), LeaseDuration: s.w.cfg.LeaseDuration,
+		Interfaces: []framework.Interface{{Name: "eth0", Up: true, Prefixes: nodePrefixes}},
+		Announcers: map[framework.AnnouncerKind]framework.AnnouncerHealth{framework.AnnouncerKindL2v4: {State: state}}}
+}
+
+// maybePass runs a full pass when the speaker would: a change (or a renewal while frozen)
+// was seen, its expiry timer found a lapsed heartbeat, or a frozen speaker's recheck is due.
+func (s *speaker) maybePass() error {
+	now := s.now()
+	lapsed := false
+	if !s.expAt.IsZero() && !now.Before(s.expAt) {
+		lapsed = s.lapsedOrRearmed(s.builder.Snapshot(now))
+	}
+	due := s.recheck != 0 && s.w.t >= s.recheck
+	if !s.dirty && !lapsed && !due {
+		return nil
+	}
+	s.dirty = false
+	why := s.renewals.Frozen(now, s.builder.RenewTime(s.name))
+	s.frozen, s.why = why != "", why
+	if s.frozen {
+		wait := freezeRecheck
+		if at := s.renewals.SettleAt(); !at.IsZero() && at.Sub(now) > 0 && at.Sub(now) < wait {
+			wait = at.Sub(now) + 5*time.Millisecond
+		}
+		s.recheck = s.w.t + wait
+		return nil
+	}
+	s.recheck = 0
+	snap := s.builder.Snapshot(now)
+	s.rearm(snap)
+	if err := s.pass(s.view(snap)); err != nil {
+		return err
+	}
+	s.endWarming(snap)
+	return nil
+}
+
+// view is the speaker's own view (speaker.view): in the pre phase it counts itself, and the
+// peers that are warming too, as ready; before (watching the heartbeats) it counts itself
+// warming, as it publishes.
+func (s *speaker) view(snap *framework.Snapshot) *framework.Snapshot {
+	if s.warm || !s.watched() {
+		return snap
+	}
+	nodes := slices.Clone(snap.Nodes())
+	for i, n := range nodes {
+		if n.Speaker == nil || (n.Name != s.name && n.Speaker.Announcers[framework.AnnouncerKindL2v4].State != framework.AnnouncerWarming) {
+			continue
+		}
+		c, si := *n, *n.Speaker
+		si.Announcers = map[framework.AnnouncerKind]framework.AnnouncerHealth{framework.AnnouncerKindL2v4: {State: framework.AnnouncerReady}}
+		c.Speaker = &si
+		nodes[i] = &c
+	}
+	return framework.NewSnapshot(snap.Time, nodes)
+}
+
+// watched reports whether the speaker has watched the heartbeats for a lease duration since
+// it synced (speaker.readiness.setWatched); before, it waits for that.
+func (s *speaker) watched() bool {
+	return liveness.Watched(s.syncedAt, s.now(), s.w.cfg.LeaseDuration)
+}
+
+// endWarming ends the pre phase after a pass in which its own heartbeat was alive
+// (speaker.endWarming); it then renews at once. While it still watches, it looks again
+// when the watch is long enough (the speaker's readinessChanged).
+func (s *speaker) endWarming(published *framework.Snapshot) {
+	if s.warm {
+		return
+	}
+	if !s.watched() {
+		s.recheck = s.w.t + s.syncedAt.Add(s.w.cfg.LeaseDuration).Sub(published.Time)
+		return
+	}
+	if self := published.Node(s.name); self == nil || !self.Speaker.AliveAt(published.Time) {
+		return
+	}
+	s.warm = true
+	s.nextRenew = s.w.t
+}
+
+// lapsedOrRearmed and rearm are the speaker's expiry watch (speaker/expiry.go) on the
+// simulated clock: a full pass when a heartbeat lapsed since the last check, else a timer
+// for the next expiry, a few milliseconds late.
+func (s *speaker) lapsedOrRearmed(snap *framework.Snapshot) bool {
+	if liveness.LapsedBetween(snap.Nodes(), s.checked, snap.Time) {
+		s.expAt = time.Time{}
+		return true
+	}
+	s.rearm(snap)
+	return false
+}
+
+func (s *speaker) rearm(snap *framework.Snapshot) {
+	if snap.Time.After(s.checked) {
+		s.checked = snap.Time
+	}
+	s.expAt = time.Time{}
+	if next := liveness.NextExpiry(snap.Nodes(), snap.Time); !next.IsZero() {
+		s.expAt = next.Add(5 * time.Millisecond)
+	}
+}
+
+// pass decides every unit with the real framework and applies the result as Announce's bind
+// does when the node is not frozen: announce where selected, withdraw elsewhere.
+func (s *speaker) pass(snap *framework.Snapshot) error {
+	ctx := context.Background()
+	for _, u := range s.builder.Units() {
+		res := s.fw.Schedule(ctx, snap, u)
+		if res.Err != nil {
+			err := res.Err
+			res.Release()
+			return err
+		}
+		selected := false
+		s.winner[u.IP] = ""
+		for _, n := range res.Selected {
+			s.winner[u.IP] = n
+			if n == s.name {
+				selected = true
+			}
+		}
+		res.Release()
+		if selected {
+			s.announced[u.IP] = true
+		} else {
+			delete(s.announced, u.IP)
+		}
+	}
+	return nil
+}
