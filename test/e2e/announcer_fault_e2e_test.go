@@ -116,6 +116,12 @@ func (c *cluster) firstReplies(deadline time.Duration, ips ...netip.Addr) map[ne
 // 3 s, and the stopped process is replaced.
 func TestE2EStoppedAnnouncerIsReplaced(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 2})
+	// Both nodes candidates first: a cold start may move the IP once (the first speaker ready
+	// takes it), and a settled status read just before that move names the node that then
+	// withdraws (seen at load 20: the second node's announcer started a second late).
+	for _, n := range c.nodes {
+		c.waitL2Candidate(n, time.Time{}, c.speaker(n))
+	}
 	c.createService(serviceOptions{name: "hung"})
 	ip := c.waitIP("hung")
 	const trials = 3
