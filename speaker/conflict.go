@@ -70,7 +70,7 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 // recordConflict puts an AddressConflict Event on the Services this node announces ip for,
 // and reports whether there were any.
 func (s *Speaker) recordConflict(ip netip.Addr, msg string) bool {
-	svcs := s.announce.ServicesOf(ip)
+	svcs := s.ledger.ServicesOf(ip)
 	for _, svc := range svcs {
 		s.recorder.Event(announce.ServiceRef(svc), corev1.EventTypeWarning, ReasonAddressConflict, msg)
 	}

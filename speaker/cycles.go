@@ -73,7 +73,7 @@ func (s *Speaker) processAll(ctx context.Context) error {
 			s.queue.AddRateLimited(ipKey(u.IP))
 		}
 	}
-	for _, cur := range s.announce.Announced() {
+	for _, cur := range s.ledger.List() {
 		if !seen[cur.IP] {
 			if err := s.processIP(ctx, snap, quiet, failed, cur.IP); err != nil {
 				errs = append(errs, err)
@@ -82,7 +82,7 @@ func (s *Speaker) processAll(ctx context.Context) error {
 	}
 	s.endWarming(published, pre, failed)
 	perMode := map[framework.Mode]int{framework.ModeL2: 0, framework.ModeBGP: 0}
-	for _, cur := range s.announce.Announced() {
+	for _, cur := range s.ledger.List() {
 		perMode[cur.Mode]++
 	}
 	for mode, n := range perMode {
@@ -117,7 +117,7 @@ func (s *Speaker) processIP(ctx context.Context, snap *framework.Snapshot, quiet
 		if has[mode] {
 			continue
 		}
-		if err := s.announce.Forget(ctx, (&framework.Unit{IP: ip, Mode: mode}).Key()); err != nil {
+		if err := s.ledger.Forget(ctx, (&framework.Unit{IP: ip, Mode: mode}).Key()); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -128,7 +128,7 @@ func (s *Speaker) runUnit(ctx context.Context, snap *framework.Snapshot, quiet b
 	fw, _ := s.frameworkFor(u.Class)
 	if fw == nil {
 		// Another implementation's class: never touch it, but drop what we may have had.
-		return s.announce.Forget(ctx, u.Key())
+		return s.ledger.Forget(ctx, u.Key())
 	}
 	var opts []framework.CycleOption
 	if quiet {

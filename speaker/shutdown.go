@@ -28,8 +28,8 @@ func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, w
 	gr := s.peers.GracefulRestart()
 	err := s.mgr.StopKeeping(stopCtx, func(name string) bool { return gr && name == s.bgpAnnouncer() })
 	if synced {
-		for _, cur := range s.announce.Announced() {
-			if rerr := s.announce.Retract(stopCtx, cur); rerr != nil {
+		for _, cur := range s.ledger.List() {
+			if rerr := s.ledger.Retract(stopCtx, cur); rerr != nil {
 				s.log.Error(rerr, "removing status on shutdown", "ip", cur.IP)
 			}
 		}
@@ -73,7 +73,7 @@ func (s *Speaker) handOver(ctx context.Context, timeout time.Duration) {
 // pendingHandOver counts the Services this node announces that no other node has taken yet.
 func (s *Speaker) pendingHandOver() int {
 	n := 0
-	for _, cur := range s.announce.Announced() {
+	for _, cur := range s.ledger.List() {
 		if cur.Mode != framework.ModeL2 {
 			// Every qualifying node advertises a BGP unit already: there is nothing to
 			// hand over, and the announcer's drain withdraws the routes.

@@ -84,8 +84,9 @@ type Speaker struct {
 	hb            *heartbeater
 	mgr           *manager.Manager
 	// ready is this node's announcer health, published in the heartbeat.
-	ready    *readiness
-	announce *announce.Plugin
+	ready *readiness
+	// ledger is what this node holds; every profile's Announce plugin binds into it.
+	ledger *announce.Ledger
 	// statusWriter writes this node's ServiceL2Status objects, bgpStatusWriter its
 	// ServiceBGPStatus objects.
 	statusWriter *announce.L2StatusWriter
@@ -291,13 +292,14 @@ func (s *Speaker) run(ctx context.Context) error {
 			func() { s.queue.Add(allKey) })
 		deps.BGPPeers = s.peers.Names
 	}
-	s.announce = announce.New(s.o.NodeName, deps)
+	plugin := announce.New(s.o.NodeName, deps)
+	s.ledger = plugin.Ledger()
 	if _, ok := reg[announce.Name]; !ok {
-		if err := reg.Register(announce.Name, s.announce.Registration()); err != nil {
+		if err := reg.Register(announce.Name, plugin.Registration()); err != nil {
 			return err
 		}
 	} else {
-		reg[announce.Name] = s.announce.Registration()
+		reg[announce.Name] = plugin.Registration()
 	}
 	if err := s.buildFrameworks(reg); err != nil {
 		return err

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
@@ -134,28 +133,34 @@ func (c Current) ids() []string {
 	return out
 }
 
-// Plugin is the Announce bind plugin. One instance may serve several profiles' frameworks
-// (see Registration): it owns this node's announcements.
+// Plugin is the Announce bind plugin, a thin adapter over the ledger: Bind turns the cycle's
+// decision into a change of what this node holds. One instance may serve several profiles'
+// frameworks (see Registration).
 type Plugin struct {
-	node string
-	deps Deps
+	node   string
+	deps   Deps
+	ledger *Ledger
 
-	mu        sync.Mutex
-	announced map[string]Current
+	mu sync.Mutex
 	// warnedNoBGP is set once the missing BGP announcer has been logged.
 	warnedNoBGP bool
-	// units serialises Bind and Forget per unit key: the speaker's workers may run a unit's
-	// cycle twice at once (a full pass and the unit's own key), and without it both would
-	// see the unit as new, send it twice and count it twice.
-	units unitLocks
 }
 
 var _ framework.BindPlugin = (*Plugin)(nil)
 
 // New returns the plugin for node.
 func New(node string, deps Deps) *Plugin {
-	return &Plugin{node: node, deps: deps, announced: map[string]Current{}}
+	gate := gateFunc(deps.MayWithdraw)
+	return &Plugin{node: node, deps: deps, ledger: NewLedger(deps.Announcers, StatusWriters{L2: deps.Status, BGP: deps.BGPStatus}, gate)}
 }
+
+// Ledger is what the plugin binds into.
+func (p *Plugin) Ledger() *Ledger { return p.ledger }
+
+// gateFunc adapts a predicate; nil never closes.
+type gateFunc func() bool
+
+func (f gateFunc) MayChange() bool { return f == nil || f() }
 
 // Registration returns a registry entry whose factory always returns p, so every profile
 // shares one record of what this node announces.
@@ -187,7 +192,7 @@ func quiet(state *framework.CycleState) bool {
 // Bind announces the unit when this node is selected and withdraws it otherwise. BGP units are
 // left to other bind plugins (Skip) when no BGP announcer is configured.
 func (p *Plugin) Bind(ctx context.Context, state *framework.CycleState, unit *framework.Unit, selected []string) *framework.Status {
-	defer p.lockUnit(unit.Key())()
+	defer p.ledger.lock(unit.Key())()
 	switch unit.Mode {
 	case framework.ModeL2:
 		if slices.Contains(selected, p.node) {
@@ -217,14 +222,6 @@ func (p *Plugin) warnNoBGP(unit *framework.Unit) {
 	}
 }
 
-// statusFor returns the status writer of a mode.
-func (p *Plugin) statusFor(mode framework.Mode) StatusWriter {
-	if mode == framework.ModeBGP {
-		return p.deps.BGPStatus
-	}
-	return p.deps.Status
-}
-
 func (p *Plugin) observe(mode framework.Mode, takeover bool) {
 	if p.deps.OnAnnounce != nil {
 		p.deps.OnAnnounce(mode, takeover)
@@ -233,9 +230,7 @@ func (p *Plugin) observe(mode framework.Mode, takeover bool) {
 
 func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit *framework.Unit) *framework.Status {
 	key := unit.Key()
-	p.mu.Lock()
-	prev, already := p.announced[key]
-	p.mu.Unlock()
+	prev, already := p.ledger.get(key)
 	if !already && p.deps.MayClaim != nil && !p.deps.MayClaim() {
 		p.deps.Log.Info("not claiming an IP this node won: its heartbeat is not current", "ip", unit.IP)
 		return framework.NewStatus(framework.Success).WithDetail("not claiming %s: this node's heartbeat is not current", unit.IP)
@@ -264,12 +259,12 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeL2, Announcer: name, Interfaces: itfs, Services: serviceKeys(unit), Claimed: prev.Claimed}
 	if !already || prev.pending || !slices.Equal(prev.Interfaces, itfs) || prev.Announcer != name {
 		ann := announcers.Announcement{ID: key, Prefix: netip.PrefixFrom(unit.IP, unit.IP.BitLen()), Interfaces: itfs}
-		err := p.send(ctx, name, unit.IP, []announcers.Announcement{ann}, nil)
+		err := p.ledger.send(ctx, name, unit.IP, []announcers.Announcement{ann}, nil)
 		if errors.Is(err, errPending) {
 			// The manager keeps the announcement and replays it when the announcer is back,
 			// so it is this node's to withdraw; but nothing answers yet, so it is not claimed.
 			cur.pending = true
-			p.set(cur)
+			p.ledger.hold(cur)
 			return framework.AsStatus(err)
 		}
 		if err != nil {
@@ -281,7 +276,7 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 		if !already {
 			p.deps.Log.Info("announcing ahead of taking over", "ip", unit.IP, "interfaces", itfs, "announcedBy", unit.Announcers)
 		}
-		p.set(cur)
+		p.ledger.hold(cur)
 		return framework.NewStatus(framework.Success).WithDetail("announcing %s ahead of taking it over", unit.IP)
 	}
 	first := !cur.Claimed
@@ -290,7 +285,7 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 		p.observe(framework.ModeL2, len(unit.Announcers) > 0 && !slices.Contains(unit.Announcers, p.node))
 	}
 	cur.Claimed = true
-	p.set(cur)
+	p.ledger.hold(cur)
 	var errs []error
 	for _, svc := range cur.Services {
 		if err := p.deps.Status.Publish(ctx, svc, unit.IP, itfs); err != nil {
@@ -311,61 +306,6 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 			fmt.Sprintf("%s is announced by node %s (was %s): %s", unit.IP, p.node, was, state.Summary()))
 	}
 	return framework.AsStatus(errors.Join(errs...))
-}
-
-func (p *Plugin) set(cur Current) {
-	p.mu.Lock()
-	p.announced[cur.Key] = cur
-	p.mu.Unlock()
-}
-
-// errPending is wrapped by send when the manager keeps a change for later.
-var errPending = errors.New("pending")
-
-// send applies a delta of one unit's announcements and reports a rejection of any of them.
-func (p *Plugin) send(ctx context.Context, name string, ip netip.Addr, upserts []announcers.Announcement, removes []string) error {
-	res, err := p.deps.Announcers.Apply(ctx, name, upserts, removes)
-	if why, kept := manager.Kept(res, err); kept {
-		// Kept in the manager's desired state and sent (or replayed) when it can be; until
-		// then nothing answers for it here.
-		return fmt.Errorf("announce %s through %q: %w: %s", ip, name, errPending, why)
-	}
-	if err != nil {
-		return fmt.Errorf("announce %s through %q: %w", ip, name, err)
-	}
-	var errs []error
-	for _, r := range res.Rejected {
-		for _, a := range upserts {
-			if r.ID == a.Key() {
-				errs = append(errs, fmt.Errorf("announcer %q rejected %s: %s", name, ip, r.Reason))
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// Announced returns what this node announces now, sorted by key.
-func (p *Plugin) Announced() []Current {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]Current, 0, len(p.announced))
-	for _, c := range p.announced {
-		out = append(out, c)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out
-}
-
-// ServicesOf returns the Services of the unit this node announces for ip, if any.
-func (p *Plugin) ServicesOf(ip netip.Addr) []framework.ServiceKey {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.announced {
-		if c.IP == ip {
-			return c.Services
-		}
-	}
-	return nil
 }
 
 func (p *Plugin) recordAll(unit *framework.Unit, eventType, reason, message string) {

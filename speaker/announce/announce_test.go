@@ -128,7 +128,7 @@ func TestBindAnnouncesWhenSelected(t *testing.T) {
 	if len(e.ann.upserts) != 1 || len(e.events()) != 0 {
 		t.Fatalf("repeat cycle changed something: upserts %d", len(e.ann.upserts))
 	}
-	if got := e.p.ServicesOf(netip.MustParseAddr("192.0.2.10")); len(got) != 2 {
+	if got := e.p.ledger.ServicesOf(netip.MustParseAddr("192.0.2.10")); len(got) != 2 {
 		t.Fatalf("ServicesOf = %v", got)
 	}
 }
@@ -144,8 +144,8 @@ func TestBindWithdrawsWhenNotSelected(t *testing.T) {
 	if !slices.Equal(e.ann.removes, []string{"192.0.2.10/L2"}) {
 		t.Fatalf("removes = %v", e.ann.removes)
 	}
-	if len(e.status.retracted) != 2 || len(e.p.Announced()) != 0 {
-		t.Fatalf("retracted = %v, announced = %v", e.status.retracted, e.p.Announced())
+	if len(e.status.retracted) != 2 || len(e.p.ledger.List()) != 0 {
+		t.Fatalf("retracted = %v, announced = %v", e.status.retracted, e.p.ledger.List())
 	}
 	if evs := e.events(); len(evs) != 0 {
 		t.Fatalf("a handover to another node is that node's event, got %v", evs)
@@ -168,7 +168,7 @@ func TestBindKeepsAndDoesNotClaimWhenToldSo(t *testing.T) {
 	e.p.Bind(context.Background(), testState(), testUnit(), []string{"node-a"})
 	e.leave = false
 	e.p.Bind(context.Background(), testState(), testUnit("node-a"), nil)
-	if len(e.ann.removes) != 0 || len(e.p.Announced()) != 1 {
+	if len(e.ann.removes) != 0 || len(e.p.ledger.List()) != 1 {
 		t.Fatalf("withdrew while MayWithdraw is false: removes %v", e.ann.removes)
 	}
 	e2 := newEnv()
@@ -202,8 +202,8 @@ func TestBindDoesNotClaimWhereNothingAnswers(t *testing.T) {
 	if st.IsSuccess() || !strings.Contains(st.AsError().Error(), "checksum mismatch") {
 		t.Fatalf("Bind = %v, want an error with the announcer's reason", st.AsError())
 	}
-	if len(e.ann.upserts) != 0 || len(e.status.published) != 0 || len(e.events()) != 0 || len(e.p.Announced()) != 0 {
-		t.Fatalf("claimed: upserts %v published %v announced %v", e.ann.upserts, e.status.published, e.p.Announced())
+	if len(e.ann.upserts) != 0 || len(e.status.published) != 0 || len(e.events()) != 0 || len(e.p.ledger.List()) != 0 {
+		t.Fatalf("claimed: upserts %v published %v announced %v", e.ann.upserts, e.status.published, e.p.ledger.List())
 	}
 }
 
@@ -215,14 +215,14 @@ func TestBindClaimsOnlyOnceTheAnnouncerHasIt(t *testing.T) {
 	if st := e.p.Bind(context.Background(), testState(), testUnit("node-b"), []string{"node-a"}); st.IsSuccess() {
 		t.Fatal("Bind succeeded while the announcer was unavailable")
 	}
-	if a := e.p.Announced(); len(a) != 1 || a[0].Claimed || len(e.status.published) != 0 || len(e.events()) != 0 {
+	if a := e.p.ledger.List(); len(a) != 1 || a[0].Claimed || len(e.status.published) != 0 || len(e.events()) != 0 {
 		t.Fatalf("announced %+v, published %v", a, e.status.published)
 	}
 	e.ann.err = nil
 	if st := e.p.Bind(context.Background(), testState(), testUnit("node-b"), []string{"node-a"}); !st.IsSuccess() {
 		t.Fatalf("Bind once back: %v", st.AsError())
 	}
-	if a := e.p.Announced(); len(a) != 1 || !a[0].Claimed || len(e.status.published) != 2 {
+	if a := e.p.ledger.List(); len(a) != 1 || !a[0].Claimed || len(e.status.published) != 2 {
 		t.Fatalf("announced %+v, published %v", a, e.status.published)
 	}
 	if evs := e.events(); len(evs) != 2 || !strings.Contains(evs[0], "(was node-b)") {
@@ -246,7 +246,7 @@ func TestBindWithoutClaimAnnouncesAhead(t *testing.T) {
 	if len(e.ann.upserts) != 1 || len(e.status.published) != 0 || len(e.events()) != 0 {
 		t.Fatalf("ahead: upserts %v published %v", e.ann.upserts, e.status.published)
 	}
-	if a := e.p.Announced(); len(a) != 1 || a[0].Claimed {
+	if a := e.p.ledger.List(); len(a) != 1 || a[0].Claimed {
 		t.Fatalf("announced %+v", a)
 	}
 	e.p.Bind(context.Background(), testState(), testUnit("node-b"), []string{"node-a"})
@@ -288,7 +288,7 @@ func TestBindFollowsTheManagersResult(t *testing.T) {
 			if tc.event == "" && len(evs) > 0 || tc.event != "" && (len(evs) == 0 || !strings.Contains(evs[0], tc.event)) {
 				t.Fatalf("events = %v, want %q first", evs, tc.event)
 			}
-			a := e.p.Announced()
+			a := e.p.ledger.List()
 			if len(a) == 1 != tc.announced || len(a) == 1 && a[0].Claimed != tc.claimed {
 				t.Fatalf("announced = %+v, want announced %v claimed %v", a, tc.announced, tc.claimed)
 			}
@@ -355,7 +355,7 @@ func TestBindWithoutInterfaceChoiceAnnouncesNothing(t *testing.T) {
 	if got.Code() != framework.Error || !strings.Contains(got.Message(), "no filter chose its interfaces") {
 		t.Fatalf("Bind = %v %q, want an Error naming the missing choice", got.Code(), got.Message())
 	}
-	if len(e.ann.upserts) != 0 || len(e.status.published) != 0 || len(e.p.Announced()) != 0 {
+	if len(e.ann.upserts) != 0 || len(e.status.published) != 0 || len(e.p.ledger.List()) != 0 {
 		t.Fatalf("announced without a choice: upserts %v, published %v", e.ann.upserts, e.status.published)
 	}
 }

@@ -31,9 +31,7 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 		// advertise the IP from this node, so it does not.
 		return p.withdraw(ctx, state, unit, selected)
 	}
-	p.mu.Lock()
-	prev, already := p.announced[key]
-	p.mu.Unlock()
+	prev, already := p.ledger.get(key)
 	if !already && p.deps.MayClaim != nil && !p.deps.MayClaim() {
 		p.deps.Log.Info("not advertising an IP this node qualifies for: its heartbeat is not current", "ip", unit.IP)
 		return framework.NewStatus(framework.Success).WithDetail("not advertising %s: this node's heartbeat is not current", unit.IP)
@@ -50,12 +48,12 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeBGP, Announcer: p.deps.BGPAnnouncer,
 		Services: serviceKeys(unit), Routes: routes, Peers: RoutePeers(routes, configured), Claimed: prev.Claimed}
 	if !already || prev.pending || !sameRoutes(prev.Routes, routes) {
-		err := p.send(ctx, cur.Announcer, unit.IP, routes, removedIDs(prev.ids(), cur.ids(), already))
+		err := p.ledger.send(ctx, cur.Announcer, unit.IP, routes, removedIDs(prev.ids(), cur.ids(), already))
 		if errors.Is(err, errPending) {
 			// Kept by the manager and replayed when the announcer is back: this node's to
 			// withdraw, but no status says it advertises until it does.
 			cur.pending = true
-			p.set(cur)
+			p.ledger.hold(cur)
 			return framework.AsStatus(err)
 		}
 		if err != nil {
@@ -64,7 +62,7 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 		}
 	}
 	if quiet(state) {
-		p.set(cur)
+		p.ledger.hold(cur)
 		return framework.NewStatus(framework.Success).WithDetail("advertising %s ahead of being a candidate", unit.IP)
 	}
 	// Claimed, not already: a unit advertised ahead of being a candidate, or kept while the
@@ -74,7 +72,7 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 		p.observe(framework.ModeBGP, false)
 	}
 	cur.Claimed = true
-	p.set(cur)
+	p.ledger.hold(cur)
 	var errs []error
 	for _, svc := range cur.Services {
 		var err error

@@ -170,8 +170,8 @@ func TestBindBGPAdvertisesAndWithdraws(t *testing.T) {
 	if !slices.Equal(e.ann.removes, []string{"203.0.113.10/BGP#to-r2", "203.0.113.10/BGP#all"}) {
 		t.Fatalf("removes = %v", e.ann.removes)
 	}
-	if !slices.Equal(e.bgpStatus.retracted, []string{"default/web@203.0.113.10"}) || len(e.status.retracted) != 0 || len(e.p.Announced()) != 0 {
-		t.Fatalf("BGP retracted %v, L2 retracted %v, announced %v", e.bgpStatus.retracted, e.status.retracted, e.p.Announced())
+	if !slices.Equal(e.bgpStatus.retracted, []string{"default/web@203.0.113.10"}) || len(e.status.retracted) != 0 || len(e.p.ledger.List()) != 0 {
+		t.Fatalf("BGP retracted %v, L2 retracted %v, announced %v", e.bgpStatus.retracted, e.status.retracted, e.p.ledger.List())
 	}
 }
 
@@ -195,7 +195,7 @@ func TestBindBGPForgetAndClaimRules(t *testing.T) {
 	}
 	e.claim = true
 	e.p.Bind(context.Background(), bgpState(), u, []string{"node-a"})
-	if err := e.p.Forget(context.Background(), u.Key()); err != nil {
+	if err := e.p.ledger.Forget(context.Background(), u.Key()); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(e.ann.removes, []string{"203.0.113.10/BGP#all"}) || len(e.bgpStatus.retracted) != 1 {

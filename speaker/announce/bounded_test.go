@@ -36,17 +36,17 @@ func TestPerUnitStateDoesNotGrow(t *testing.T) {
 				if i%2 == 0 {
 					e.p.Bind(context.Background(), testState(), u, []string{"node-b"})
 				} else {
-					_ = e.p.Forget(context.Background(), u.Key())
+					_ = e.p.ledger.Forget(context.Background(), u.Key())
 				}
 				mu.Unlock()
 			}
 		}(w)
 	}
 	wg.Wait()
-	if n := e.p.units.len(); n != 0 {
+	if n := e.p.ledger.units.len(); n != 0 {
 		t.Fatalf("%d unit locks left after every unit went, want 0", n)
 	}
-	if a := e.p.Announced(); len(a) != 0 {
+	if a := e.p.ledger.List(); len(a) != 0 {
 		t.Fatalf("%d units still recorded as announced", len(a))
 	}
 }

@@ -2,9 +2,6 @@ package announce
 
 import "sync"
 
-// lockUnit locks the unit's key and returns the unlock.
-func (p *Plugin) lockUnit(key string) func() { return p.units.lock(key) }
-
 // unitLocks are mutexes by unit key. An entry lives only while a caller holds or waits for
 // it, so the map is bounded by the callers at work (the speaker's workers), not by every
 // unit the speaker ever saw: with Services created and deleted all day, a map that kept one
