@@ -158,6 +158,10 @@ install_tools() {
 }
 
 [ $# -gt 0 ] || set -- all
+# One install at a time per cache: two test runs started together on a fresh machine would
+# otherwise build the same binaries into the same temporary paths.
+exec 9>"$CACHE/install.lock"
+flock 9
 for what in "$@"; do
   case "$what" in
     apt) install_apt ;;
