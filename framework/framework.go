@@ -89,7 +89,7 @@ func NewFramework(registry Registry, spec ProfileSpec, h Handle, opts ...Option)
 		if err != nil {
 			return nil, err
 		}
-		p, err := reg.Factory(args, h)
+		p, err := reg.Factory(args, namedHandle{Handle: h, name: name})
 		if err != nil {
 			return nil, fmt.Errorf("profile %q: plugin %q: %w", spec.Name, name, err)
 		}

@@ -30,6 +30,15 @@ type handle struct{ logger logr.Logger }
 
 func (h handle) Logger() logr.Logger { return h.logger }
 
+// namedHandle is the handle one plugin gets: its logger carries the plugin's name, so every
+// line a plugin logs says which plugin said it without the plugin naming itself.
+type namedHandle struct {
+	Handle
+	name string
+}
+
+func (h namedHandle) Logger() logr.Logger { return h.Handle.Logger().WithName(h.name) }
+
 // contextDone reports without blocking whether ctx is done. Checking the Done channel is
 // cheaper than ctx.Err(), which takes a lock, and runs once per node.
 func contextDone(done <-chan struct{}) bool {

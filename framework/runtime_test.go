@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
+
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/framework/frameworktest"
 )
@@ -488,5 +490,31 @@ func TestNewFrameworkDefaultsAndValidatesArgs(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].(*requiredArgs).Value != "x" {
 		t.Fatalf("factory got %v", got)
+	}
+}
+
+// TestNewFrameworkNamesEachPluginsLogger: a plugin's lines carry its name without the
+// plugin naming itself, and a plugin cannot log under another's name.
+func TestNewFrameworkNamesEachPluginsLogger(t *testing.T) {
+	var lines []string
+	log := funcr.New(func(prefix, args string) { lines = append(lines, prefix+" "+args) }, funcr.Options{})
+	reg := framework.Registry{}
+	for _, name := range []string{"A", "B"} {
+		if err := reg.Register(name, framework.Registration{
+			Factory: func(_ framework.PluginArgs, h framework.Handle) (framework.Plugin, error) {
+				h.Logger().Info("made")
+				return filterOnly{name}, nil
+			},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := framework.ProfileSpec{Name: "p", Filter: []string{"A", "B"}}
+	if _, err := framework.NewFramework(reg, spec, framework.NewHandle(log.WithName("plugins"))); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`plugins/A "level"=0 "msg"="made"`, `plugins/B "level"=0 "msg"="made"`}
+	if !reflect.DeepEqual(lines, want) {
+		t.Errorf("lines %q, want %q", lines, want)
 	}
 }
