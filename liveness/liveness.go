@@ -2,7 +2,8 @@
 // the speaker and the deterministic simulation (package liveness/sim) run the same code:
 //
 //   - Renewals: whether this node may act on its view, from how its own heartbeat renewals
-//     went (the freeze);
+//     went and whether its watch delivers them (the freeze), and Generous, what it may
+//     claim while it settles;
 //   - NextExpiry and LapsedBetween: when another node's heartbeat lapses, which re-runs every
 //     unit.
 //
@@ -62,6 +63,14 @@ type Renewals struct {
 	// resumed is the renew time, as the API server stored it, of the first renewal that
 	// succeeded after a failed or lapsed one; zero once the node has settled again.
 	resumed time.Time
+	// first is the renew time of the first renewal that succeeded in this process: until
+	// the watch delivers one of this process's renewals, the view is the informer's list.
+	first time.Time
+	// stale is set while the watch has not delivered the node's own renewals for too long
+	// (see Frozen); since is when the trouble began: heartbeats that lapsed after it lapsed
+	// while this node's view was in doubt (see Generous).
+	stale bool
+	since time.Time
 }
 
 // Started records that a renewal started at now.
@@ -81,13 +90,42 @@ func (r *Renewals) Finished(err error) {
 func (r *Renewals) Succeeded(renewTime, stored time.Time) {
 	if !r.lastRenew.IsZero() && (r.failure != nil || renewTime.Sub(r.lastRenew) >= r.Duration) {
 		r.resumed = stored
+		r.troubleSince(r.lastRenew)
+	}
+	if r.first.IsZero() {
+		r.first = renewTime
 	}
 	r.lastRenew = renewTime
 	r.failure = nil
 }
 
+// troubleSince records that the node's view may have been wrong from t on (the earliest
+// such time counts until the node has settled).
+func (r *Renewals) troubleSince(t time.Time) {
+	if r.since.IsZero() || t.Before(r.since) {
+		r.since = t
+	}
+}
+
+// StaleAfter is how long after one of its renewals started the node's own watch may take to
+// deliver it before the node takes its view as stale: the lease duration less the renew
+// interval. A renewal that started at s and came back through the watch proves that every
+// write committed before s has been seen; another node's heartbeat lapses (on this node's
+// clock) no earlier than the lease duration after this node saw its last renewal, which that
+// node committed at most a renew interval before the one the watch has not delivered. So a
+// view no staler than this never takes a live node for dead, and a stall of the watch
+// freezes the node before the first heartbeat it stopped seeing lapses (with the default
+// 2.5 s and 1 s: 1.5 s, which leaves a renewal half a second to be written and come back).
+// It is never shorter than the renew interval plus a quarter of a second, or a node whose
+// watch is merely a little slow would freeze between two renewals.
+func StaleAfter(duration, interval time.Duration) time.Duration {
+	return max(duration-interval, interval+250*time.Millisecond)
+}
+
 // Frozen says why this node must neither claim nor withdraw at now ("" when it may), given
-// the renew time of its own heartbeat as its snapshot shows it (seen).
+// the renew time of its own heartbeat as its snapshot shows it (seen). While the node is
+// settling (see Settling) it may claim what it wins in the Generous view, but still not
+// withdraw.
 //
 // Another node's heartbeat lapsing is evidence that node died only if this node could reach
 // the API server meanwhile: when the API server is down every heartbeat lapses, and the node
@@ -97,30 +135,81 @@ func (r *Renewals) Succeeded(renewTime, stored time.Time) {
 // and the lease duration, until it is sure of its view again: a renewal succeeded, its own
 // watch has delivered that renewal (so everything written before it, the others' renewals
 // included, has been seen), and one lease duration has passed since, in which the others,
-// also cut off until then, had their chance to renew. A node whose own renewals keep
-// succeeding never freezes, so failover when only other nodes' heartbeats lapse is as fast
-// as before.
+// also cut off until then, had their chance to renew.
+//
+// Its writes may succeed while its watch stalls (watch lag, a relist after an API server
+// restart): then every heartbeat, its own included, lapses in its view, and it would
+// withdraw everything while the others, who see it alive, take nothing over. So it also
+// freezes when its watch has not delivered its own renewal for StaleAfter, until the watch
+// delivers one within that bound again. A node whose own renewals keep succeeding and coming
+// back never freezes, so failover when only other nodes' heartbeats lapse is as fast as
+// before.
 func (r *Renewals) Frozen(now, seen time.Time) string {
+	why, _ := r.state(now, seen)
+	return why
+}
+
+// Settling reports whether the node is frozen only because it waits out the lease duration
+// after its view became sure again (see Frozen), and since when heartbeats that lapsed count
+// as alive in what it may claim (see Generous). Others see it alive then and leave it the IPs
+// it wins; claiming only those it wins even if every node that lapsed meanwhile were alive
+// answers them without taking an IP from a node that is merely slow to come back.
+func (r *Renewals) Settling(now, seen time.Time) (since time.Time, ok bool) {
+	if _, settling := r.state(now, seen); settling {
+		return r.since, true
+	}
+	return time.Time{}, false
+}
+
+func (r *Renewals) state(now, seen time.Time) (string, bool) {
 	stall := max((r.Duration-r.Interval)/2, 100*time.Millisecond)
 	switch {
 	case r.lastRenew.IsZero():
-		return "no heartbeat renewal has succeeded yet"
+		return "no heartbeat renewal has succeeded yet", false
 	case r.failure != nil:
-		return fmt.Sprintf("its last heartbeat renewal failed: %v", r.failure)
+		return fmt.Sprintf("its last heartbeat renewal failed: %v", r.failure), false
 	case !r.pendingSince.IsZero() && now.Sub(r.pendingSince) > stall:
-		return fmt.Sprintf("its heartbeat renewal has been pending for %s", now.Sub(r.pendingSince).Round(time.Millisecond))
+		return fmt.Sprintf("its heartbeat renewal has been pending for %s", now.Sub(r.pendingSince).Round(time.Millisecond)), false
 	case now.Sub(r.lastRenew) >= r.Duration:
-		return fmt.Sprintf("its last heartbeat renewal succeeded %s ago, longer than the lease duration", now.Sub(r.lastRenew).Round(time.Millisecond))
-	case r.resumed.IsZero():
-		return ""
-	case seen.Before(r.resumed):
-		return "its watch has not delivered its renewal since the API server became reachable again"
-	case now.Before(r.resumed.Add(r.Duration)):
-		return fmt.Sprintf("the other nodes have until %s to renew their heartbeats after the API server became reachable again", r.resumed.Add(r.Duration).UTC().Format("15:04:05.000"))
+		return fmt.Sprintf("its last heartbeat renewal succeeded %s ago, longer than the lease duration", now.Sub(r.lastRenew).Round(time.Millisecond)), false
 	}
-	r.resumed = time.Time{}
-	return ""
+	if !r.stale && seen.Before(r.resumed) {
+		return "its watch has not delivered its renewal since the API server became reachable again", false
+	}
+	fresh := seen
+	if fresh.Before(r.first) {
+		fresh = r.first
+	}
+	if age := now.Sub(fresh); age >= StaleAfter(r.Duration, r.Interval) {
+		if !r.stale {
+			r.stale = true
+			r.troubleSince(fresh)
+		}
+		return fmt.Sprintf("its watch has not delivered its own heartbeat renewal for %s: its view of the heartbeats is stale", age.Round(time.Millisecond)), false
+	}
+	if r.stale {
+		// Caught up: its watch delivered, in order, every write the others made meanwhile,
+		// so it decides again at once. The grace after an outage is for others that were cut
+		// off too; a stall of this node's watch cut off nobody, and a grace here would leave
+		// unanswered, for a lease duration more, an IP the others hand to it meanwhile.
+		r.stale = false
+		if r.resumed.IsZero() {
+			r.since = time.Time{}
+		}
+	}
+	switch {
+	case r.resumed.IsZero():
+		return "", false
+	case now.Before(r.settleEnd()):
+		return fmt.Sprintf("the other nodes have until %s to renew their heartbeats after this node's view became sure again", r.settleEnd().UTC().Format("15:04:05.000")), true
+	}
+	r.resumed, r.since = time.Time{}, time.Time{}
+	return "", false
 }
+
+// settleEnd is when the grace after an outage ends: a lease duration after the renewal that
+// ended it.
+func (r *Renewals) settleEnd() time.Time { return r.resumed.Add(r.Duration) }
 
 // SettleAt is when Frozen can next turn "" without a renewal: the end of the grace after an
 // outage; zero when it is not waiting for one.
@@ -128,7 +217,7 @@ func (r *Renewals) SettleAt() time.Time {
 	if r.resumed.IsZero() {
 		return time.Time{}
 	}
-	return r.resumed.Add(r.Duration)
+	return r.settleEnd()
 }
 
 // Watched reports whether a speaker whose informers synced at syncedAt has, at now, watched
@@ -139,4 +228,33 @@ func (r *Renewals) SettleAt() time.Time {
 // or the others would hand it IPs that it leaves to the dead node.
 func Watched(syncedAt, now time.Time, leaseDuration time.Duration) bool {
 	return !syncedAt.IsZero() && !now.Before(syncedAt.Add(leaseDuration))
+}
+
+// Generous is nodes with every heartbeat that lapsed after since (and by now) alive at now: what
+// a settling node claims from (see Renewals.Settling). A node that lapsed while this node's
+// view was in doubt may only have been cut off like it, so this node claims nothing such a
+// node would win; it claims what it wins even counting them, which nobody else can rightly
+// hold. Nodes are not modified; changed ones are copies.
+func Generous(nodes []*framework.NodeInfo, since, now time.Time) []*framework.NodeInfo {
+	var out []*framework.NodeInfo
+	for i, n := range nodes {
+		if n.Speaker == nil {
+			continue
+		}
+		exp := n.Speaker.Expiry()
+		if !exp.After(since) || exp.After(now) {
+			continue
+		}
+		if out == nil {
+			out = append([]*framework.NodeInfo(nil), nodes...)
+		}
+		c, si := *n, *n.Speaker
+		si.ObservedAt, si.RenewTime = now, now
+		c.Speaker = &si
+		out[i] = &c
+	}
+	if out == nil {
+		return nodes
+	}
+	return out
 }

@@ -44,3 +44,59 @@ func TestNextExpiryAndLapse(t *testing.T) {
 		})
 	}
 }
+
+// A settling node counts as alive the heartbeats that lapsed after its trouble began, and
+// only those: one that lapsed before was judged on a view it could trust.
+func TestGenerous(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	nodes := []*framework.NodeInfo{
+		heartbeatNode("alive", t0.Add(9*time.Second), 3*time.Second),
+		heartbeatNode("lapsed-in-trouble", t0.Add(2*time.Second), 3*time.Second), // expired t0+5s
+		heartbeatNode("lapsed-before", t0.Add(-time.Second), 3*time.Second),      // expired t0+2s
+		{Name: "no-speaker"},
+	}
+	since, now := t0.Add(4*time.Second), t0.Add(10*time.Second)
+	got := Generous(nodes, since, now)
+	want := map[string]bool{"alive": true, "lapsed-in-trouble": true, "lapsed-before": false, "no-speaker": false}
+	for _, n := range got {
+		if alive := n.Speaker.AliveAt(now); alive != want[n.Name] {
+			t.Errorf("%s alive at now in the generous view = %v, want %v", n.Name, alive, want[n.Name])
+		}
+	}
+	if nodes[1].Speaker.AliveAt(now) {
+		t.Errorf("Generous modified its input")
+	}
+}
+
+// A node whose renewals succeed but whose watch stops delivering them freezes within
+// StaleAfter, decides again once the watch delivers one, and is never "settling" for it.
+func TestRenewalsStaleWatch(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	r := Renewals{Duration: 2500 * time.Millisecond, Interval: time.Second}
+	for i := range 3 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		r.Started(at)
+		r.Succeeded(at, at)
+		r.Finished(nil)
+	}
+	last := t0.Add(2 * time.Second)
+	if why := r.Frozen(last.Add(300*time.Millisecond), last); why != "" {
+		t.Fatalf("watch up to date: frozen %q", why)
+	}
+	seen := t0 // the watch delivered nothing after the first renewal
+	if StaleAfter(r.Duration, r.Interval) != 1500*time.Millisecond {
+		t.Fatalf("StaleAfter(2.5s, 1s) = %s, want 1.5s (lease duration less renew interval)", StaleAfter(r.Duration, r.Interval))
+	}
+	if why := r.Frozen(t0.Add(1499*time.Millisecond), seen); why != "" {
+		t.Fatalf("stale for less than StaleAfter: frozen %q", why)
+	}
+	if why := r.Frozen(t0.Add(1500*time.Millisecond), seen); why == "" {
+		t.Fatalf("stale for StaleAfter: not frozen")
+	}
+	if _, ok := r.Settling(t0.Add(2*time.Second), seen); ok {
+		t.Fatalf("stale watch: settling (it may not claim from a stale view)")
+	}
+	if why := r.Frozen(last.Add(100*time.Millisecond), last); why != "" {
+		t.Fatalf("watch caught up: still frozen %q", why)
+	}
+}

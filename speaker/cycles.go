@@ -49,7 +49,7 @@ func (s *Speaker) process(ctx context.Context, key queueKey) error {
 		return nil
 	}
 	snap, quiet, _ := s.view(s.builder.Snapshot(time.Now()))
-	return s.processIP(ctx, snap, quiet, nil, key.ip)
+	return s.processIP(ctx, s.claimView(snap), quiet, nil, key.ip)
 }
 
 // processAll re-runs every unit, and withdraws units that no longer exist.
@@ -60,6 +60,7 @@ func (s *Speaker) processAll(ctx context.Context) error {
 	published := s.builder.Snapshot(time.Now())
 	s.expiry.passed(published)
 	snap, quiet, pre := s.view(published)
+	snap = s.claimView(snap)
 	failed := map[framework.AnnouncerKind]bool{}
 	seen := map[netip.Addr]bool{}
 	var errs []error

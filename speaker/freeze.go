@@ -3,6 +3,9 @@ package speaker
 import (
 	"sync"
 	"time"
+
+	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/liveness"
 )
 
 // freezeRecheck is how often a frozen speaker looks again whether it may decide: it has no
@@ -12,8 +15,9 @@ const freezeRecheck = 250 * time.Millisecond
 // freezeState remembers why the speaker skipped its last pass, to log only transitions and
 // to run a pass as soon as a renewal may have ended the freeze.
 type freezeState struct {
-	mu  sync.Mutex
-	why string
+	mu       sync.Mutex
+	why      string
+	settling bool
 }
 
 // frozen says why this node may not change what it announces now ("" when it may).
@@ -21,18 +25,53 @@ func (s *Speaker) frozen() string {
 	return s.hb.frozen(s.builder.RenewTime(s.o.NodeName))
 }
 
+// settling reports whether this node is frozen only while it settles (it may claim, from the
+// view claimView makes, but not withdraw), and since when lapsed heartbeats count as alive.
+func (s *Speaker) settling() (since time.Time, ok bool) {
+	return s.hb.settling(s.builder.RenewTime(s.o.NodeName))
+}
+
+// mayClaim reports whether Announce may start announcing an IP: when the node is not frozen,
+// or only settling (the pass then decides from claimView).
+func (s *Speaker) mayClaim() bool {
+	if s.hb.isDraining() {
+		return false
+	}
+	if s.frozen() == "" {
+		return true
+	}
+	_, ok := s.settling()
+	return ok
+}
+
+// claimView is the snapshot a pass decides from: snap, or while the node settles, snap with
+// every heartbeat that lapsed while its view was in doubt alive (liveness.Generous), so that
+// it claims what the others leave to it without taking an IP from a node that is merely slow
+// to come back.
+func (s *Speaker) claimView(snap *framework.Snapshot) *framework.Snapshot {
+	since, ok := s.settling()
+	if !ok {
+		return snap
+	}
+	return framework.NewSnapshot(snap.Time, liveness.Generous(snap.Nodes(), since, snap.Time))
+}
+
 // skipFrozen reports whether the pass must be skipped because the node is frozen; it then
 // queues a full pass for when the freeze may have ended. Skipping the whole pass, rather than
 // refusing each claim and withdrawal in Bind, keeps a stale view from touching anything and
-// costs nothing per unit.
+// costs nothing per unit. A settling node runs its passes: it claims (see claimView) but
+// withdraws nothing (MayWithdraw).
 func (s *Speaker) skipFrozen() bool {
 	why := s.frozen()
+	_, settling := s.settling()
 	s.freeze.mu.Lock()
-	prev := s.freeze.why
-	s.freeze.why = why
+	prev, prevSettling := s.freeze.why, s.freeze.settling
+	s.freeze.why, s.freeze.settling = why, settling
 	s.freeze.mu.Unlock()
 	switch {
-	case why != "" && prev == "":
+	case why != "" && settling && (prev == "" || !prevSettling):
+		s.log.Info("settling: claiming what it wins even counting every node that lapsed meanwhile as alive, withdrawing nothing", "reason", why)
+	case why != "" && !settling && (prev == "" || prevSettling):
 		s.log.Info("frozen: keeping every announcement as it is, claiming and withdrawing nothing", "reason", why)
 	case why == "" && prev != "":
 		s.log.Info("no longer frozen: deciding again")
@@ -45,7 +84,7 @@ func (s *Speaker) skipFrozen() bool {
 		wait = time.Until(at) + 5*time.Millisecond
 	}
 	s.queue.AddAfter(allKey, wait)
-	return true
+	return !settling
 }
 
 // renewed runs after each successful heartbeat renewal: a frozen speaker looks again at once.

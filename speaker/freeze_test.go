@@ -65,11 +65,35 @@ func TestFrozen(t *testing.T) {
 		want string // a part of the reason; "" for not frozen
 	}{
 		{"no renewal yet", func(*freezeEnv) time.Time { return time.Time{} }, "no heartbeat renewal has succeeded"},
-		{"renewals succeed: not frozen, also while the watch lags", func(e *freezeEnv) time.Time {
+		{"renewals succeed and come back through the watch: not frozen", func(e *freezeEnv) time.Time {
+			e.renew(0)
+			e.renew(time.Second)
+			seen := e.renew(time.Second)
+			e.now = e.now.Add(900 * time.Millisecond)
+			return seen
+		}, ""},
+		{"renewals succeed, the watch lags a little: not frozen", func(e *freezeEnv) time.Time {
+			e.renew(0)
+			seen := e.renew(time.Second)
+			e.renew(time.Second)
+			e.now = e.now.Add(300 * time.Millisecond)
+			return seen
+		}, ""},
+		{"renewals succeed, the watch stalls: frozen, its view is stale", func(e *freezeEnv) time.Time {
 			seen := e.renew(0)
 			e.renew(time.Second)
+			e.now = e.now.Add(500 * time.Millisecond)
+			return seen
+		}, "its view of the heartbeats is stale"},
+		{"the watch caught up after a stall: not frozen (nobody else was cut off)", func(e *freezeEnv) time.Time {
+			stalled := e.renew(0)
 			e.renew(time.Second)
-			e.now = e.now.Add(900 * time.Millisecond)
+			e.renew(time.Second)
+			if got := e.hb.frozen(stalled); !strings.Contains(got, "stale") {
+				e.t.Fatalf("frozen during the stall = %q, want stale", got)
+			}
+			seen := e.renew(time.Second)
+			e.now = e.now.Add(100 * time.Millisecond)
 			return seen
 		}, ""},
 		{"last renewal failed", func(e *freezeEnv) time.Time {
@@ -87,7 +111,7 @@ func TestFrozen(t *testing.T) {
 		{"renewal pending briefly", func(e *freezeEnv) time.Time {
 			seen := e.renew(0)
 			e.hb.renewals.Started(e.now.Add(time.Second))
-			e.now = e.now.Add(time.Second + 500*time.Millisecond)
+			e.now = e.now.Add(time.Second + 400*time.Millisecond)
 			return seen
 		}, ""},
 		{"last success older than the lease duration", func(e *freezeEnv) time.Time {
@@ -108,8 +132,10 @@ func TestFrozen(t *testing.T) {
 			e.down = true
 			e.renew(time.Second)
 			e.down = false
+			e.renew(time.Second)
+			e.renew(time.Second)
 			seen := e.renew(time.Second)
-			e.now = e.now.Add(2400 * time.Millisecond)
+			e.now = e.now.Add(400 * time.Millisecond)
 			return seen
 		}, "the other nodes have until"},
 		{"back, one lease duration after the first renewal", func(e *freezeEnv) time.Time {
@@ -117,9 +143,9 @@ func TestFrozen(t *testing.T) {
 			e.down = true
 			e.renew(time.Second)
 			e.down = false
+			e.renew(time.Second)
+			e.renew(time.Second)
 			seen := e.renew(time.Second)
-			e.renew(time.Second)
-			e.renew(time.Second)
 			e.now = e.now.Add(500 * time.Millisecond)
 			return seen
 		}, ""},

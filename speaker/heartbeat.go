@@ -103,6 +103,15 @@ func (h *heartbeater) frozen(seen time.Time) string {
 	return h.renewals.Frozen(h.now(), seen)
 }
 
+// settling reports whether this node is frozen only while it settles, and since when lapsed
+// heartbeats count as alive in what it may claim; see liveness.Renewals.Settling.
+func (h *heartbeater) settling(seen time.Time) (since time.Time, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.renewals.Duration, h.renewals.Interval = h.duration, h.interval
+	return h.renewals.Settling(h.now(), seen)
+}
+
 // settleAt is when frozen can next turn "" without a renewal: the end of the grace after an
 // outage; zero when it is not waiting for one.
 func (h *heartbeater) settleAt() time.Time {

@@ -279,7 +279,7 @@ func (s *Speaker) run(ctx context.Context) error {
 		BGPAnnouncer: s.bgpAnnouncer(),
 		BGPStatus:    s.bgpStatus,
 		OnAnnounce:   observeAnnounce,
-		MayClaim:     func() bool { return s.frozen() == "" && !s.hb.isDraining() },
+		MayClaim:     s.mayClaim,
 		MayWithdraw:  func() bool { return s.frozen() == "" && !s.hb.isDraining() },
 		Answers:      s.answers,
 		Log:          s.log.WithName("announce"),

@@ -39,8 +39,6 @@ type Result struct {
 	WorstGapIP, WorstDupIP     netip.Addr
 	WorstGapStart, WorstDupEnd time.Duration
 	Violations                 []string
-	// Known are violations of the known defect chosenSettling describes; they do not fail.
-	Known []string
 }
 
 // Failed reports whether an invariant broke.
@@ -52,9 +50,6 @@ func (r *Result) Report() string {
 	b.WriteString(r.Plan.String())
 	for _, v := range r.Violations {
 		fmt.Fprintf(&b, "  violation: %s\n", v)
-	}
-	for _, v := range r.Known {
-		fmt.Fprintf(&b, "  known defect: %s\n", v)
 	}
 	return b.String()
 }
@@ -159,10 +154,16 @@ func (w *world) stalled(node int) bool     { _, ok := w.active(Stall, node); ret
 
 // latency is how long a Lease write of the node takes now.
 func (w *world) latency(node int) time.Duration {
+	lat := w.cfg.Step
 	if f, ok := w.active(Latency, node); ok {
-		return f.Latency
+		lat = max(lat, f.Latency)
 	}
-	return w.cfg.Step
+	for _, f := range w.plan.Faults {
+		if f.Kind == APILatency && w.t >= f.At && w.t < f.end() {
+			lat = max(lat, f.Latency)
+		}
+	}
+	return lat
 }
 
 // checker keeps, per IP, how long it has had no answer and how long two answers, and checks
@@ -183,6 +184,8 @@ type checker struct {
 	dupReported    map[netip.Addr]bool
 	budget, handov time.Duration
 	grace          time.Duration
+	// still is, with Config.Still, who answered each IP when the first fault began.
+	still map[netip.Addr][]int
 }
 
 func newChecker(w *world) *checker {
@@ -260,6 +263,35 @@ func (c *checker) check() {
 		c.checkGap(ip, len(ans) == 0 && anyHealthy)
 		c.checkDup(ip, ans)
 	}
+	c.checkStill()
+}
+
+// checkStill, with Config.Still, requires every IP to keep, from when the first fault begins
+// to the end, exactly the one answer it had then: (d) a stalled watch withdraws nothing, and
+// slow writes move nothing.
+func (c *checker) checkStill() {
+	if !c.w.cfg.Still || len(c.w.plan.Faults) == 0 || c.w.t < c.w.plan.Faults[0].At {
+		return
+	}
+	if c.still == nil {
+		c.still = map[netip.Addr][]int{}
+		for i := range c.w.cfg.IPs {
+			ip := serviceIP(i)
+			ans := c.answerers(ip)
+			c.still[ip] = ans
+			if len(ans) != 1 {
+				c.violate("(d) %s answered by %s when the first fault began, want exactly one", ip, names(ans))
+			}
+		}
+		return
+	}
+	for i := range c.w.cfg.IPs {
+		ip := serviceIP(i)
+		if ans := c.answerers(ip); !slices.Equal(ans, c.still[ip]) {
+			c.violate("(d) %s answered by %s, not by %s as when the first fault began: a stall or slow writes moved it; %s", ip, names(ans), names(c.still[ip]), c.choices(ip))
+			c.still[ip] = ans // once per change
+		}
+	}
 }
 
 func (c *checker) checkGap(ip netip.Addr, gap bool) {
@@ -276,12 +308,7 @@ func (c *checker) checkGap(ip netip.Addr, gap bool) {
 		// next choice for the IP until its own heartbeat lapses (a cascade of failures).
 		from := max(since, c.lastFailure())
 		if t-from == c.budget+c.w.cfg.Step {
-			msg := fmt.Sprintf("(a) %s unanswered since %s, longer than the failover budget %s after the last failure (at %s), while a healthy node could answer; %s", ip, since, c.budget, from, c.choices(ip))
-			if c.chosenSettling(ip) {
-				c.known(msg)
-			} else {
-				c.violate("%s", msg)
-			}
+			c.violate("(a) %s unanswered since %s, longer than the failover budget %s after the last failure (at %s), while a healthy node could answer; %s", ip, since, c.budget, from, c.choices(ip))
 		}
 	default:
 		delete(c.gapSince, ip)
@@ -351,32 +378,6 @@ func (c *checker) final() {
 			c.violate("(c) %s answered by %d nodes at the end (%s), want exactly one", ip, len(ans), names(ans))
 		}
 	}
-}
-
-// chosenSettling reports whether most running speakers chose, for ip, a node that is frozen
-// after an outage of its own (back from an API partition, waiting out its grace): the others
-// see it alive and leave the IP to it, but it may not claim yet. That is a known defect of
-// today's liveness design (issue 15), reported apart so that every other violation fails.
-func (c *checker) chosenSettling(ip netip.Addr) bool {
-	votes := map[string]int{}
-	up := 0
-	for _, s := range c.w.speakers {
-		if s.up {
-			votes[s.winner[ip]]++
-			up++
-		}
-	}
-	for _, s := range c.w.speakers {
-		if s.up && s.frozen && !s.renewals.SettleAt().IsZero() && 2*votes[s.name] > up {
-			return true
-		}
-	}
-	return false
-}
-
-// known records a violation of a known defect (see chosenSettling).
-func (c *checker) known(msg string) {
-	c.res.Known = append(c.res.Known, fmt.Sprintf("at %s: %s", c.w.t, msg))
 }
 
 func (c *checker) violate(format string, args ...any) {

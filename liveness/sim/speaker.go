@@ -207,7 +207,9 @@ func (s *speaker) maybePass() error {
 		return nil
 	}
 	s.dirty = false
-	why := s.renewals.Frozen(now, s.builder.RenewTime(s.name))
+	seen := s.builder.RenewTime(s.name)
+	why := s.renewals.Frozen(now, seen)
+	since, settling := s.renewals.Settling(now, seen)
 	s.frozen, s.why = why != "", why
 	if s.frozen {
 		wait := freezeRecheck
@@ -215,12 +217,21 @@ func (s *speaker) maybePass() error {
 			wait = at.Sub(now) + 5*time.Millisecond
 		}
 		s.recheck = s.w.t + wait
-		return nil
+		if !settling {
+			return nil
+		}
+	} else {
+		s.recheck = 0
 	}
-	s.recheck = 0
 	snap := s.builder.Snapshot(now)
 	s.rearm(snap)
-	if err := s.pass(s.view(snap)); err != nil {
+	view := s.view(snap)
+	if settling {
+		// speaker.claimView: claim what it wins even counting every node that lapsed while its
+		// view was in doubt, withdraw nothing.
+		view = framework.NewSnapshot(view.Time, liveness.Generous(view.Nodes(), since, view.Time))
+	}
+	if err := s.pass(view, settling); err != nil {
 		return err
 	}
 	s.endWarming(snap)
@@ -294,8 +305,9 @@ func (s *speaker) rearm(snap *framework.Snapshot) {
 }
 
 // pass decides every unit with the real framework and applies the result as Announce's bind
-// does when the node is not frozen: announce where selected, withdraw elsewhere.
-func (s *speaker) pass(snap *framework.Snapshot) error {
+// does when the node is not frozen: announce where selected, withdraw elsewhere (unless
+// claimOnly: a settling node withdraws nothing).
+func (s *speaker) pass(snap *framework.Snapshot, claimOnly bool) error {
 	ctx := context.Background()
 	for _, u := range s.builder.Units() {
 		res := s.fw.Schedule(ctx, snap, u)
@@ -315,7 +327,7 @@ func (s *speaker) pass(snap *framework.Snapshot) error {
 		res.Release()
 		if selected {
 			s.announced[u.IP] = true
-		} else {
+		} else if !claimOnly {
 			delete(s.announced, u.IP)
 		}
 	}
