@@ -59,7 +59,7 @@ func TestHeraldPeerWithMAC(t *testing.T) {
 func TestConflictMetricHasNoLabelFromTheWire(t *testing.T) {
 	conflictsTotal.Reset()
 	s := &Speaker{log: logr.Discard(), o: Options{NodeName: "self"}, builder: snapshot.NewBuilder(func(snapshot.Change) {}),
-		ledger: announce.New("self", announce.Deps{}).Ledger(), recorder: record.NewFakeRecorder(10)}
+		ledger: announce.NewLedger(nil, announce.StatusWriters{}, nil), recorder: record.NewFakeRecorder(10)}
 	const macs = 1000
 	for i := 0; i < macs; i++ {
 		s.handleAnnouncerEvent(manager.Event{Announcer: "arp", Event: announcers.Event{Conflict: &announcers.Conflict{

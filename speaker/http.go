@@ -74,8 +74,11 @@ func init() {
 		bgpSessionUp, bgpSessionTransitions, bgpBFDUp)
 }
 
-// observeAnnounce counts a unit this node started announcing (announce.Deps.OnAnnounce).
-func observeAnnounce(mode framework.Mode, takeover bool) {
+// announceMetrics counts the units this node starts announcing (announce.Observer).
+type announceMetrics struct{}
+
+// Announced implements announce.Observer.
+func (announceMetrics) Announced(mode framework.Mode, takeover bool) {
 	announcementsTotal.WithLabelValues(string(mode)).Inc()
 	if takeover {
 		failoversTotal.WithLabelValues(string(mode)).Inc()

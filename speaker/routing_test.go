@@ -26,7 +26,8 @@ func TestSpeakerRoutesAnnouncersByKind(t *testing.T) {
 		t.Errorf("BGP announcer = %q, want corp-bgp", got)
 	}
 	for _, tc := range []struct{ ip, want string }{{"192.0.2.1", "arp"}, {"2001:db8::1", ""}} {
-		if got := s.announcerFor(netip.MustParseAddr(tc.ip)); got != tc.want {
+		l2 := &framework.Unit{IP: netip.MustParseAddr(tc.ip), Mode: framework.ModeL2}
+		if got := (announcerRoutes{s}).AnnouncerFor(l2.AnnouncerKind()); got != tc.want {
 			t.Errorf("announcer for %s = %q, want %q", tc.ip, got, tc.want)
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -268,32 +267,27 @@ func (s *Speaker) run(ctx context.Context) error {
 	s.bgpStatus = announce.NewAsyncStatus(
 		announce.NewBGPStatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister()).WithOwner(own),
 		s.log.WithName("bgp-status"))
+	gate := changeGate{s}
 	s.stale = &staleSweeper{self: s.o.NodeName, log: s.log.WithName("stale-status"), client: s.metallb.MetallbV1beta1(),
 		l2: statusLister, bgp: l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister(), snapshot: s.builder.Snapshot,
-		mayAct: func() bool { return s.frozen() == "" && !s.hb.isDraining() }, trigger: make(chan struct{}, 1)}
+		mayAct: gate.MayWithdraw, trigger: make(chan struct{}, 1)}
+	s.ledger = announce.NewLedger(s.mgr, announce.StatusWriters{L2: s.l2Status, BGP: s.bgpStatus}, gate)
 	deps := announce.Deps{
-		Announcers:   s.mgr,
-		AnnouncerFor: s.announcerFor,
-		Status:       s.l2Status,
-		Recorder:     s.recorder,
-		BGPAnnouncer: s.bgpAnnouncer(),
-		BGPStatus:    s.bgpStatus,
-		OnAnnounce:   observeAnnounce,
-		MayClaim:     s.mayClaim,
-		MayWithdraw:  func() bool { return s.frozen() == "" && !s.hb.isDraining() },
-		Answers:      s.answers,
-		Log:          s.log.WithName("announce"),
+		Ledger:   s.ledger,
+		Router:   announcerRoutes{s},
+		Observer: announceMetrics{},
+		Recorder: s.recorder,
+		Log:      s.log.WithName("announce"),
 	}
 	nsMetallb := metallbinformers.NewSharedInformerFactoryWithOptions(s.informMetallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
 		metallbinformers.WithNamespace(s.configNamespace()))
 	secrets := informers.NewSharedInformerFactoryWithOptions(s.informClient, s.o.Resync, informers.WithNamespace(s.configNamespace()), informers.WithTransform(stripUnread))
-	if deps.BGPAnnouncer != "" {
-		s.peers = newPeerSync(s.log.WithName("bgp-peers"), deps.BGPAnnouncer, s.mgr, s.peerInputs(nsMetallb, secrets), s.recorder,
+	if bgp := s.bgpAnnouncer(); bgp != "" {
+		s.peers = newPeerSync(s.log.WithName("bgp-peers"), bgp, s.mgr, s.peerInputs(nsMetallb, secrets), s.recorder,
 			func() { s.queue.Add(allKey) })
-		deps.BGPPeers = s.peers.Names
+		deps.Peers = s.peers
 	}
 	plugin := announce.New(s.o.NodeName, deps)
-	s.ledger = plugin.Ledger()
 	if _, ok := reg[announce.Name]; !ok {
 		if err := reg.Register(announce.Name, plugin.Registration()); err != nil {
 			return err
@@ -429,13 +423,6 @@ func informersSynced(hs []struct {
 		out[i] = h.inf.HasSynced
 	}
 	return out
-}
-
-func (s *Speaker) announcerFor(ip netip.Addr) string {
-	if ip.Is4() || ip.Is4In6() {
-		return s.mgr.For(announcers.KindARP)
-	}
-	return s.mgr.For(announcers.KindNDP)
 }
 
 func (s *Speaker) configureAnnouncers(ctx context.Context) {

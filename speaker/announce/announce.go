@@ -9,11 +9,12 @@
 // attributes of each BGPAdvertisement that covers the unit and selects this node, with one
 // ServiceBGPStatus per Service and node naming the peers the routes go to.
 //
-// The plugin holds the speaker's side effects, so unlike the other plugins it is built with
-// dependencies (see Registration) rather than from args alone. It never withdraws while the
-// speaker cannot vouch for its view of the cluster (its heartbeat cannot be renewed, or it is
-// draining and waiting for another node to take over): a stale view must not take the data
-// plane down.
+// The plugin decides; what this node holds is the Ledger the speaker owns and hands it (with
+// a few small interfaces: Router, Peers, Observer, see Deps), so unlike the other plugins it is
+// built with dependencies rather than from args alone. It never withdraws while the ledger's
+// Gate is closed (the speaker cannot vouch for its view of the cluster: its heartbeat cannot
+// be renewed, or it is draining and waiting for another node to take over): a stale view
+// must not take the data plane down.
 package announce
 
 import (
@@ -64,35 +65,41 @@ type StatusWriter interface {
 	Retract(ctx context.Context, svc framework.ServiceKey, ip netip.Addr) error
 }
 
+// Router names the announcer of each kind of unit and says whether it answers.
+type Router interface {
+	// AnnouncerFor names the announcer of a kind of unit ("arp" for IPv4 L2 units, "ndp" for
+	// IPv6, "bgp" for BGP); "" means none is configured.
+	AnnouncerFor(kind framework.AnnouncerKind) string
+	// Answers reports why the named announcer cannot answer now; nil when it can. A unit is
+	// claimed (status objects, Events) only while its announcer answers: a status must never
+	// name a node where nothing answers.
+	Answers(announcer string) error
+}
+
+// Peers lists the BGP peers this node has sessions with.
+type Peers interface {
+	// Names returns the names of the BGPPeers this node has sessions with, sorted.
+	Names() []string
+}
+
+// Observer is told what this node starts announcing.
+type Observer interface {
+	// Announced is told each time this node starts announcing a unit; takeover is set when
+	// another node announced it before (an L2 failover).
+	Announced(mode framework.Mode, takeover bool)
+}
+
 // Deps are the plugin's dependencies, given by the speaker.
 type Deps struct {
-	Announcers Announcer
-	// AnnouncerFor names the announcer of an address family ("arp" for IPv4, "ndp" for IPv6);
-	// "" means the family has no announcer configured.
-	AnnouncerFor func(netip.Addr) string
-	// Status writes ServiceL2Status objects.
-	Status   StatusWriter
+	// Ledger is what this node holds: the plugin binds into it, and asks its gate before it
+	// claims or withdraws a unit.
+	Ledger *Ledger
+	Router Router
+	// Peers are the BGP peers the routes of BGP units go to; nil: none.
+	Peers Peers
+	// Observer is told each announcement this node starts; nil: nobody.
+	Observer Observer
 	Recorder record.EventRecorder
-	// BGPAnnouncer names the BGP announcer; "" means none is configured and BGP units are
-	// skipped.
-	BGPAnnouncer string
-	// BGPStatus writes ServiceBGPStatus objects; the list it publishes is the peers.
-	BGPStatus StatusWriter
-	// BGPPeers returns the names of the BGPPeers this node has sessions with, sorted.
-	BGPPeers func() []string
-	// OnAnnounce is told each time this node starts announcing a unit; takeover is set when
-	// another node announced it before (an L2 failover).
-	OnAnnounce func(mode framework.Mode, takeover bool)
-	// MayClaim reports whether this node may start announcing an IP it does not announce yet:
-	// false while its own heartbeat cannot be renewed, since the others may not see it alive.
-	MayClaim func() bool
-	// MayWithdraw reports whether this node may withdraw: false while its heartbeat cannot be
-	// renewed (its view may be stale) and while it drains (the drain withdraws at the end).
-	MayWithdraw func() bool
-	// Answers reports, for an announcer name, why it cannot answer now (nil when it can). A
-	// unit is claimed (status objects, Events) only while its announcer answers: a status
-	// must never name a node where nothing answers. nil means always.
-	Answers func(announcer string) error
 	// Log receives one line per announce and withdraw decision.
 	Log logr.Logger
 }
@@ -137,8 +144,9 @@ func (c Current) ids() []string {
 // decision into a change of what this node holds. One instance may serve several profiles'
 // frameworks (see Registration).
 type Plugin struct {
-	node   string
-	deps   Deps
+	node string
+	deps Deps
+	// ledger is deps.Ledger, or an empty one for the placeholder.
 	ledger *Ledger
 
 	mu sync.Mutex
@@ -150,17 +158,12 @@ var _ framework.BindPlugin = (*Plugin)(nil)
 
 // New returns the plugin for node.
 func New(node string, deps Deps) *Plugin {
-	gate := gateFunc(deps.MayWithdraw)
-	return &Plugin{node: node, deps: deps, ledger: NewLedger(deps.Announcers, StatusWriters{L2: deps.Status, BGP: deps.BGPStatus}, gate)}
+	ledger := deps.Ledger
+	if ledger == nil {
+		ledger = NewLedger(nil, StatusWriters{}, nil)
+	}
+	return &Plugin{node: node, deps: deps, ledger: ledger}
 }
-
-// Ledger is what the plugin binds into.
-func (p *Plugin) Ledger() *Ledger { return p.ledger }
-
-// gateFunc adapts a predicate; nil never closes.
-type gateFunc func() bool
-
-func (f gateFunc) MayChange() bool { return f == nil || f() }
 
 // Registration returns a registry entry whose factory always returns p, so every profile
 // shares one record of what this node announces.
@@ -199,7 +202,7 @@ func (p *Plugin) Bind(ctx context.Context, state *framework.CycleState, unit *fr
 			return p.announce(ctx, state, unit)
 		}
 	case framework.ModeBGP:
-		if p.deps.BGPAnnouncer == "" {
+		if p.deps.Router.AnnouncerFor(framework.AnnouncerKindBGP) == "" {
 			p.warnNoBGP(unit)
 			return framework.NewStatus(framework.Skip)
 		}
@@ -223,19 +226,19 @@ func (p *Plugin) warnNoBGP(unit *framework.Unit) {
 }
 
 func (p *Plugin) observe(mode framework.Mode, takeover bool) {
-	if p.deps.OnAnnounce != nil {
-		p.deps.OnAnnounce(mode, takeover)
+	if p.deps.Observer != nil {
+		p.deps.Observer.Announced(mode, takeover)
 	}
 }
 
 func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit *framework.Unit) *framework.Status {
 	key := unit.Key()
 	prev, already := p.ledger.get(key)
-	if !already && p.deps.MayClaim != nil && !p.deps.MayClaim() {
+	if !already && !p.ledger.mayClaim() {
 		p.deps.Log.Info("not claiming an IP this node won: its heartbeat is not current", "ip", unit.IP)
 		return framework.NewStatus(framework.Success).WithDetail("not claiming %s: this node's heartbeat is not current", unit.IP)
 	}
-	name := p.deps.AnnouncerFor(unit.IP)
+	name := p.deps.Router.AnnouncerFor(unit.AnnouncerKind())
 	if name == "" {
 		return framework.AsStatus(fmt.Errorf("no announcer is configured for %s", unit.IP))
 	}
@@ -249,12 +252,10 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	if len(itfs) == 0 {
 		return framework.AsStatus(fmt.Errorf("selected for %s but no interface of node %q qualifies", unit.IP, p.node))
 	}
-	if p.deps.Answers != nil {
-		if err := p.deps.Answers(name); err != nil {
-			// Selected on a view that has not caught up with the announcer's failure: claim
-			// nothing; the node's published health moves the unit away.
-			return framework.AsStatus(fmt.Errorf("selected for %s but announcer %q cannot answer: %w", unit.IP, name, err))
-		}
+	if err := p.deps.Router.Answers(name); err != nil {
+		// Selected on a view that has not caught up with the announcer's failure: claim
+		// nothing; the node's published health moves the unit away.
+		return framework.AsStatus(fmt.Errorf("selected for %s but announcer %q cannot answer: %w", unit.IP, name, err))
 	}
 	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeL2, Announcer: name, Interfaces: itfs, Services: serviceKeys(unit), Claimed: prev.Claimed}
 	if !already || prev.pending || !slices.Equal(prev.Interfaces, itfs) || prev.Announcer != name {
@@ -288,12 +289,12 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	p.ledger.hold(cur)
 	var errs []error
 	for _, svc := range cur.Services {
-		if err := p.deps.Status.Publish(ctx, svc, unit.IP, itfs); err != nil {
+		if err := p.ledger.status.L2.Publish(ctx, svc, unit.IP, itfs); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: status: %w", svc, err))
 		}
 	}
 	for _, svc := range removedServices(prev.Services, cur.Services) {
-		if err := p.deps.Status.Retract(ctx, svc, unit.IP); err != nil {
+		if err := p.ledger.status.L2.Retract(ctx, svc, unit.IP); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: status: %w", svc, err))
 		}
 	}

@@ -76,23 +76,32 @@ type env struct {
 	rec    *record.FakeRecorder
 	claim  bool
 	leave  bool
-	// down, when set, is why the announcer cannot answer (Deps.Answers).
+	// down, when set, is why the announcer cannot answer (Router.Answers).
 	down error
 }
 
 func newEnv() *env {
 	e := &env{ann: &fakeAnnouncer{}, status: &fakeStatus{}, rec: record.NewFakeRecorder(10), claim: true, leave: true}
 	e.p = New("node-a", Deps{
-		Announcers:   e.ann,
-		AnnouncerFor: func(a netip.Addr) string { return map[bool]string{true: "arp", false: "ndp"}[a.Is4()] },
-		Status:       e.status,
-		Recorder:     e.rec,
-		MayClaim:     func() bool { return e.claim },
-		MayWithdraw:  func() bool { return e.leave },
-		Answers:      func(string) error { return e.down },
+		Ledger:   NewLedger(e.ann, StatusWriters{L2: e.status}, e),
+		Router:   fakeRouter{e: e, names: map[framework.AnnouncerKind]string{framework.AnnouncerKindL2v4: "arp", framework.AnnouncerKindL2v6: "ndp"}},
+		Recorder: e.rec,
 	})
 	return e
 }
+
+// MayClaim and MayWithdraw are the env's gate.
+func (e *env) MayClaim() bool    { return e.claim }
+func (e *env) MayWithdraw() bool { return e.leave }
+
+// fakeRouter routes each kind of unit to the named announcer, which answers unless e.down.
+type fakeRouter struct {
+	e     *env
+	names map[framework.AnnouncerKind]string
+}
+
+func (r fakeRouter) AnnouncerFor(kind framework.AnnouncerKind) string { return r.names[kind] }
+func (r fakeRouter) Answers(string) error                             { return r.e.down }
 
 func (e *env) events() []string {
 	var out []string

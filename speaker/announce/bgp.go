@@ -32,20 +32,19 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 		return p.withdraw(ctx, state, unit, selected)
 	}
 	prev, already := p.ledger.get(key)
-	if !already && p.deps.MayClaim != nil && !p.deps.MayClaim() {
+	if !already && !p.ledger.mayClaim() {
 		p.deps.Log.Info("not advertising an IP this node qualifies for: its heartbeat is not current", "ip", unit.IP)
 		return framework.NewStatus(framework.Success).WithDetail("not advertising %s: this node's heartbeat is not current", unit.IP)
 	}
-	if p.deps.Answers != nil {
-		if err := p.deps.Answers(p.deps.BGPAnnouncer); err != nil {
-			return framework.AsStatus(fmt.Errorf("selected for %s but announcer %q cannot answer: %w", unit.IP, p.deps.BGPAnnouncer, err))
-		}
+	name := p.deps.Router.AnnouncerFor(framework.AnnouncerKindBGP)
+	if err := p.deps.Router.Answers(name); err != nil {
+		return framework.AsStatus(fmt.Errorf("selected for %s but announcer %q cannot answer: %w", unit.IP, name, err))
 	}
 	var configured []string
-	if p.deps.BGPPeers != nil {
-		configured = p.deps.BGPPeers()
+	if p.deps.Peers != nil {
+		configured = p.deps.Peers.Names()
 	}
-	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeBGP, Announcer: p.deps.BGPAnnouncer,
+	cur := Current{Key: key, IP: unit.IP, Mode: framework.ModeBGP, Announcer: name,
 		Services: serviceKeys(unit), Routes: routes, Peers: RoutePeers(routes, configured), Claimed: prev.Claimed}
 	if !already || prev.pending || !sameRoutes(prev.Routes, routes) {
 		err := p.ledger.send(ctx, cur.Announcer, unit.IP, routes, removedIDs(prev.ids(), cur.ids(), already))
@@ -77,18 +76,18 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 	for _, svc := range cur.Services {
 		var err error
 		if len(cur.Peers) > 0 {
-			err = p.deps.BGPStatus.Publish(ctx, svc, unit.IP, cur.Peers)
+			err = p.ledger.status.BGP.Publish(ctx, svc, unit.IP, cur.Peers)
 		} else {
 			// No session to send the routes over: this node does not advertise the
 			// Service to anyone, so its status must not say it does.
-			err = p.deps.BGPStatus.Retract(ctx, svc, unit.IP)
+			err = p.ledger.status.BGP.Retract(ctx, svc, unit.IP)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("service %s: status: %w", svc, err))
 		}
 	}
 	for _, svc := range removedServices(prev.Services, cur.Services) {
-		if err := p.deps.BGPStatus.Retract(ctx, svc, unit.IP); err != nil {
+		if err := p.ledger.status.BGP.Retract(ctx, svc, unit.IP); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: status: %w", svc, err))
 		}
 	}

@@ -117,20 +117,20 @@ func newBGPEnv() *bgpEnv {
 	e := &bgpEnv{env: &env{ann: &fakeAnnouncer{}, status: &fakeStatus{}, rec: record.NewFakeRecorder(10), claim: true, leave: true},
 		bgpStatus: &fakeStatus{}, peers: []string{"r1", "r2"}}
 	e.p = New("node-a", Deps{
-		Announcers:   e.ann,
-		AnnouncerFor: func(netip.Addr) string { return "arp" },
-		Status:       e.status,
-		Recorder:     e.rec,
-		BGPAnnouncer: "bgp",
-		BGPStatus:    e.bgpStatus,
-		BGPPeers:     func() []string { return e.peers },
-		OnAnnounce: func(m framework.Mode, takeover bool) {
-			e.observed = append(e.observed, string(m)+map[bool]string{true: "+takeover", false: ""}[takeover])
-		},
-		MayClaim:    func() bool { return e.claim },
-		MayWithdraw: func() bool { return e.leave },
+		Ledger: NewLedger(e.ann, StatusWriters{L2: e.status, BGP: e.bgpStatus}, e.env),
+		Router: fakeRouter{e: e.env, names: map[framework.AnnouncerKind]string{
+			framework.AnnouncerKindL2v4: "arp", framework.AnnouncerKindL2v6: "arp", framework.AnnouncerKindBGP: "bgp"}},
+		Peers:    e,
+		Observer: e,
+		Recorder: e.rec,
 	})
 	return e
+}
+
+func (e *bgpEnv) Names() []string { return e.peers }
+
+func (e *bgpEnv) Announced(m framework.Mode, takeover bool) {
+	e.observed = append(e.observed, string(m)+map[bool]string{true: "+takeover", false: ""}[takeover])
 }
 
 func TestBindBGPAdvertisesAndWithdraws(t *testing.T) {

@@ -15,10 +15,14 @@ import (
 
 // Gate says whether this node may change what it holds now.
 type Gate interface {
-	// MayChange reports whether this node may claim a unit it does not hold yet or withdraw one
-	// it holds: false while its own heartbeat cannot be renewed (the others may not see it
-	// alive, and its view may be stale) and while it drains (the drain withdraws at the end).
-	MayChange() bool
+	// MayClaim reports whether this node may start announcing a unit it does not hold yet:
+	// false while the others may not see it alive (its heartbeat is not current, unless it is
+	// settling after an outage) and while it drains.
+	MayClaim() bool
+	// MayWithdraw reports whether this node may withdraw a unit it holds: false while its view
+	// may be stale (its heartbeat is not current) and while it drains (the drain withdraws at
+	// the end).
+	MayWithdraw() bool
 }
 
 // StatusWriters are the writers of this node's status objects, one per mode.
@@ -61,8 +65,9 @@ func NewLedger(a Announcer, status StatusWriters, gate Gate) *Ledger {
 	return &Ledger{announcer: a, status: status, gate: gate, held: map[string]Current{}}
 }
 
-// mayChange reads the gate.
-func (l *Ledger) mayChange() bool { return l.gate == nil || l.gate.MayChange() }
+func (l *Ledger) mayClaim() bool { return l.gate == nil || l.gate.MayClaim() }
+
+func (l *Ledger) mayWithdraw() bool { return l.gate == nil || l.gate.MayWithdraw() }
 
 // lock locks the unit's key and returns the unlock.
 func (l *Ledger) lock(key string) func() { return l.units.lock(key) }
@@ -177,7 +182,7 @@ func (l *Ledger) Forget(ctx context.Context, key string) error {
 	if !ok {
 		return nil
 	}
-	if !l.mayChange() {
+	if !l.mayWithdraw() {
 		return nil
 	}
 	return l.withdraw(ctx, cur)

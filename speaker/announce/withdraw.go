@@ -17,7 +17,7 @@ func (p *Plugin) withdraw(ctx context.Context, state *framework.CycleState, unit
 		// Status objects this node wrote before a restart are cleaned up here too.
 		return p.retractAll(ctx, unit)
 	}
-	if !p.ledger.mayChange() {
+	if !p.ledger.mayWithdraw() {
 		p.deps.Log.Info("keeping an IP this node lost: it cannot withdraw now", "ip", unit.IP, "selected", selected)
 		return framework.NewStatus(framework.Success).WithDetail("keeping %s: this node cannot withdraw now", unit.IP)
 	}
