@@ -219,7 +219,7 @@ type peerSync struct {
 	rejected map[string]bool
 }
 
-func newPeerSync(log logr.Logger, announcer string, mgr *manager.Manager, inputs func() (peerInputs, error), rec record.EventRecorder, changed func()) *peerSync {
+func newPeerSync(log logr.Logger, announcer string, mgr AnnouncerManager, inputs func() (peerInputs, error), rec record.EventRecorder, changed func()) *peerSync {
 	return &peerSync{log: log, announcer: announcer, mgr: mgr, inputs: inputs, recorder: rec, changed: changed,
 		trigger: make(chan struct{}, 1), reported: map[string]string{}, rejected: map[string]bool{}}
 }

@@ -12,10 +12,6 @@ package speaker
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -40,6 +36,7 @@ import (
 	"github.com/herald-lb/herald/config"
 	metallbclient "github.com/herald-lb/herald/config/metallb/client/clientset/versioned"
 	metallbinformers "github.com/herald-lb/herald/config/metallb/client/informers/externalversions"
+	metallblisters "github.com/herald-lb/herald/config/metallb/client/listers/metallb/v1beta1"
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/heartbeat"
@@ -57,11 +54,13 @@ type Options struct {
 	// Config is the loaded, completed configuration.
 	Config *config.SpeakerConfiguration
 	// Registry holds every plugin but Announce, which the speaker adds.
-	Registry   framework.Registry
+	Registry framework.Registry
+	// KubeConfig is what Run builds the clients from (New is given them).
 	KubeConfig *rest.Config
 	Logger     logr.Logger
 	// AnnouncerDir holds herald-announcer-<name> for announcers the configuration gives no
-	// path for; empty means the directory of the running executable.
+	// path for; empty means the directory of the running executable. Read by Run only (New is
+	// given the announcer manager).
 	AnnouncerDir string
 	// Interfaces reads the node's interfaces; nil means LocalInterfaces.
 	Interfaces func() ([]framework.Interface, error)
@@ -81,7 +80,7 @@ type Speaker struct {
 	builder       *snapshot.Builder
 	queue         workqueue.TypedRateLimitingInterface[queueKey]
 	hb            *heartbeater
-	mgr           *manager.Manager
+	mgr           AnnouncerManager
 	// ready is this node's announcer health, published in the heartbeat.
 	ready *readiness
 	// ledger is what this node holds; every profile's Announce plugin binds into it.
@@ -119,111 +118,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	return s.run(ctx)
-}
-
-func newSpeaker(o Options) (*Speaker, error) {
-	if o.NodeName == "" {
-		return nil, errors.New("node name is empty: set --node-name or $NODE_NAME")
-	}
-	if o.Config == nil {
-		return nil, errors.New("no configuration")
-	}
-	if o.Interfaces == nil {
-		o.Interfaces = LocalInterfaces
-	}
-	if o.Holder == "" {
-		o.Holder = o.NodeName
-	}
-	cfg := rest.CopyConfig(o.KubeConfig)
-	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 50, 100
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	mlb, err := metallbclient.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("metallb.io client: %w", err)
-	}
-	icfg := informerConfig(cfg)
-	iclient, err := kubernetes.NewForConfig(icfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	imlb, err := metallbclient.NewForConfig(icfg)
-	if err != nil {
-		return nil, fmt.Errorf("metallb.io client: %w", err)
-	}
-	s := &Speaker{o: o, log: o.Logger.WithValues("node", o.NodeName), client: client, metallb: mlb,
-		informClient: iclient, informMetallb: imlb, synced: make(chan struct{})}
-	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.DefaultTypedControllerRateLimiter[queueKey](),
-		workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "herald-speaker"})
-	s.builder = snapshot.NewBuilder(s.onChange)
-	s.expiry = &expiryWatch{snapshot: s.builder.Snapshot, fire: func() { s.queue.Add(allKey) }}
-	s.hb = &heartbeater{
-		log: s.log.WithName("heartbeat"), client: client.CoordinationV1(), namespace: o.Config.Heartbeat.Namespace,
-		node: o.NodeName, holder: o.Holder, duration: o.Config.Heartbeat.LeaseDuration.Duration,
-		interval: o.Config.Heartbeat.RenewInterval.Duration, interfaces: o.Interfaces, now: time.Now,
-		renewNow: make(chan struct{}, 1), renewed: s.renewed,
-	}
-	specs, err := announcerSpecs(o)
-	if err != nil {
-		return nil, err
-	}
-	mo := manager.Options{
-		// A restarted speaker kills the announcers its predecessor on this node left behind.
-		Owner: "node/" + o.NodeName,
-		// Only the end-to-end tests set this, to leave orphans behind on purpose.
-		NoParentDeathSignal: os.Getenv("HERALD_TEST_NO_PDEATHSIG") == "1",
-	}
-	if s.mgr, err = manager.New(s.log.WithName("announcers"), specs, mo); err != nil {
-		return nil, err
-	}
-	byKind := map[string]string{}
-	for _, kind := range []string{announcers.KindARP, announcers.KindNDP, announcers.KindBGP} {
-		byKind[kind] = s.mgr.For(kind)
-	}
-	s.ready = newReadinessByKind(byKind, announcerHoldDown, announcerStable, time.Now)
-	s.ready.watchFor = o.Config.Heartbeat.LeaseDuration.Duration
-	s.hb.announcers = s.ready.published
-	return s, nil
-}
-
-// announcerSpecs turns the configured announcers into the manager's specs.
-func announcerSpecs(o Options) ([]manager.Spec, error) {
-	dir := o.AnnouncerDir
-	if dir == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("locating the announcers: %w", err)
-		}
-		dir = filepath.Dir(exe)
-	}
-	var specs []manager.Spec
-	for _, a := range o.Config.Announcers {
-		path := a.Path
-		if path == "" {
-			path = filepath.Join(dir, "herald-announcer-"+a.Name)
-		}
-		spec := manager.Spec{Name: a.Name, Kind: kindOf(a.Name), Path: path, Args: a.Args, SHA256: a.SHA256}
-		if a.IdleTimeout != nil {
-			spec.IdleTimeout = a.IdleTimeout.Duration
-		}
-		specs = append(specs, spec)
-	}
-	return specs, nil
-}
-
-// kindOf is what a built-in announcer serves; "" for a custom one (its Info says).
-func kindOf(name string) string {
-	switch name {
-	case announcers.KindARP, announcers.KindNDP, announcers.KindBGP:
-		return name
-	}
-	return ""
+	return s.Run(ctx)
 }
 
 // bgpAnnouncer names the configured BGP announcer, "" when there is none.
@@ -238,7 +133,8 @@ func (s *Speaker) namespace() string { return s.o.Config.Heartbeat.Namespace }
 // leftover object elsewhere (MetalLB's metallb-system) is never merged with Herald's.
 func (s *Speaker) configNamespace() string { return s.o.Config.ConfigNamespace }
 
-func (s *Speaker) run(ctx context.Context) error {
+// Run runs the speaker until ctx is done, then hands over (drains) and returns.
+func (s *Speaker) Run(ctx context.Context) error {
 	if err := CheckCRDs(ctx, s.client, s.bgpAnnouncer() != ""); err != nil {
 		return err
 	}
@@ -251,51 +147,25 @@ func (s *Speaker) run(ctx context.Context) error {
 	}
 	s.hb.setOwner(own)
 	framework.RegisterMetrics()
-	reg := framework.Registry{}
-	if err := reg.Merge(s.o.Registry); err != nil {
-		return err
-	}
 	l2Factory := metallbinformers.NewSharedInformerFactoryWithOptions(s.informMetallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
 		metallbinformers.WithNamespace(s.namespace()))
 	statusLister := l2Factory.Metallb().V1beta1().ServiceL2Statuses().Lister()
+	bgpStatusLister := l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister()
 	s.l2Lister = func(ns, name string) (*metallbv1beta1.ServiceL2Status, error) {
 		return statusLister.ServiceL2Statuses(ns).Get(name)
 	}
 	s.recorder = s.newRecorder(ctx)
-	s.statusWriter = announce.NewL2StatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), statusLister).WithOwner(own)
-	s.l2Status = announce.NewAsyncStatus(s.statusWriter, s.log.WithName("l2-status"))
-	s.bgpStatus = announce.NewAsyncStatus(
-		announce.NewBGPStatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister()).WithOwner(own),
-		s.log.WithName("bgp-status"))
-	gate := changeGate{s}
 	s.stale = &staleSweeper{self: s.o.NodeName, log: s.log.WithName("stale-status"), client: s.metallb.MetallbV1beta1(),
-		l2: statusLister, bgp: l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Lister(), snapshot: s.builder.Snapshot,
-		mayAct: gate.MayWithdraw, trigger: make(chan struct{}, 1)}
-	s.ledger = announce.NewLedger(s.mgr, announce.StatusWriters{L2: s.l2Status, BGP: s.bgpStatus}, gate)
-	deps := announce.Deps{
-		Ledger:   s.ledger,
-		Router:   announcerRoutes{s},
-		Observer: announceMetrics{},
-		Recorder: s.recorder,
-		Log:      s.log.WithName("announce"),
-	}
+		l2: statusLister, bgp: bgpStatusLister, snapshot: s.builder.Snapshot,
+		mayAct: changeGate{s}.MayWithdraw, trigger: make(chan struct{}, 1)}
 	nsMetallb := metallbinformers.NewSharedInformerFactoryWithOptions(s.informMetallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
 		metallbinformers.WithNamespace(s.configNamespace()))
 	secrets := informers.NewSharedInformerFactoryWithOptions(s.informClient, s.o.Resync, informers.WithNamespace(s.configNamespace()), informers.WithTransform(stripUnread))
 	if bgp := s.bgpAnnouncer(); bgp != "" {
 		s.peers = newPeerSync(s.log.WithName("bgp-peers"), bgp, s.mgr, s.peerInputs(nsMetallb, secrets), s.recorder,
 			func() { s.queue.Add(allKey) })
-		deps.Peers = s.peers
 	}
-	plugin := announce.New(s.o.NodeName, deps)
-	if _, ok := reg[announce.Name]; !ok {
-		if err := reg.Register(announce.Name, plugin.Registration()); err != nil {
-			return err
-		}
-	} else {
-		reg[announce.Name] = plugin.Registration()
-	}
-	if err := s.buildFrameworks(reg); err != nil {
+	if err := s.wireBind(statusLister, bgpStatusLister, own); err != nil {
 		return err
 	}
 	srv, err := s.listenHTTP()
@@ -412,6 +282,42 @@ func (s *Speaker) run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	return s.shutdown(runCtx, stopRun, &wg, srv, true)
+}
+
+// wireBind builds what the cycles bind into, from the status objects' listers: the status
+// writers, the ledger, the Announce plugin over it and one framework per profile. It reads
+// s.recorder and s.peers, and creates no informer (the tests call it with listers of their
+// own).
+func (s *Speaker) wireBind(l2 metallblisters.ServiceL2StatusLister, bgp metallblisters.ServiceBGPStatusLister, own *metav1.OwnerReference) error {
+	reg := framework.Registry{}
+	if err := reg.Merge(s.o.Registry); err != nil {
+		return err
+	}
+	s.statusWriter = announce.NewL2StatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), l2).WithOwner(own)
+	s.l2Status = announce.NewAsyncStatus(s.statusWriter, s.log.WithName("l2-status"))
+	s.bgpStatus = announce.NewAsyncStatus(
+		announce.NewBGPStatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), bgp).WithOwner(own),
+		s.log.WithName("bgp-status"))
+	s.ledger = announce.NewLedger(s.mgr, announce.StatusWriters{L2: s.l2Status, BGP: s.bgpStatus}, changeGate{s})
+	deps := announce.Deps{
+		Ledger:   s.ledger,
+		Router:   announcerRoutes{s},
+		Observer: announceMetrics{},
+		Recorder: s.recorder,
+		Log:      s.log.WithName("announce"),
+	}
+	if s.peers != nil {
+		deps.Peers = s.peers
+	}
+	plugin := announce.New(s.o.NodeName, deps)
+	if _, ok := reg[announce.Name]; !ok {
+		if err := reg.Register(announce.Name, plugin.Registration()); err != nil {
+			return err
+		}
+	} else {
+		reg[announce.Name] = plugin.Registration()
+	}
+	return s.buildFrameworks(reg)
 }
 
 func informersSynced(hs []struct {
