@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -29,6 +30,7 @@ import (
 	metallbclient "github.com/herald-lb/herald/config/metallb/client/clientset/versioned"
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/framework"
+	"github.com/herald-lb/herald/test/faultproxy"
 	"github.com/herald-lb/herald/test/kubeapi"
 	"github.com/herald-lb/herald/test/lab"
 	"github.com/herald-lb/herald/test/testbin"
@@ -42,14 +44,18 @@ const speakerNamespace = "herald-system"
 // cluster is one test's system: a lab, Node objects named after the lab's nodes, a pool and
 // an L2Advertisement, the controller, and a speaker per node namespace.
 type cluster struct {
-	t        testing.TB
-	env      *kubeapi.Environment
-	lab      *lab.Lab
-	client   kubernetes.Interface
-	mlb      metallbclient.Interface
-	herald   string
-	config   string
-	kcLab    string
+	t      testing.TB
+	env    *kubeapi.Environment
+	lab    *lab.Lab
+	client kubernetes.Interface
+	mlb    metallbclient.Interface
+	herald string
+	config string
+	kcLab  string
+	// kcNode and proxies, with clusterOptions.proxied: each node's kubeconfig through its
+	// own faultproxy, by node index.
+	kcNode   map[int]string
+	proxies  map[int]*faultproxy.Proxy
 	ns       string
 	nodes    []string // Node object names, index = lab node index
 	mu       sync.Mutex
@@ -78,6 +84,9 @@ type clusterOptions struct {
 	// idleTimeout, when set, is every announcer's idleTimeout (with announcers, or the
 	// default three).
 	idleTimeout string
+	// proxied gives every speaker a faultproxy of its own between it and the API server
+	// (cluster.proxies, by node index), so a test can break one node's API connection.
+	proxied bool
 }
 
 func newCluster(t testing.TB, o clusterOptions) *cluster {
@@ -141,6 +150,20 @@ metricsBindAddress: ":7472"
 		t.Fatal(err)
 	}
 	c.kcLab = env.KubeconfigFor(t, env.AdminConfig(), env.LabServer(l.Gateway))
+	if o.proxied {
+		c.kcNode = map[int]string{}
+		c.proxies = map[int]*faultproxy.Proxy{}
+		for i := range l.Nodes {
+			admin := env.AdminConfig()
+			p, err := faultproxy.StartOn(net.JoinHostPort(l.Gateway.String(), "0"), env.LabServer(l.Gateway), admin.TLSClientConfig.CAData, uint64(i+1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(p.Close)
+			c.proxies[i] = p
+			c.kcNode[i] = env.KubeconfigFor(t, p.Config(admin), p.URL)
+		}
+	}
 	c.startController()
 	for i := range l.Nodes {
 		c.startSpeaker(i)
@@ -248,7 +271,11 @@ func (c *cluster) startSpeaker(i int) *lab.Process {
 // of its own.
 func (c *cluster) startSpeakerWith(i int, config string) *lab.Process {
 	c.t.Helper()
-	p := c.lab.Nodes[i].Start(c.t, c.herald, "speaker", "--kubeconfig", c.kcLab, "--node-name", c.nodes[i],
+	kc := c.kcLab
+	if k, ok := c.kcNode[i]; ok {
+		kc = k
+	}
+	p := c.lab.Nodes[i].Start(c.t, c.herald, "speaker", "--kubeconfig", kc, "--node-name", c.nodes[i],
 		"--config", config, "--announcer-dir", filepath.Dir(c.herald))
 	c.mu.Lock()
 	c.speakers[c.nodes[i]] = p

@@ -81,6 +81,12 @@ type watch struct {
 // Start proxies to the API server at target (an https URL) whose serving certificate caData
 // verifies. seed makes the choice of failed requests repeatable.
 func Start(target string, caData []byte, seed uint64) (*Proxy, error) {
+	return StartOn("127.0.0.1:0", target, caData, seed)
+}
+
+// StartOn is Start listening on listen (host:port), e.g. the lab's gateway address, which
+// processes in the lab's node namespaces reach.
+func StartOn(listen, target string, caData []byte, seed uint64) (*Proxy, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: target %q: %w", target, err)
@@ -89,7 +95,7 @@ func Start(target string, caData []byte, seed uint64) (*Proxy, error) {
 	if !pool.AppendCertsFromPEM(caData) {
 		return nil, errors.New("faultproxy: no certificate in the CA data")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: %w", err)
 	}
