@@ -160,6 +160,7 @@ metricsBindAddress: ":7472"
 				t.Fatal(err)
 			}
 			t.Cleanup(p.Close)
+			p.Authorize(admin.BearerToken)
 			c.proxies[i] = p
 			c.kcNode[i] = env.KubeconfigFor(t, p.Config(admin), p.URL)
 		}

@@ -72,6 +72,17 @@ type Proxy struct {
 	watches map[*watch]struct{}
 	// unstall is closed when StallWatches is cleared.
 	unstall chan struct{}
+	// token is the bearer token added to requests that carry none (see Authorize).
+	token string
+}
+
+// Authorize makes the proxy add token as the bearer token of every request that carries
+// none: a process loading a kubeconfig (clientcmd) sends no credentials to a plain-HTTP
+// server, so a kubeconfig pointed at the proxy cannot carry them.
+func (p *Proxy) Authorize(token string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.token = token
 }
 
 type watch struct {
@@ -110,6 +121,12 @@ func StartOn(listen, target string, caData []byte, seed uint64) (*Proxy, error) 
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
 			r.Out.Host = u.Host
+			p.mu.Lock()
+			token := p.token
+			p.mu.Unlock()
+			if token != "" && r.Out.Header.Get("Authorization") == "" {
+				r.Out.Header.Set("Authorization", "Bearer "+token)
+			}
 		},
 		Transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: pool},
