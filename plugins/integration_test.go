@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 
 	mlbclient "github.com/herald-lb/herald/config/metallb/client/clientset/versioned"
 	mlbinformers "github.com/herald-lb/herald/config/metallb/client/informers/externalversions"
@@ -64,16 +65,34 @@ func newCluster(t *testing.T) *cluster {
 	}))
 	inNS := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithNamespace(c.ns))
 	mlb := mlbinformers.NewSharedInformerFactoryWithOptions(c.mlb, 0, mlbinformers.WithNamespace(c.ns))
-	src := snapshot.SourcesFrom(inNS, inNS, mlb)
-	src.Nodes = nodes.Core().V1().Nodes().Informer()
-	if err := c.builder.Watch(src); err != nil {
-		t.Fatal(err)
+	m := mlb.Metallb().V1beta1()
+	watched := []struct {
+		kind snapshot.Kind
+		inf  cache.SharedIndexInformer
+	}{
+		{snapshot.KindNode, nodes.Core().V1().Nodes().Informer()},
+		{snapshot.KindLease, inNS.Coordination().V1().Leases().Informer()},
+		{snapshot.KindService, inNS.Core().V1().Services().Informer()},
+		{snapshot.KindEndpointSlice, inNS.Discovery().V1().EndpointSlices().Informer()},
+		{snapshot.KindPool, m.IPAddressPools().Informer()},
+		{snapshot.KindL2Advertisement, m.L2Advertisements().Informer()},
+		{snapshot.KindBGPAdvertisement, m.BGPAdvertisements().Informer()},
+		{snapshot.KindCommunity, m.Communities().Informer()},
+		{snapshot.KindL2Status, m.ServiceL2Statuses().Informer()},
+		{snapshot.KindBGPStatus, m.ServiceBGPStatuses().Informer()},
+	}
+	var synced []cache.InformerSynced
+	for _, w := range watched {
+		if _, err := w.inf.AddEventHandler(c.builder.Handler(w.kind, func(err error) { t.Error(err) })); err != nil {
+			t.Fatal(err)
+		}
+		synced = append(synced, w.inf.HasSynced)
 	}
 	nodes.Start(ctx.Done())
 	inNS.Start(ctx.Done())
 	mlb.Start(ctx.Done())
 	syncDeadline := time.Now().Add(30 * time.Second)
-	for i, synced := range src.HasSynced() {
+	for i, synced := range synced {
 		for !synced() {
 			if time.Now().After(syncDeadline) {
 				t.Fatalf("informer %d of the snapshot sources did not sync in 30s", i)

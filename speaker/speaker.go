@@ -19,7 +19,6 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -39,7 +38,6 @@ import (
 	metallblisters "github.com/herald-lb/herald/config/metallb/client/listers/metallb/v1beta1"
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/framework"
-	"github.com/herald-lb/herald/heartbeat"
 	"github.com/herald-lb/herald/owner"
 	"github.com/herald-lb/herald/snapshot"
 	"github.com/herald-lb/herald/speaker/announce"
@@ -177,25 +175,19 @@ func (s *Speaker) Run(ctx context.Context) error {
 	withoutIndexes(core)
 	leases := informers.NewSharedInformerFactoryWithOptions(s.informClient, s.o.Resync, informers.WithTransform(stripUnread),
 		informers.WithNamespace(s.o.Config.Heartbeat.Namespace),
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-			lo.LabelSelector = labels.SelectorFromSet(labels.Set{heartbeat.LabelHeartbeat: heartbeat.LabelValueSpeaker}).String()
-		}))
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = heartbeatSelector() }))
 	s.nodeLister = core.Core().V1().Nodes().Lister()
-	b := s.builder
-	handlers := []struct {
+	f := factories{core: core, leases: leases, status: l2Factory, config: nsMetallb}
+	wiringError := func(err error) { s.log.Error(err, "an informer delivered an object the snapshot does not follow") }
+	var handlers []struct {
 		inf cache.SharedIndexInformer
 		h   cache.ResourceEventHandler
-	}{
-		{core.Core().V1().Services().Informer(), serviceFeed(b)},
-		{core.Discovery().V1().EndpointSlices().Informer(), endpointSliceFeed(b)},
-		{core.Core().V1().Nodes().Informer(), nodeFeed(b)},
-		{leases.Coordination().V1().Leases().Informer(), leaseFeed(b)},
-		{l2Factory.Metallb().V1beta1().ServiceL2Statuses().Informer(), l2StatusFeed(b)},
-		{nsMetallb.Metallb().V1beta1().IPAddressPools().Informer(), poolFeed(b)},
-		{nsMetallb.Metallb().V1beta1().L2Advertisements().Informer(), l2AdvertisementFeed(b)},
-		{nsMetallb.Metallb().V1beta1().BGPAdvertisements().Informer(), bgpAdvertisementFeed(b)},
-		{nsMetallb.Metallb().V1beta1().Communities().Informer(), communityFeed(b)},
-		{l2Factory.Metallb().V1beta1().ServiceBGPStatuses().Informer(), bgpStatusFeed(b)},
+	}
+	for _, src := range sources {
+		handlers = append(handlers, struct {
+			inf cache.SharedIndexInformer
+			h   cache.ResourceEventHandler
+		}{src.informer(f), s.builder.Handler(src.kind, wiringError)})
 	}
 	if s.peers != nil {
 		poke := pokeOn(func(any) bool { return true }, s.peers.poke)
@@ -245,7 +237,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		return s.shutdown(runCtx, stopRun, &wg, srv, false)
 	}
 	close(s.synced)
-	s.log.Info("informers synced; scheduling", "cluster", b.String())
+	s.log.Info("informers synced; scheduling", "cluster", s.builder.String())
 	if s.ready.setSynced() {
 		s.hb.poke()
 	}
@@ -271,7 +263,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); s.l2Status.Run(runCtx, 2) }()
 	wg.Add(1)
-	go func() { defer wg.Done(); newProblemReporter(s.o.NodeName, s.recorder).run(runCtx, b) }()
+	go func() { defer wg.Done(); newProblemReporter(s.o.NodeName, s.recorder).run(runCtx, s.builder) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.stale.run(runCtx) }()
 	s.queue.Add(allKey)
