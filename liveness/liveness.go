@@ -71,6 +71,18 @@ type Renewals struct {
 	// while this node's view was in doubt (see Generous).
 	stale bool
 	since time.Time
+	// cut is when the first renewal that failed started: a node cut off by the same outage
+	// committed its last renewal before it (see Doubt).
+	cut time.Time
+}
+
+// Doubt is what a settling node doubts (see Renewals.Settling and Generous): heartbeats that
+// lapsed after Since, of nodes whose last renewal it saw no later than Cut plus Slack, may be
+// of nodes cut off by the same outage rather than dead.
+type Doubt struct {
+	Since, Cut time.Time
+	// Slack is how late a watch that was up to date may deliver a renewal.
+	Slack time.Duration
 }
 
 // Started records that a renewal started at now.
@@ -79,10 +91,13 @@ func (r *Renewals) Started(now time.Time) { r.pendingSince = now }
 // Finished records the end of the renewal in flight; err is its error (nil: it succeeded,
 // and Succeeded was called).
 func (r *Renewals) Finished(err error) {
-	r.pendingSince = time.Time{}
 	if err != nil {
+		if r.cut.IsZero() {
+			r.cut = r.pendingSince
+		}
 		r.failure = err
 	}
+	r.pendingSince = time.Time{}
 }
 
 // Succeeded records a successful renewal with the renew time it wrote (the node's clock) and
@@ -91,6 +106,10 @@ func (r *Renewals) Succeeded(renewTime, stored time.Time) {
 	if !r.lastRenew.IsZero() && (r.failure != nil || renewTime.Sub(r.lastRenew) >= r.Duration) {
 		r.resumed = stored
 		r.troubleSince(r.lastRenew)
+		if r.cut.IsZero() {
+			// No renewal failed: the next one after lastRenew hung.
+			r.cut = r.lastRenew.Add(r.Interval)
+		}
 	}
 	if r.first.IsZero() {
 		r.first = renewTime
@@ -150,15 +169,15 @@ func (r *Renewals) Frozen(now, seen time.Time) string {
 }
 
 // Settling reports whether the node is frozen only because it waits out the lease duration
-// after its view became sure again (see Frozen), and since when heartbeats that lapsed count
-// as alive in what it may claim (see Generous). Others see it alive then and leave it the IPs
-// it wins; claiming only those it wins even if every node that lapsed meanwhile were alive
-// answers them without taking an IP from a node that is merely slow to come back.
-func (r *Renewals) Settling(now, seen time.Time) (since time.Time, ok bool) {
+// after its view became sure again (see Frozen), and which lapsed heartbeats count as alive
+// in what it may claim (see Generous). Others see it alive then and leave it the IPs it wins;
+// claiming those it wins even if every node possibly cut off with it were alive answers them
+// without taking an IP from a node that is merely slow to come back.
+func (r *Renewals) Settling(now, seen time.Time) (Doubt, bool) {
 	if _, settling := r.state(now, seen); settling {
-		return r.since, true
+		return Doubt{Since: r.since, Cut: r.cut, Slack: StaleAfter(r.Duration, r.Interval) - r.Interval}, true
 	}
-	return time.Time{}, false
+	return Doubt{}, false
 }
 
 func (r *Renewals) state(now, seen time.Time) (string, bool) {
@@ -194,7 +213,7 @@ func (r *Renewals) state(now, seen time.Time) (string, bool) {
 		// unanswered, for a lease duration more, an IP the others hand to it meanwhile.
 		r.stale = false
 		if r.resumed.IsZero() {
-			r.since = time.Time{}
+			r.since, r.cut = time.Time{}, time.Time{}
 		}
 	}
 	switch {
@@ -203,7 +222,7 @@ func (r *Renewals) state(now, seen time.Time) (string, bool) {
 	case now.Before(r.settleEnd()):
 		return fmt.Sprintf("the other nodes have until %s to renew their heartbeats after this node's view became sure again", r.settleEnd().UTC().Format("15:04:05.000")), true
 	}
-	r.resumed, r.since = time.Time{}, time.Time{}
+	r.resumed, r.since, r.cut = time.Time{}, time.Time{}, time.Time{}
 	return "", false
 }
 
@@ -230,19 +249,20 @@ func Watched(syncedAt, now time.Time, leaseDuration time.Duration) bool {
 	return !syncedAt.IsZero() && !now.Before(syncedAt.Add(leaseDuration))
 }
 
-// Generous is nodes with every heartbeat that lapsed after since (and by now) alive at now: what
-// a settling node claims from (see Renewals.Settling). A node that lapsed while this node's
-// view was in doubt may only have been cut off like it, so this node claims nothing such a
-// node would win; it claims what it wins even counting them, which nobody else can rightly
-// hold. Nodes are not modified; changed ones are copies.
-func Generous(nodes []*framework.NodeInfo, since, now time.Time) []*framework.NodeInfo {
+// Generous is nodes with the heartbeats d doubts alive at now: those that lapsed after
+// d.Since (and by now) whose last renewal was seen no later than d.Cut plus d.Slack. It is what
+// a settling node claims from (see Renewals.Settling): such a node may only have been cut off
+// like it (its last renewal came before the outage began), so this node claims nothing it
+// would win; a node that renewed after the outage began was not cut off by it, and its lapse
+// counts. Nodes are not modified; changed ones are copies.
+func Generous(nodes []*framework.NodeInfo, d Doubt, now time.Time) []*framework.NodeInfo {
 	var out []*framework.NodeInfo
 	for i, n := range nodes {
 		if n.Speaker == nil {
 			continue
 		}
 		exp := n.Speaker.Expiry()
-		if !exp.After(since) || exp.After(now) {
+		if !exp.After(d.Since) || exp.After(now) || exp.Add(-n.Speaker.LeaseDuration).After(d.Cut.Add(d.Slack)) {
 			continue
 		}
 		if out == nil {

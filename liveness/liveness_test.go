@@ -45,8 +45,9 @@ func TestNextExpiryAndLapse(t *testing.T) {
 	}
 }
 
-// A settling node counts as alive the heartbeats that lapsed after its trouble began, and
-// only those: one that lapsed before was judged on a view it could trust.
+// A settling node counts as alive the heartbeats that lapsed after its trouble began of nodes
+// whose last renewal came before its outage began, and only those: one that lapsed before was
+// judged on a view it could trust, one that renewed after the outage began was not cut off.
 func TestGenerous(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	nodes := []*framework.NodeInfo{
@@ -55,9 +56,11 @@ func TestGenerous(t *testing.T) {
 		heartbeatNode("lapsed-before", t0.Add(-time.Second), 3*time.Second),      // expired t0+2s
 		{Name: "no-speaker"},
 	}
-	since, now := t0.Add(4*time.Second), t0.Add(10*time.Second)
-	got := Generous(nodes, since, now)
-	want := map[string]bool{"alive": true, "lapsed-in-trouble": true, "lapsed-before": false, "no-speaker": false}
+	nodes = append(nodes, heartbeatNode("renewed-after-cut", t0.Add(5*time.Second), 3*time.Second)) // expired t0+8s
+	d := Doubt{Since: t0.Add(4 * time.Second), Cut: t0.Add(2 * time.Second), Slack: 500 * time.Millisecond}
+	now := t0.Add(10 * time.Second)
+	got := Generous(nodes, d, now)
+	want := map[string]bool{"alive": true, "lapsed-in-trouble": true, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false}
 	for _, n := range got {
 		if alive := n.Speaker.AliveAt(now); alive != want[n.Name] {
 			t.Errorf("%s alive at now in the generous view = %v, want %v", n.Name, alive, want[n.Name])

@@ -27,7 +27,7 @@ func (s *Speaker) frozen() string {
 
 // settling reports whether this node is frozen only while it settles (it may claim, from the
 // view claimView makes, but not withdraw), and since when lapsed heartbeats count as alive.
-func (s *Speaker) settling() (since time.Time, ok bool) {
+func (s *Speaker) settling() (liveness.Doubt, bool) {
 	return s.hb.settling(s.builder.RenewTime(s.o.NodeName))
 }
 
@@ -49,11 +49,11 @@ func (s *Speaker) mayClaim() bool {
 // it claims what the others leave to it without taking an IP from a node that is merely slow
 // to come back.
 func (s *Speaker) claimView(snap *framework.Snapshot) *framework.Snapshot {
-	since, ok := s.settling()
+	doubt, ok := s.settling()
 	if !ok {
 		return snap
 	}
-	return framework.NewSnapshot(snap.Time, liveness.Generous(snap.Nodes(), since, snap.Time))
+	return framework.NewSnapshot(snap.Time, liveness.Generous(snap.Nodes(), doubt, snap.Time))
 }
 
 // skipFrozen reports whether the pass must be skipped because the node is frozen; it then

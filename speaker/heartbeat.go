@@ -105,7 +105,7 @@ func (h *heartbeater) frozen(seen time.Time) string {
 
 // settling reports whether this node is frozen only while it settles, and since when lapsed
 // heartbeats count as alive in what it may claim; see liveness.Renewals.Settling.
-func (h *heartbeater) settling(seen time.Time) (since time.Time, ok bool) {
+func (h *heartbeater) settling(seen time.Time) (liveness.Doubt, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.renewals.Duration, h.renewals.Interval = h.duration, h.interval

@@ -209,7 +209,7 @@ func (s *speaker) maybePass() error {
 	s.dirty = false
 	seen := s.builder.RenewTime(s.name)
 	why := s.renewals.Frozen(now, seen)
-	since, settling := s.renewals.Settling(now, seen)
+	doubt, settling := s.renewals.Settling(now, seen)
 	s.frozen, s.why = why != "", why
 	if s.frozen {
 		wait := freezeRecheck
@@ -229,7 +229,7 @@ func (s *speaker) maybePass() error {
 	if settling {
 		// speaker.claimView: claim what it wins even counting every node that lapsed while its
 		// view was in doubt, withdraw nothing.
-		view = framework.NewSnapshot(view.Time, liveness.Generous(view.Nodes(), since, view.Time))
+		view = framework.NewSnapshot(view.Time, liveness.Generous(view.Nodes(), doubt, view.Time))
 	}
 	if err := s.pass(view, settling); err != nil {
 		return err
