@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -83,9 +82,6 @@ type Speaker struct {
 	ready *readiness
 	// ledger is what this node holds; every profile's Announce plugin binds into it.
 	ledger *announce.Ledger
-	// statusWriter writes this node's ServiceL2Status objects, bgpStatusWriter its
-	// ServiceBGPStatus objects.
-	statusWriter *announce.L2StatusWriter
 	// l2Status writes ServiceL2Status objects outside the cycle, as bgpStatus does for BGP:
 	// a cycle that waited for its status write held the next IP's announcement back.
 	l2Status *announce.AsyncStatus
@@ -285,8 +281,9 @@ func (s *Speaker) wireBind(l2 metallblisters.ServiceL2StatusLister, bgp metallbl
 	if err := reg.Merge(s.o.Registry); err != nil {
 		return err
 	}
-	s.statusWriter = announce.NewL2StatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), l2).WithOwner(own)
-	s.l2Status = announce.NewAsyncStatus(s.statusWriter, s.log.WithName("l2-status"))
+	s.l2Status = announce.NewAsyncStatus(
+		announce.NewL2StatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), l2).WithOwner(own),
+		s.log.WithName("l2-status"))
 	s.bgpStatus = announce.NewAsyncStatus(
 		announce.NewBGPStatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), bgp).WithOwner(own),
 		s.log.WithName("bgp-status"))
@@ -345,5 +342,4 @@ func (s *Speaker) newRecorder(ctx context.Context) record.EventRecorder {
 
 func init() {
 	utilruntime.Must(metallbv1beta1.AddToScheme(scheme.Scheme))
-	_ = coordinationv1.SchemeGroupVersion
 }
