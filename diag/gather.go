@@ -2,7 +2,6 @@ package diag
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -194,9 +193,4 @@ func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
 		}
 	}
 	return false
-}
-
-// Describe is a one-line summary of the report for logs.
-func (r *Report) Describe() string {
-	return fmt.Sprintf("score %d/100: %d critical, %d warning, %d info", r.Score, r.Summary.Critical, r.Summary.Warning, r.Summary.Info)
 }

@@ -263,20 +263,6 @@ func (a *Allocator) Lookup(key ServiceKey) (Assignment, bool) {
 	return Assignment{IPs: append([]netip.Addr(nil), al.ips...), Pool: al.pool, Kept: al.kept}, true
 }
 
-// Holders returns the Services holding ip, sorted.
-func (a *Allocator) Holders(ip netip.Addr) []ServiceKey {
-	use := a.ips[ip]
-	if use == nil {
-		return nil
-	}
-	keys := make([]ServiceKey, 0, len(use.holders))
-	for k := range use.holders {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
-	return keys
-}
-
 // Stats returns the usage of every configured pool, usable or not, sorted by name.
 func (a *Allocator) Stats() []PoolStats {
 	out := make([]PoolStats, 0, len(a.pools)+len(a.problems))
