@@ -31,7 +31,6 @@ type timers struct {
 type machine struct {
 	cfg         Config
 	state       State
-	remoteState State
 	localDiscr  uint32
 	remoteDiscr uint32
 	diag        Diag
@@ -44,15 +43,12 @@ type machine struct {
 	// the old rate until our Final reaches it).
 	remoteMinRx, remoteMinTx, prevMinTx time.Duration
 	remoteMult                          uint8
-	// lastRx is when the last valid packet arrived; zero when none has since the session
-	// was created or last expired.
-	lastRx time.Time
 	// everUp is true once the session has been Up.
 	everUp bool
 }
 
 func newMachine(discr uint32, cfg Config) *machine {
-	m := &machine{cfg: cfg, state: Down, remoteState: Down, localDiscr: discr, remoteMinRx: time.Microsecond}
+	m := &machine{cfg: cfg, state: Down, localDiscr: discr, remoteMinRx: time.Microsecond}
 	m.cur = m.slowTimers()
 	m.target = m.cur
 	return m
@@ -135,9 +131,7 @@ func (m *machine) receive(p Packet, now time.Time) (tr *transition, final bool) 
 		// AdminDown packets after it was replaced): it says nothing about the current one.
 		return nil, false
 	}
-	m.lastRx = now
 	m.remoteDiscr = p.MyDiscr
-	m.remoteState = p.State
 	m.remoteMinRx = p.RequiredMinRx
 	m.prevMinTx = m.remoteMinTx
 	m.remoteMinTx = p.DesiredMinTx
@@ -169,7 +163,6 @@ func (m *machine) receive(p Packet, now time.Time) (tr *transition, final bool) 
 
 // expire is called when no packet arrived within the detection time.
 func (m *machine) expire() *transition {
-	m.lastRx = time.Time{}
 	m.remoteDiscr = 0
 	m.remoteMult = 0
 	m.remoteMinRx = time.Microsecond
