@@ -74,7 +74,6 @@ func remote(state State, my, your uint32, poll, final bool, tx time.Duration) Pa
 // starts slowly and then polls to 300 ms (as FRR's bfdd does), and checks what is advertised,
 // the transmit interval and the detection time at each step.
 func TestMachineBringUp(t *testing.T) {
-	now := time.Unix(0, 0)
 	m := newMachine(11, profile)
 	if p := m.packet(); p.State != Down || p.DesiredMinTx != time.Second || p.RequiredMinRx != 300*time.Millisecond || p.YourDiscr != 0 || p.Poll {
 		t.Fatalf("first packet %+v, want Down, slow 1s transmit, no discriminator", p)
@@ -98,8 +97,7 @@ func TestMachineBringUp(t *testing.T) {
 		{"peer's Final ends our poll", remote(Up, 22, 11, false, true, 300*time.Millisecond), Up, false, false, false, 300 * time.Millisecond, 900 * time.Millisecond, 300 * time.Millisecond},
 	}
 	for _, s := range steps {
-		now = now.Add(100 * time.Millisecond)
-		tr, final := m.receive(s.in, now)
+		tr, final := m.receive(s.in)
 		if (tr != nil) != s.changed || m.state != s.to || final != s.final {
 			t.Fatalf("%s: transition %+v final %v state %s; want changed %v final %v state %s", s.name, tr, final, m.state, s.changed, s.final, s.to)
 		}
@@ -124,7 +122,7 @@ func TestMachineBringUp(t *testing.T) {
 func TestMachineDown(t *testing.T) {
 	upMachine := func() *machine {
 		m := newMachine(11, profile)
-		m.receive(remote(Init, 22, 11, false, false, time.Second), time.Now())
+		m.receive(remote(Init, 22, 11, false, false, time.Second))
 		if m.state != Up {
 			t.Fatalf("setup: state %s", m.state)
 		}
@@ -132,7 +130,7 @@ func TestMachineDown(t *testing.T) {
 	}
 	initMachine := func() *machine {
 		m := newMachine(11, profile)
-		m.receive(remote(Down, 22, 0, false, false, time.Second), time.Now())
+		m.receive(remote(Down, 22, 0, false, false, time.Second))
 		return m
 	}
 	for _, c := range []struct {
@@ -146,15 +144,15 @@ func TestMachineDown(t *testing.T) {
 		{"Up, detection time expires", upMachine(), (*machine).expire, Down, DiagDetectionExpired, true},
 		{"Init, detection time expires", initMachine(), (*machine).expire, Down, DiagDetectionExpired, false},
 		{"Up, peer says Down", upMachine(), func(m *machine) *transition {
-			tr, _ := m.receive(remote(Down, 22, 11, false, false, time.Second), time.Now())
+			tr, _ := m.receive(remote(Down, 22, 11, false, false, time.Second))
 			return tr
 		}, Down, DiagNeighborDown, true},
 		{"Up, peer restarted with a new discriminator", upMachine(), func(m *machine) *transition {
-			tr, _ := m.receive(remote(Down, 33, 0, false, false, time.Second), time.Now())
+			tr, _ := m.receive(remote(Down, 33, 0, false, false, time.Second))
 			return tr
 		}, Down, DiagNeighborDown, true},
 		{"Up, peer AdminDown", upMachine(), func(m *machine) *transition {
-			tr, _ := m.receive(remote(AdminDown, 22, 11, false, false, time.Second), time.Now())
+			tr, _ := m.receive(remote(AdminDown, 22, 11, false, false, time.Second))
 			return tr
 		}, Down, DiagNeighborDown, true},
 		{"Up, local AdminDown", upMachine(), (*machine).adminDown, AdminDown, DiagAdminDown, true},
@@ -172,12 +170,12 @@ func TestMachineDown(t *testing.T) {
 	}
 	// A Down from an earlier incarnation of the remote session is ignored.
 	stale := upMachine()
-	if tr, _ := stale.receive(remote(AdminDown, 99, 11, false, false, time.Second), time.Now()); tr != nil || stale.state != Up {
+	if tr, _ := stale.receive(remote(AdminDown, 99, 11, false, false, time.Second)); tr != nil || stale.state != Up {
 		t.Errorf("stale AdminDown: transition %+v state %s, want none", tr, stale.state)
 	}
 	// A Down session whose detection time expires only forgets the remote discriminator.
 	m := newMachine(11, profile)
-	m.receive(remote(AdminDown, 22, 0, false, false, time.Second), time.Now())
+	m.receive(remote(AdminDown, 22, 0, false, false, time.Second))
 	if tr := m.expire(); tr != nil || m.remoteDiscr != 0 {
 		t.Errorf("expiry while Down: %+v, remote discriminator %d", tr, m.remoteDiscr)
 	}
@@ -187,8 +185,8 @@ func TestMachineDown(t *testing.T) {
 // (slower) receive interval keeps counting for detection until the Final.
 func TestMachineReconfigureUp(t *testing.T) {
 	m := newMachine(11, profile)
-	m.receive(remote(Init, 22, 11, false, false, 300*time.Millisecond), time.Now())
-	m.receive(remote(Up, 22, 11, false, true, 300*time.Millisecond), time.Now())
+	m.receive(remote(Init, 22, 11, false, false, 300*time.Millisecond))
+	m.receive(remote(Up, 22, 11, false, true, 300*time.Millisecond))
 	if m.polling {
 		t.Fatal("setup: still polling")
 	}
@@ -199,8 +197,8 @@ func TestMachineReconfigureUp(t *testing.T) {
 	if d := m.detectionTime(); d != 900*time.Millisecond {
 		t.Errorf("detection time during poll %s, want the old 900ms", d)
 	}
-	m.receive(remote(Up, 22, 11, false, true, 100*time.Millisecond), time.Now())
-	m.receive(remote(Up, 22, 11, false, false, 100*time.Millisecond), time.Now())
+	m.receive(remote(Up, 22, 11, false, true, 100*time.Millisecond))
+	m.receive(remote(Up, 22, 11, false, false, 100*time.Millisecond))
 	if m.polling || m.detectionTime() != 300*time.Millisecond || m.txInterval() != 100*time.Millisecond {
 		t.Errorf("after Final: polling %v detection %s tx %s", m.polling, m.detectionTime(), m.txInterval())
 	}

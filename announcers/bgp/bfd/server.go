@@ -188,7 +188,7 @@ func (s *Server) deliver(from netip.Addr, p Packet) {
 		return
 	}
 	select {
-	case ss.rx <- received{p: p, at: time.Now()}:
+	case ss.rx <- p:
 	default: // the session is behind; a later packet carries the same news
 	}
 }
@@ -211,7 +211,7 @@ func (s *Server) Add(peer, local netip.Addr, cfg Config) error {
 		return err
 	}
 	ss := &session{srv: s, peer: peer, conn: conn, m: newMachine(discr, cfg),
-		rx: make(chan received, 8), cfg: make(chan Config, 1), stop: make(chan struct{}), state: Down}
+		rx: make(chan Packet, 8), cfg: make(chan Config, 1), stop: make(chan struct{}), state: Down}
 	s.sessions[peer] = ss
 	s.byDiscr[discr] = ss
 	s.wg.Add(1)
@@ -343,18 +343,13 @@ func (s *Server) dispatch() {
 	}
 }
 
-type received struct {
-	p  Packet
-	at time.Time
-}
-
 // session is one peer's machine, driven by its own goroutine.
 type session struct {
 	srv  *Server
 	peer netip.Addr
 	conn *net.UDPConn
 	m    *machine // owned by run
-	rx   chan received
+	rx   chan Packet
 	cfg  chan Config
 	stop chan struct{}
 
@@ -390,9 +385,9 @@ func (ss *session) run() {
 				time.Sleep(ss.m.jittered(50 * time.Millisecond))
 			}
 			return
-		case r := <-ss.rx:
+		case p := <-ss.rx:
 			before := ss.m.txInterval()
-			tr, final := ss.m.receive(r.p, r.at)
+			tr, final := ss.m.receive(p)
 			if final {
 				p := ss.m.packet()
 				p.Poll, p.Final = false, true

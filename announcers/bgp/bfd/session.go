@@ -25,9 +25,8 @@ type timers struct {
 }
 
 // machine is the state of one session (RFC 5880 section 6.8.1) and the rules that change it.
-// It does no I/O and reads no clock: the caller passes the time, sends what it returns, and
-// arms the transmit and detection timers from txInterval and detectionTime. Not safe for
-// concurrent use.
+// It does no I/O and reads no clock: the caller sends what it returns and arms the transmit
+// and detection timers from txInterval and detectionTime. Not safe for concurrent use.
 type machine struct {
 	cfg         Config
 	state       State
@@ -122,7 +121,7 @@ func (m *machine) detectionTime() time.Duration {
 
 // receive applies a valid packet (RFC 5880 section 6.8.6). It returns the state change, if
 // any, and whether a Final must be sent at once (the packet had Poll set).
-func (m *machine) receive(p Packet, now time.Time) (tr *transition, final bool) {
+func (m *machine) receive(p Packet) (tr *transition, final bool) {
 	if m.state == AdminDown {
 		return nil, false
 	}
