@@ -177,16 +177,8 @@ func TestE2EAPIServerOutage(t *testing.T) {
 		if ok, why := c.heartbeatsRenewedSince(up); !ok {
 			return false, "heartbeats not renewed since the return: " + why
 		}
-		for i, n := range c.nodes {
-			if code, body := c.readyz(i); code != 200 {
-				return false, fmt.Sprintf("%s /readyz = %d %q", n, code, body)
-			}
-		}
-		for i, n := range names {
-			st := c.l2Statuses(n)
-			if len(st) != 1 || st[0].Status.Node != owners[ips[i]] {
-				return false, fmt.Sprintf("%s: %d ServiceL2Status %+v, want one naming %s", n, len(st), st, owners[ips[i]])
-			}
+		if ok, why := c.readyAndOwnedBy(names, ips, owners); !ok {
+			return false, why
 		}
 		converged = time.Since(up)
 		return true, ""
@@ -217,4 +209,21 @@ func TestE2EAPIServerOutage(t *testing.T) {
 			t.Errorf("%s: silent for %s (withdrawn) during or after the outage", ip, gap.Round(time.Millisecond))
 		}
 	}
+}
+
+// readyAndOwnedBy reports whether every speaker is ready and each Service names[i] has exactly
+// one ServiceL2Status, naming owners[ips[i]]: the state the fault tests expect to return to.
+func (c *cluster) readyAndOwnedBy(names []string, ips []netip.Addr, owners map[netip.Addr]string) (bool, string) {
+	for i, n := range c.nodes {
+		if code, body := c.readyz(i); code != 200 {
+			return false, fmt.Sprintf("%s /readyz = %d %q", n, code, body)
+		}
+	}
+	for i, n := range names {
+		st := c.l2Statuses(n)
+		if len(st) != 1 || st[0].Status.Node != owners[ips[i]] {
+			return false, fmt.Sprintf("%s: %d ServiceL2Status %+v, want one naming %s", n, len(st), st, owners[ips[i]])
+		}
+	}
+	return true, ""
 }

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -76,16 +75,8 @@ func watchStall(t testing.TB, stall time.Duration) {
 
 	var converged time.Duration
 	eventually(t, converge, func() (bool, string) {
-		for i, n := range c.nodes {
-			if code, body := c.readyz(i); code != 200 {
-				return false, fmt.Sprintf("%s /readyz = %d %q", n, code, body)
-			}
-		}
-		for i, n := range names {
-			st := c.l2Statuses(n)
-			if len(st) != 1 || st[0].Status.Node != owners[ips[i]] {
-				return false, fmt.Sprintf("%s: %d ServiceL2Status %+v, want one naming %s", n, len(st), st, owners[ips[i]])
-			}
+		if ok, why := c.readyAndOwnedBy(names, ips, owners); !ok {
+			return false, why
 		}
 		converged = time.Since(end)
 		return true, ""
