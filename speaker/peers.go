@@ -211,8 +211,13 @@ type peerSync struct {
 
 	trigger chan struct{}
 
-	mu       sync.Mutex
-	last     []announcers.BGPPeer
+	mu   sync.Mutex
+	last []announcers.BGPPeer
+	// sent is what the announcer was last given: last without the graceful-restart peers
+	// until release.
+	sent []announcers.BGPPeer
+	// released is set once this node has re-announced its routes after starting (release).
+	released bool
 	names    []string
 	reported map[string]string // peer key to the last problem reported
 	// rejected are the peers the announcer refused (from its status): no route goes to them.
@@ -285,30 +290,63 @@ func (p *peerSync) sync(ctx context.Context) error {
 	peers, problems := buildPeers(in)
 	p.report(problems)
 	p.mu.Lock()
-	same := p.last != nil && reflect.DeepEqual(p.last, peers)
-	p.mu.Unlock()
-	if same {
-		return nil
+	send, held := peers, []string(nil)
+	if !p.released {
+		send, held = withoutGracefulRestart(peers)
 	}
-	err = p.mgr.Configure(ctx, p.announcer, announcers.Config{BGP: &announcers.BGPConfig{Peers: peers}})
-	if _, kept := manager.Kept(manager.Result{}, err); err != nil && !kept {
-		return err
+	unchanged := p.sent != nil && reflect.DeepEqual(p.sent, send)
+	p.mu.Unlock()
+	if !unchanged {
+		err = p.mgr.Configure(ctx, p.announcer, announcers.Config{BGP: &announcers.BGPConfig{Peers: send}})
+		if _, kept := manager.Kept(manager.Result{}, err); err != nil && !kept {
+			return err
+		}
 	}
 	names := make([]string, len(peers))
 	for i, bp := range peers {
 		names[i] = bp.Name
 	}
 	p.mu.Lock()
-	p.last = peers
+	p.last, p.sent = peers, send
 	namesChanged := !slices.Equal(p.names, names)
 	p.names = names
 	p.mu.Unlock()
-	// Never log the peers themselves: only names (the Secret type redacts anyway).
-	p.log.Info("BGP peers configured", "peers", names, "leftOut", len(problems))
+	if !unchanged {
+		// Never log the peers themselves: only names (the Secret type redacts anyway).
+		p.log.Info("BGP peers configured", "peers", names, "leftOut", len(problems), "waitingForRoutes", held)
+	}
 	if namesChanged && p.changed != nil {
 		p.changed()
 	}
 	return nil
+}
+
+// release lets the graceful-restart peers' sessions open: the routes this node is to
+// advertise are in the announcer by now. Before it, such a session would send End-of-RIB
+// with none of them (RFC 4724 4.2), and the router would drop the paths it kept as stale
+// through the restart only to learn them again a moment later.
+func (p *peerSync) release() {
+	p.mu.Lock()
+	was := p.released
+	p.released = true
+	p.mu.Unlock()
+	if !was {
+		p.poke()
+	}
+}
+
+// withoutGracefulRestart returns peers without those with graceful restart on, and the names
+// of those.
+func withoutGracefulRestart(peers []announcers.BGPPeer) (rest []announcers.BGPPeer, gr []string) {
+	rest = make([]announcers.BGPPeer, 0, len(peers))
+	for _, bp := range peers {
+		if bp.EnableGracefulRestart {
+			gr = append(gr, bp.Name)
+			continue
+		}
+		rest = append(rest, bp)
+	}
+	return rest, gr
 }
 
 // report logs and records each problem when its message is new, and forgets fixed ones.

@@ -235,3 +235,57 @@ func TestPeerSyncConfiguresOnChangeAndReportsOnce(t *testing.T) {
 		t.Fatalf("event %q", ev)
 	}
 }
+
+// A restarted speaker's graceful-restart sessions must not open before its routes are in the
+// announcer: the session would send End-of-RIB with none and the router would flush the paths
+// it kept through the restart.
+func TestPeerSyncHoldsGracefulRestartPeersUntilReleased(t *testing.T) {
+	gr := testPeer("gr", func(s *metallbv1beta2.BGPPeerSpec) { s.EnableGracefulRestart = true; s.Address = "192.0.2.2" })
+	in := testInputs(testPeer("plain", nil), gr)
+	fc := &fakeConfigurer{}
+	changed := 0
+	ps := &peerSync{log: logr.Discard(), announcer: "bgp", mgr: fc, changed: func() { changed++ },
+		inputs: func() (peerInputs, error) { return in, nil }, trigger: make(chan struct{}, 1), reported: map[string]string{}}
+	configured := func() []string {
+		var names []string
+		for _, p := range fc.calls[len(fc.calls)-1].BGP.Peers {
+			names = append(names, p.Name)
+		}
+		return names
+	}
+	steps := []struct {
+		name      string
+		do        func()
+		wantCalls int
+		wantPeers []string
+		wantPoke  bool
+	}{
+		{"before release: the plain peer only", func() {}, 1, []string{"plain"}, false},
+		{"an unchanged pass sends nothing", func() {}, 1, []string{"plain"}, false},
+		{"release sends the held peer", ps.release, 2, []string{"gr", "plain"}, true},
+		{"a second release changes nothing", ps.release, 2, []string{"gr", "plain"}, false},
+	}
+	for _, st := range steps {
+		st.do()
+		poked := len(ps.trigger) == 1
+		if poked {
+			<-ps.trigger
+		}
+		if poked != st.wantPoke {
+			t.Fatalf("%s: poked %v, want %v", st.name, poked, st.wantPoke)
+		}
+		if err := ps.sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(fc.calls) != st.wantCalls || !slices.Equal(configured(), st.wantPeers) {
+			t.Fatalf("%s: %d Configure calls, last with %v; want %d with %v", st.name, len(fc.calls), configured(), st.wantCalls, st.wantPeers)
+		}
+		// Routes name both peers from the start; shutdown keeps the paths for the held one.
+		if got := ps.Names(); !slices.Equal(got, []string{"gr", "plain"}) || changed != 1 {
+			t.Fatalf("%s: Names %v, changed %d", st.name, got, changed)
+		}
+		if !ps.GracefulRestart() {
+			t.Fatalf("%s: GracefulRestart false with the held peer configured for it", st.name)
+		}
+	}
+}

@@ -402,7 +402,13 @@ func (s *Speaker) watchHealth(ctx context.Context, every time.Duration) {
 }
 
 func (s *Speaker) readinessChanged() {
-	s.log.Info("announcer health changed", "announcers", s.ready.published())
+	published := s.ready.published()
+	s.log.Info("announcer health changed", "announcers", published)
+	if s.peers != nil && published[framework.AnnouncerKindBGP].State == framework.AnnouncerReady {
+		// The BGP kind is ready once a full pass has given the announcer every route this
+		// node advertises: the graceful-restart sessions may open now.
+		s.peers.release()
+	}
 	s.hb.poke()
 	select {
 	case <-s.synced:
