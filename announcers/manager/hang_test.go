@@ -119,6 +119,29 @@ func TestManagerReplacesStoppedAnnouncer(t *testing.T) {
 	}
 }
 
+// A status check that waits for a stopped process must not hold up the pings: with status
+// checks far more frequent than pings and far longer to time out, the one in flight when the
+// process stops would otherwise decide, StatusTimeout later.
+func TestManagerPingsWhileAStatusCheckHangs(t *testing.T) {
+	var logs logBuffer
+	o := fastOptions
+	o.HealthInterval, o.StatusTimeout = 5*time.Millisecond, time.Minute
+	o.PingInterval, o.PingTimeout = 200*time.Millisecond, 300*time.Millisecond
+	m := startWith(t, logs.logger(t), o, Spec{Name: "a", Path: testAnnouncer(t)})
+	old := healthOf(m, "a").PID
+	if err := syscall.Kill(old, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(old, syscall.SIGKILL) })
+	waitFor(t, "a new process for a", 20*time.Second, func() bool {
+		h := healthOf(m, "a")
+		return h.State == StateHealthy && h.PID != 0 && h.PID != old
+	})
+	if !logs.contains("announcer down, restarting", "not answering: health check") {
+		t.Error("the stopped announcer was not replaced on its failed ping (a status check held the pings up)")
+	}
+}
+
 func TestManagerReplacesDeadlockedAnnouncer(t *testing.T) {
 	for _, method := range []string{"Apply", "Status"} {
 		t.Run(method, func(t *testing.T) {

@@ -180,11 +180,17 @@ func (s *supervised) waitNeeded(ctx context.Context) bool {
 
 // watch returns why the instance must be replaced, or idle when it has had nothing to do
 // for the spec's IdleTimeout (it is stopped then), or "" when ctx ends.
+//
+// The status check runs beside the loop: it may wait StatusTimeout for a hung process, and
+// the pings must go on meanwhile, or a process stopped just as a status check began would be
+// found StatusTimeout later instead of within PingInterval plus PingTimeout.
 func (s *supervised) watch(ctx context.Context, inst *instance) (reason string, idle bool) {
 	ping := time.NewTicker(s.m.opts.PingInterval)
 	defer ping.Stop()
 	status := time.NewTicker(s.m.opts.HealthInterval)
 	defer status.Stop()
+	statusDone := make(chan statusCheck, 1)
+	checking := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -209,9 +215,16 @@ func (s *supervised) watch(ctx context.Context, inst *instance) (reason string, 
 				return fmt.Sprintf("not answering: health check: %v", err), false
 			}
 		case <-status.C:
-			if err := s.checkStatus(inst); err != nil {
-				return "not answering: status: " + err.Error(), false
+			if !checking {
+				checking = true
+				go func() { statusDone <- s.checkStatus(inst) }()
 			}
+		case st := <-statusDone:
+			checking = false
+			if st.err != nil {
+				return "not answering: status: " + st.err.Error(), false
+			}
+			s.setHealth(st.state, st.msg)
 			if s.retireIfIdle(inst) {
 				return "", true
 			}
@@ -232,23 +245,28 @@ func (s *supervised) ping(inst *instance) error {
 	return inst.rpc.Ping()
 }
 
-// checkStatus asks the announcer how it is, within StatusTimeout, and records it.
-func (s *supervised) checkStatus(inst *instance) error {
+// statusCheck is what a status check found: the announcer's state and message, or err.
+type statusCheck struct {
+	state State
+	msg   string
+	err   error
+}
+
+// checkStatus asks the announcer how it is, within StatusTimeout. The watch loop records
+// the answer, so an answer that comes after the instance was replaced records nothing.
+func (s *supervised) checkStatus(inst *instance) statusCheck {
 	ctx, done := inst.call(context.Background(), s.m.opts.StatusTimeout)
 	defer done()
 	st, err := inst.ann.Status(ctx)
-	if err != nil {
-		return err
+	switch {
+	case err != nil:
+		return statusCheck{err: err}
+	case st.Health == announcers.HealthHealthy:
+		return statusCheck{state: StateHealthy}
+	case st.Health == announcers.HealthUnhealthy:
+		return statusCheck{state: StateUnhealthy, msg: st.Message}
 	}
-	switch st.Health {
-	case announcers.HealthHealthy:
-		s.setHealth(StateHealthy, "")
-	case announcers.HealthUnhealthy:
-		s.setHealth(StateUnhealthy, st.Message)
-	default:
-		s.setHealth(StateDegraded, st.Message)
-	}
-	return nil
+	return statusCheck{state: StateDegraded, msg: st.Message}
 }
 
 // retireIfIdle stops an on-demand announcer that has had nothing to serve, and no change,
