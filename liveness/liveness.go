@@ -74,13 +74,28 @@ type Renewals struct {
 	// cut is when the first renewal that failed started: a node cut off by the same outage
 	// committed its last renewal before it (see Doubt).
 	cut time.Time
+	// sure is when the node first found its view sure again while it settles: a heartbeat
+	// that lapses after it lapses in a view the node trusts (see Doubt.Until). It is when a
+	// call found it, so a caller that looks late doubts more, never less.
+	sure time.Time
 }
 
 // Doubt is what a settling node doubts (see Renewals.Settling and Generous): heartbeats that
-// lapsed after Since, of nodes whose last renewal it saw no later than Cut plus Slack, may be
-// of nodes cut off by the same outage rather than dead.
+// lapsed after Since and by Until, of nodes whose last renewal it saw no later than Cut plus
+// Slack, may be of nodes cut off by the same outage rather than dead.
 type Doubt struct {
 	Since, Cut time.Time
+	// Until is when the node found its view sure again (zero: now). A heartbeat that lapses
+	// later lapses in a view the node trusts, as it does in the others' views, and they hand
+	// that node's IPs to this one: doubting it for the rest of the settle left them
+	// unanswered (sim seed 153: node-12 crashed 0.7 s after its last renewal, which node-02's
+	// watch delivered late, after node-02's partition; it lapsed 0.3 s into node-02's settle
+	// and its IP went unanswered 4.3 s). A node cut off by an outage that lasted a lease
+	// duration, as one that hung this node's renewal did, has lapsed by then: its last
+	// renewal came before the outage. After a shorter outage such a node may lapse later,
+	// briefly, until its next renewal; this node then answers its IPs with it until the
+	// settle ends, a two-answer window no longer than the settle.
+	Until time.Time
 	// Slack is how late a watch that was up to date may deliver a renewal.
 	Slack time.Duration
 }
@@ -104,7 +119,7 @@ func (r *Renewals) Finished(err error) {
 // the renew time as the API server stored it (microseconds: what the watch delivers).
 func (r *Renewals) Succeeded(renewTime, stored time.Time) {
 	if !r.lastRenew.IsZero() && (r.failure != nil || renewTime.Sub(r.lastRenew) >= r.Duration) {
-		r.resumed = stored
+		r.resumed, r.sure = stored, time.Time{}
 		r.troubleSince(r.lastRenew)
 		if r.cut.IsZero() {
 			// No renewal failed: the next one after lastRenew hung.
@@ -175,7 +190,7 @@ func (r *Renewals) Frozen(now, seen time.Time) string {
 // without taking an IP from a node that is merely slow to come back.
 func (r *Renewals) Settling(now, seen time.Time) (Doubt, bool) {
 	if _, settling := r.state(now, seen); settling {
-		return Doubt{Since: r.since, Cut: r.cut, Slack: StaleAfter(r.Duration, r.Interval) - r.Interval}, true
+		return Doubt{Since: r.since, Cut: r.cut, Until: r.sure, Slack: StaleAfter(r.Duration, r.Interval) - r.Interval}, true
 	}
 	return Doubt{}, false
 }
@@ -201,7 +216,7 @@ func (r *Renewals) state(now, seen time.Time) (string, bool) {
 	}
 	if age := now.Sub(fresh); age >= StaleAfter(r.Duration, r.Interval) {
 		if !r.stale {
-			r.stale = true
+			r.stale, r.sure = true, time.Time{}
 			r.troubleSince(fresh)
 		}
 		return fmt.Sprintf("its watch has not delivered its own heartbeat renewal for %s: its view of the heartbeats is stale", age.Round(time.Millisecond)), false
@@ -220,9 +235,12 @@ func (r *Renewals) state(now, seen time.Time) (string, bool) {
 	case r.resumed.IsZero():
 		return "", false
 	case now.Before(r.settleEnd()):
+		if r.sure.IsZero() {
+			r.sure = now
+		}
 		return fmt.Sprintf("the other nodes have until %s to renew their heartbeats after this node's view became sure again", r.settleEnd().UTC().Format("15:04:05.000")), true
 	}
-	r.resumed, r.since, r.cut = time.Time{}, time.Time{}, time.Time{}
+	r.resumed, r.since, r.cut, r.sure = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	return "", false
 }
 
@@ -250,19 +268,23 @@ func Watched(syncedAt, now time.Time, leaseDuration time.Duration) bool {
 }
 
 // Generous is nodes with the heartbeats d doubts alive at now: those that lapsed after
-// d.Since (and by now) whose last renewal was seen no later than d.Cut plus d.Slack. It is what
-// a settling node claims from (see Renewals.Settling): such a node may only have been cut off
-// like it (its last renewal came before the outage began), so this node claims nothing it
-// would win; a node that renewed after the outage began was not cut off by it, and its lapse
-// counts. Nodes are not modified; changed ones are copies.
+// d.Since and by d.Until (and now) whose last renewal was seen no later than d.Cut plus
+// d.Slack. It is what a settling node claims from (see Renewals.Settling): such a node may
+// only have been cut off like it (its last renewal came before the outage began), so this
+// node claims nothing it would win; a node that renewed after the outage began was not cut
+// off by it, and its lapse counts. Nodes are not modified; changed ones are copies.
 func Generous(nodes []*framework.NodeInfo, d Doubt, now time.Time) []*framework.NodeInfo {
+	until := now
+	if !d.Until.IsZero() && d.Until.Before(now) {
+		until = d.Until
+	}
 	var out []*framework.NodeInfo
 	for i, n := range nodes {
 		if n.Speaker == nil {
 			continue
 		}
 		exp := n.Speaker.Expiry()
-		if !exp.After(d.Since) || exp.After(now) || exp.Add(-n.Speaker.LeaseDuration).After(d.Cut.Add(d.Slack)) {
+		if !exp.After(d.Since) || exp.After(until) || exp.Add(-n.Speaker.LeaseDuration).After(d.Cut.Add(d.Slack)) {
 			continue
 		}
 		if out == nil {

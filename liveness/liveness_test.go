@@ -1,6 +1,7 @@
 package liveness
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -45,9 +46,11 @@ func TestNextExpiryAndLapse(t *testing.T) {
 	}
 }
 
-// A settling node counts as alive the heartbeats that lapsed after its trouble began of nodes
-// whose last renewal came before its outage began, and only those: one that lapsed before was
-// judged on a view it could trust, one that renewed after the outage began was not cut off.
+// A settling node counts as alive the heartbeats that lapsed while its view was in doubt
+// (after its trouble began and by the time its view was sure again) of nodes whose last
+// renewal came before its outage began, and only those: one that lapsed before was judged on
+// a view it could trust, one that renewed after the outage began was not cut off, and one
+// that lapsed once its view was sure again lapsed in a view it trusts, as the others see it.
 func TestGenerous(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	nodes := []*framework.NodeInfo{
@@ -55,19 +58,84 @@ func TestGenerous(t *testing.T) {
 		heartbeatNode("lapsed-in-trouble", t0.Add(2*time.Second), 3*time.Second), // expired t0+5s
 		heartbeatNode("lapsed-before", t0.Add(-time.Second), 3*time.Second),      // expired t0+2s
 		{Name: "no-speaker"},
+		heartbeatNode("renewed-after-cut", t0.Add(5*time.Second), 3*time.Second), // expired t0+8s
+		// Seen last before the cut plus the slack, expired t0+5.4s: after the view was sure
+		// again in the second case.
+		heartbeatNode("lapsed-when-sure", t0.Add(2400*time.Millisecond), 3*time.Second),
 	}
-	nodes = append(nodes, heartbeatNode("renewed-after-cut", t0.Add(5*time.Second), 3*time.Second)) // expired t0+8s
 	d := Doubt{Since: t0.Add(4 * time.Second), Cut: t0.Add(2 * time.Second), Slack: 500 * time.Millisecond}
 	now := t0.Add(10 * time.Second)
-	got := Generous(nodes, d, now)
-	want := map[string]bool{"alive": true, "lapsed-in-trouble": true, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false}
-	for _, n := range got {
-		if alive := n.Speaker.AliveAt(now); alive != want[n.Name] {
-			t.Errorf("%s alive at now in the generous view = %v, want %v", n.Name, alive, want[n.Name])
-		}
+	tests := []struct {
+		name  string
+		until time.Time
+		want  map[string]bool
+	}{
+		{name: "view sure again only now", want: map[string]bool{"alive": true, "lapsed-in-trouble": true,
+			"lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": true}},
+		{name: "view sure again before a lapse", until: t0.Add(5200 * time.Millisecond), want: map[string]bool{"alive": true,
+			"lapsed-in-trouble": true, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": false}},
 	}
-	if nodes[1].Speaker.AliveAt(now) {
-		t.Errorf("Generous modified its input")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := d
+			d.Until = tt.until
+			got := Generous(nodes, d, now)
+			for _, n := range got {
+				if alive := n.Speaker.AliveAt(now); alive != tt.want[n.Name] {
+					t.Errorf("%s alive at now in the generous view = %v, want %v", n.Name, alive, tt.want[n.Name])
+				}
+			}
+			if nodes[1].Speaker.AliveAt(now) {
+				t.Errorf("Generous modified its input")
+			}
+		})
+	}
+}
+
+// A settling node's doubt ends when it first finds its view sure again, and a second outage
+// during the settle puts that moment after the second outage.
+func TestRenewalsSettlingUntil(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	r := Renewals{Duration: 2500 * time.Millisecond, Interval: time.Second}
+	renew := func(at time.Time, err error) {
+		r.Started(at)
+		if err == nil {
+			r.Succeeded(at, at)
+		}
+		r.Finished(err)
+	}
+	down := errors.New("connection refused")
+	renew(t0, nil)
+	renew(t0.Add(time.Second), down)
+	back := t0.Add(2 * time.Second)
+	renew(back, nil)
+	steps := []struct {
+		name      string
+		at, seen  time.Time
+		renew     bool // a renewal at at first
+		fail      bool
+		wantUntil time.Time // zero: not settling
+	}{
+		{name: "own renewal not delivered yet", at: back.Add(100 * time.Millisecond), seen: t0},
+		{name: "delivered: sure from now on", at: back.Add(200 * time.Millisecond), seen: back, wantUntil: back.Add(200 * time.Millisecond)},
+		{name: "later in the settle: still the first sure moment", at: back.Add(900 * time.Millisecond), seen: back, wantUntil: back.Add(200 * time.Millisecond)},
+		{name: "a second outage", at: t0.Add(3 * time.Second), seen: back, renew: true, fail: true},
+		{name: "back again, delivered", at: t0.Add(4*time.Second + 300*time.Millisecond), seen: t0.Add(4 * time.Second), renew: true,
+			wantUntil: t0.Add(4*time.Second + 300*time.Millisecond)},
+	}
+	for _, st := range steps {
+		if st.renew {
+			at := st.at.Truncate(time.Second)
+			if st.fail {
+				renew(at, down)
+			} else {
+				renew(at, nil)
+			}
+		}
+		d, ok := r.Settling(st.at, st.seen)
+		if ok != !st.wantUntil.IsZero() || !d.Until.Equal(st.wantUntil) {
+			t.Errorf("%s: Settling = %v, until %s; want settling %v until %s", st.name, ok, d.Until, !st.wantUntil.IsZero(), st.wantUntil)
+		}
 	}
 }
 
