@@ -56,7 +56,7 @@ type stickyScore struct{}
 
 func (stickyScore) Name() string { return "BenchSticky" }
 func (stickyScore) Score(_ context.Context, _ *framework.CycleState, u *framework.Unit, n *framework.NodeInfo) (int64, *framework.Status) {
-	for _, a := range u.Announcers {
+	for _, a := range u.AnnouncingNodes {
 		if a == n.Name {
 			return 100, nil
 		}
@@ -118,7 +118,7 @@ func benchCluster() (*framework.Snapshot, []*framework.Unit) {
 		if i >= 512 {
 			ip = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(i >> 8), 15: byte(i)})
 		}
-		units[i] = &framework.Unit{IP: ip, Mode: mode, Pool: fmt.Sprintf("pool-%d", i%7), Announcers: []string{fmt.Sprintf("node-%04d", i%benchNodes)}}
+		units[i] = &framework.Unit{IP: ip, Mode: mode, Pool: fmt.Sprintf("pool-%d", i%7), AnnouncingNodes: []string{fmt.Sprintf("node-%04d", i%benchNodes)}}
 	}
 	return framework.NewSnapshot(testTime, ns), units
 }

@@ -195,8 +195,8 @@ type Unit struct {
 	// Advertisements are all the advertisements of the unit's mode in the snapshot; Covering
 	// returns those that cover the unit.
 	Advertisements []*Advertisement
-	// Announcers are the nodes that announce the IP now, as published in the status objects.
-	Announcers []string
+	// AnnouncingNodes are the nodes that announce the IP now, as published in the status objects.
+	AnnouncingNodes []string
 	// Class is the Services' spec.loadBalancerClass ("" when unset); it picks the profile.
 	Class string
 

@@ -53,7 +53,7 @@ func testUnits(n int) []*framework.Unit {
 }
 
 // assign runs the cycle for every unit and returns each unit's announcer; it records the
-// result in unit.Announcers, as the status objects would.
+// result in unit.AnnouncingNodes, as the status objects would.
 func assign(tb testing.TB, fw *framework.Framework, nodes []*framework.NodeInfo, units []*framework.Unit) []string {
 	tb.Helper()
 	snap := framework.NewSnapshot(benchTime, nodes)
@@ -65,7 +65,7 @@ func assign(tb testing.TB, fw *framework.Framework, nodes []*framework.NodeInfo,
 		}
 		out[i] = res.Selected[0]
 		res.Release()
-		u.Announcers = []string{out[i]}
+		u.AnnouncingNodes = []string{out[i]}
 	}
 	return out
 }
@@ -126,7 +126,7 @@ func measure(tb testing.TB, spec framework.ProfileSpec, nodeCount, ipCount int) 
 
 	// Back to the original cluster state, then one node leaves.
 	for i, u := range units {
-		u.Announcers = []string{before[i]}
+		u.AnnouncingNodes = []string{before[i]}
 	}
 	gone := nodes[nodeCount/2].Name
 	left := append(append([]*framework.NodeInfo(nil), nodes[:nodeCount/2]...), nodes[nodeCount/2+1:]...)

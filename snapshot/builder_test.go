@@ -143,8 +143,8 @@ func TestBuilder(t *testing.T) {
 	if got := l2.Services[0].ServingEndpoints; got["n1"] != 2 || got["n2"] != 1 || !l2.Services[0].TrafficPolicyLocal {
 		t.Fatalf("dns-tcp serving %v", got)
 	}
-	if !slices.Equal(l2.Announcers, []string{"n1"}) || len(units[1].Announcers) != 0 {
-		t.Fatalf("announcers L2 %v BGP %v", l2.Announcers, units[1].Announcers)
+	if !slices.Equal(l2.AnnouncingNodes, []string{"n1"}) || len(units[1].AnnouncingNodes) != 0 {
+		t.Fatalf("announcers L2 %v BGP %v", l2.AnnouncingNodes, units[1].AnnouncingNodes)
 	}
 	bgp := units[1].Advertisements[0].BGP
 	if !slices.Equal(bgp.Communities, []string{"65535:65281", "64500:1"}) || bgp.AggregationLength != 32 || bgp.AggregationLengthV6 != 128 || bgp.LocalPref != 50 {
@@ -182,11 +182,11 @@ func TestBuilder(t *testing.T) {
 	// Moving the status object to another node, then deleting it.
 	b.SetL2Status(&metallbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "l2-abc"},
 		Status: metallbv1beta1.MetalLBServiceL2Status{Node: "n2", ServiceNamespace: "ns", ServiceName: "dns-udp"}})
-	if got := b.UnitsFor(netip.MustParseAddr("192.0.2.10"))[0].Announcers; !slices.Equal(got, []string{"n2"}) {
+	if got := b.UnitsFor(netip.MustParseAddr("192.0.2.10"))[0].AnnouncingNodes; !slices.Equal(got, []string{"n2"}) {
 		t.Fatalf("announcers %v, want [n2]", got)
 	}
 	b.DeleteL2Status("herald-system", "l2-abc")
-	if got := b.UnitsFor(netip.MustParseAddr("192.0.2.10"))[0].Announcers; len(got) != 0 {
+	if got := b.UnitsFor(netip.MustParseAddr("192.0.2.10"))[0].AnnouncingNodes; len(got) != 0 {
 		t.Fatalf("announcers %v after delete", got)
 	}
 

@@ -68,7 +68,7 @@ func state(b *Builder, changes []Change) string {
 		fmt.Fprintf(&s, "node %s speaker=%v\n", n.Name, n.Speaker != nil)
 	}
 	for _, u := range b.Units() {
-		fmt.Fprintf(&s, "unit %s announcers %v", u.Key(), u.Announcers)
+		fmt.Fprintf(&s, "unit %s announcers %v", u.Key(), u.AnnouncingNodes)
 		for _, svc := range u.Services {
 			fmt.Fprintf(&s, " service %s endpoints %v", svc.Key, svc.ServingEndpoints)
 		}

@@ -63,14 +63,14 @@ func (b *Builder) unitsFor(ip netip.Addr) []*framework.Unit {
 		if len(u.Covering()) == 0 {
 			continue
 		}
-		u.Announcers = b.announcers(mode, keys)
+		u.AnnouncingNodes = b.announcers(mode, keys)
 		us = append(us, &u)
 	}
 	if len(us) == 0 {
 		u := base
 		u.Mode = framework.ModeL2
 		u.Advertisements = lists[framework.ModeL2]
-		u.Announcers = b.announcers(framework.ModeL2, keys)
+		u.AnnouncingNodes = b.announcers(framework.ModeL2, keys)
 		u.ResolveCoverage()
 		us = append(us, &u)
 	}

@@ -133,7 +133,7 @@ func (b *UnitBuilder) Advertisement(a framework.Advertisement) *UnitBuilder {
 
 // AnnouncedBy sets the nodes that announce the IP now (the status objects).
 func (b *UnitBuilder) AnnouncedBy(nodes ...string) *UnitBuilder {
-	b.u.Announcers = nodes
+	b.u.AnnouncingNodes = nodes
 	return b
 }
 

@@ -29,7 +29,7 @@ func (p *Plugin) Name() string { return Name }
 
 // Score is MaxNodeScore for a current announcer and MinNodeScore otherwise.
 func (p *Plugin) Score(_ context.Context, _ *framework.CycleState, unit *framework.Unit, node *framework.NodeInfo) (int64, *framework.Status) {
-	if slices.Contains(unit.Announcers, node.Name) {
+	if slices.Contains(unit.AnnouncingNodes, node.Name) {
 		return framework.MaxNodeScore, nil
 	}
 	return framework.MinNodeScore, nil

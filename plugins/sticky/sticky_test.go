@@ -21,7 +21,7 @@ func TestScore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, st := (&Plugin{}).Score(context.Background(), nil, &framework.Unit{Announcers: tt.announcers}, &framework.NodeInfo{Name: tt.node})
+			s, st := (&Plugin{}).Score(context.Background(), nil, &framework.Unit{AnnouncingNodes: tt.announcers}, &framework.NodeInfo{Name: tt.node})
 			if !st.IsSuccess() || s != tt.want {
 				t.Fatalf("Score = %d (%v), want %d", s, st.Code(), tt.want)
 			}

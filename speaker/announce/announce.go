@@ -275,15 +275,15 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	}
 	if quiet(state) {
 		if !already {
-			p.deps.Log.Info("announcing ahead of taking over", "ip", unit.IP, "interfaces", itfs, "announcedBy", unit.Announcers)
+			p.deps.Log.Info("announcing ahead of taking over", "ip", unit.IP, "interfaces", itfs, "announcedBy", unit.AnnouncingNodes)
 		}
 		p.ledger.hold(cur)
 		return framework.NewStatus(framework.Success).WithDetail("announcing %s ahead of taking it over", unit.IP)
 	}
 	first := !cur.Claimed
 	if first {
-		p.deps.Log.Info("announcing", "ip", unit.IP, "interfaces", itfs, "was", unit.Announcers)
-		p.observe(framework.ModeL2, len(unit.Announcers) > 0 && !slices.Contains(unit.Announcers, p.node))
+		p.deps.Log.Info("announcing", "ip", unit.IP, "interfaces", itfs, "was", unit.AnnouncingNodes)
+		p.observe(framework.ModeL2, len(unit.AnnouncingNodes) > 0 && !slices.Contains(unit.AnnouncingNodes, p.node))
 	}
 	cur.Claimed = true
 	p.ledger.hold(cur)
@@ -298,10 +298,10 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 			errs = append(errs, fmt.Errorf("service %s: status: %w", svc, err))
 		}
 	}
-	if !slices.Equal(unit.Announcers, []string{p.node}) && first {
+	if !slices.Equal(unit.AnnouncingNodes, []string{p.node}) && first {
 		was := "none"
-		if len(unit.Announcers) > 0 {
-			was = strings.Join(unit.Announcers, ",")
+		if len(unit.AnnouncingNodes) > 0 {
+			was = strings.Join(unit.AnnouncingNodes, ",")
 		}
 		p.recordAll(unit, corev1.EventTypeNormal, ReasonNodeChanged,
 			fmt.Sprintf("%s is announced by node %s (was %s): %s", unit.IP, p.node, was, state.Summary()))

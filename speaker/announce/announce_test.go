@@ -48,7 +48,7 @@ func testUnit(announcers ...string) *framework.Unit {
 		IP:         netip.MustParseAddr("192.0.2.10"),
 		Mode:       framework.ModeL2,
 		Services:   []*framework.ServiceInfo{{Key: framework.ServiceKey{Namespace: "default", Name: "web"}}, {Key: framework.ServiceKey{Namespace: "default", Name: "web-udp"}}},
-		Announcers: announcers,
+		AnnouncingNodes: announcers,
 	}
 }
 

@@ -67,7 +67,7 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 	// Claimed, not already: a unit advertised ahead of being a candidate, or kept while the
 	// announcer started, is counted (and logged) when this node first claims it.
 	if !cur.Claimed {
-		p.deps.Log.Info("advertising", "ip", unit.IP, "routes", len(routes), "peers", cur.Peers, "was", unit.Announcers)
+		p.deps.Log.Info("advertising", "ip", unit.IP, "routes", len(routes), "peers", cur.Peers, "was", unit.AnnouncingNodes)
 		p.observe(framework.ModeBGP, false)
 	}
 	cur.Claimed = true

@@ -36,7 +36,7 @@ func (p *Plugin) withdraw(ctx context.Context, state *framework.CycleState, unit
 // name it (written before a restart).
 func (p *Plugin) retractAll(ctx context.Context, unit *framework.Unit) *framework.Status {
 	w := p.ledger.status.For(unit.Mode)
-	if w == nil || !slices.Contains(unit.Announcers, p.node) {
+	if w == nil || !slices.Contains(unit.AnnouncingNodes, p.node) {
 		return nil
 	}
 	var errs []error
