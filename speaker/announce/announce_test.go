@@ -45,9 +45,9 @@ func (f *fakeStatus) Retract(_ context.Context, svc framework.ServiceKey, ip net
 
 func testUnit(announcers ...string) *framework.Unit {
 	return &framework.Unit{
-		IP:         netip.MustParseAddr("192.0.2.10"),
-		Mode:       framework.ModeL2,
-		Services:   []*framework.ServiceInfo{{Key: framework.ServiceKey{Namespace: "default", Name: "web"}}, {Key: framework.ServiceKey{Namespace: "default", Name: "web-udp"}}},
+		IP:              netip.MustParseAddr("192.0.2.10"),
+		Mode:            framework.ModeL2,
+		Services:        []*framework.ServiceInfo{{Key: framework.ServiceKey{Namespace: "default", Name: "web"}}, {Key: framework.ServiceKey{Namespace: "default", Name: "web-udp"}}},
 		AnnouncingNodes: announcers,
 	}
 }
