@@ -40,7 +40,7 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 			if peer.Speaker.AliveAt(snap.Time) {
 				// A live Herald node taking the address over: this node withdraws as soon as
 				// its own cycle sees the change, milliseconds later. Not a conflict.
-				s.log.V(1).Info("another Herald node claims an address this node still announces (hand-over)", "ip", c.Address, "node", peer.Name)
+				s.log.V(1).Info("Another Herald node claims an address this node still announces (hand-over)", "ip", c.Address, "node", peer.Name)
 				return
 			}
 			claimer = fmt.Sprintf("Herald node %s (MAC %s), whose heartbeat has expired: it may be cut off from the API server and still announcing", peer.Name, c.ForeignMAC)
@@ -48,7 +48,7 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 		conflictsTotal.WithLabelValues(ev.Announcer).Inc()
 		msg := fmt.Sprintf("%s on node %s interface %s is also claimed by %s (%s); Herald keeps announcing and does not fight it",
 			c.Address, s.o.NodeName, c.Interface, claimer, c.Detail)
-		s.log.Info("address conflict", "ip", c.Address, "interface", c.Interface, "foreignMAC", c.ForeignMAC)
+		s.log.Info("Address conflict", "ip", c.Address, "interface", c.Interface, "foreignMAC", c.ForeignMAC)
 		if !s.recordConflict(c.Address.Unmap(), msg) {
 			// The announcer probes the moment it is told to announce, so an answer can
 			// arrive before Bind has recorded the unit: look again shortly.
@@ -63,7 +63,7 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 		bgpSessionTransitions.WithLabelValues(ev.Session.Peer, ev.Session.State.String()).Inc()
 		s.log.Info("BGP session state", "peer", ev.Session.Peer, "address", ev.Session.Address, "state", ev.Session.State.String(), "reason", ev.Session.Reason)
 	case ev.Error != nil:
-		s.log.Error(errors.New(ev.Error.Message), "announcer error", "announcer", ev.Announcer)
+		s.log.Error(errors.New(ev.Error.Message), "Announcer error", "announcer", ev.Announcer)
 	}
 }
 

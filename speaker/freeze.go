@@ -70,11 +70,11 @@ func (s *Speaker) skipFrozen() bool {
 	s.freeze.mu.Unlock()
 	switch {
 	case why != "" && settling && (prev == "" || !prevSettling):
-		s.log.Info("settling: claiming what it wins even counting every node that lapsed meanwhile as alive, withdrawing nothing", "reason", why)
+		s.log.Info("Settling: claiming what it wins even counting every node that lapsed meanwhile as alive, withdrawing nothing", "reason", why)
 	case why != "" && !settling && (prev == "" || prevSettling):
-		s.log.Info("frozen: keeping every announcement as it is, claiming and withdrawing nothing", "reason", why)
+		s.log.Info("Frozen: keeping every announcement as it is, claiming and withdrawing nothing", "reason", why)
 	case why == "" && prev != "":
-		s.log.Info("no longer frozen: deciding again")
+		s.log.Info("No longer frozen: deciding again")
 	}
 	if why == "" {
 		return false

@@ -55,7 +55,7 @@ func (h *heartbeater) run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		if err := h.attempt(ctx); err != nil && ctx.Err() == nil {
-			h.log.Error(err, "heartbeat renewal failed; this node keeps what it announces and changes nothing until a renewal succeeds")
+			h.log.Error(err, "Heartbeat renewal failed; this node keeps what it announces and changes nothing until a renewal succeeds")
 		}
 		select {
 		case <-ctx.Done():

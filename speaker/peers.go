@@ -246,7 +246,7 @@ func (p *peerSync) run(ctx context.Context) {
 		case <-p.trigger:
 		}
 		if err := p.sync(ctx); err != nil && ctx.Err() == nil {
-			p.log.Error(err, "configuring BGP peers; retrying")
+			p.log.Error(err, "Configuring BGP peers; retrying")
 			time.AfterFunc(time.Second, p.poke)
 		}
 	}

@@ -54,7 +54,7 @@ func (s *Speaker) work(ctx context.Context) {
 		}
 		err := s.process(ctx, key)
 		if err != nil {
-			s.log.Error(err, "cycle failed; keeping the last decision and retrying", "key", key.String())
+			s.log.Error(err, "Cycle failed; keeping the last decision and retrying", "key", key.String())
 			s.queue.AddRateLimited(key)
 		} else {
 			s.queue.Forget(key)

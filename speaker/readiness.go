@@ -403,7 +403,7 @@ func (s *Speaker) watchHealth(ctx context.Context, every time.Duration) {
 
 func (s *Speaker) readinessChanged() {
 	published := s.ready.published()
-	s.log.Info("announcer health changed", "announcers", published)
+	s.log.Info("Announcer health changed", "announcers", published)
 	if s.peers != nil && published[framework.AnnouncerKindBGP].State == framework.AnnouncerReady {
 		// The BGP kind is ready once a full pass has given the announcer every route this
 		// node advertises: the graceful-restart sessions may open now.

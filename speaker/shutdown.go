@@ -43,7 +43,7 @@ func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, w
 	stopRun()
 	srv.close(stopCtx)
 	wg.Wait()
-	s.log.Info("stopped")
+	s.log.Info("Stopped")
 	return err
 }
 
@@ -52,18 +52,18 @@ func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, w
 func (s *Speaker) handOver(ctx context.Context, timeout time.Duration) {
 	start := time.Now()
 	if err := s.hb.drain(ctx); err != nil {
-		s.log.Error(err, "could not mark the heartbeat draining; withdrawing without hand-over")
+		s.log.Error(err, "Could not mark the heartbeat draining; withdrawing without hand-over")
 		return
 	}
 	deadline := time.Now().Add(timeout)
 	for {
 		pending := s.pendingHandOver()
 		if pending == 0 {
-			s.log.Info("hand-over complete", "took", time.Since(start))
+			s.log.Info("Hand-over complete", "took", time.Since(start))
 			return
 		}
 		if time.Now().After(deadline) {
-			s.log.Info("hand-over timed out; withdrawing anyway", "pending", pending, "timeout", timeout)
+			s.log.Info("Hand-over timed out; withdrawing anyway", "pending", pending, "timeout", timeout)
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

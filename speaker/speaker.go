@@ -137,7 +137,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	// before it stops. Without one (a kubeconfig user) they are left to the operator.
 	own, err := owner.ServiceAccount(ctx, s.client, s.namespace())
 	if err != nil {
-		s.log.Error(err, "objects this speaker creates will not be garbage-collected with its ServiceAccount")
+		s.log.Error(err, "Objects this speaker creates will not be garbage-collected with its ServiceAccount")
 	}
 	s.hb.setOwner(own)
 	framework.RegisterMetrics()
@@ -174,7 +174,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = heartbeatSelector() }))
 	s.nodeLister = core.Core().V1().Nodes().Lister()
 	f := factories{core: core, leases: leases, status: l2Factory, config: nsMetallb}
-	wiringError := func(err error) { s.log.Error(err, "an informer delivered an object the snapshot does not follow") }
+	wiringError := func(err error) { s.log.Error(err, "An informer delivered an object the snapshot does not follow") }
 	var handlers []struct {
 		inf cache.SharedIndexInformer
 		h   cache.ResourceEventHandler
@@ -226,14 +226,14 @@ func (s *Speaker) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watchAnnouncerEvents(runCtx) }()
 
-	s.log.Info("waiting for informers to sync")
+	s.log.Info("Waiting for informers to sync")
 	syncOK := cache.WaitForCacheSync(ctx.Done(), informersSynced(handlers)...)
 	if !syncOK {
-		s.log.Info("stopped before the informers synced")
+		s.log.Info("Stopped before the informers synced")
 		return s.shutdown(runCtx, stopRun, &wg, srv, false)
 	}
 	close(s.synced)
-	s.log.Info("informers synced; scheduling", "cluster", s.builder.String())
+	s.log.Info("Informers synced; scheduling", "cluster", s.builder.String())
 	if s.ready.setSynced() {
 		s.hb.poke()
 	}
@@ -247,7 +247,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if s.peers != nil {
 		// Peers first, so the first cycles publish the peers they advertise to.
 		if err := s.peers.sync(runCtx); err != nil {
-			s.log.Error(err, "configuring BGP peers; retrying")
+			s.log.Error(err, "Configuring BGP peers; retrying")
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); s.peers.run(runCtx) }()
@@ -328,7 +328,7 @@ func (s *Speaker) configureAnnouncers(ctx context.Context) {
 		}
 		err := s.mgr.Configure(ctx, name, announcers.Config{L2: &announcers.L2Config{}})
 		if _, kept := manager.Kept(manager.Result{}, err); err != nil && !kept {
-			s.log.Error(err, "configuring announcer", "announcer", name)
+			s.log.Error(err, "Configuring announcer", "announcer", name)
 		}
 	}
 }

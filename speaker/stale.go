@@ -57,7 +57,7 @@ func (w *staleSweeper) run(ctx context.Context) {
 		case <-w.trigger:
 		}
 		if err := w.sweep(ctx); err != nil && ctx.Err() == nil {
-			w.log.Error(err, "deleting stale status objects; retrying")
+			w.log.Error(err, "Deleting stale status objects; retrying")
 			time.AfterFunc(time.Second, w.poke)
 		}
 	}

@@ -227,7 +227,7 @@ func (s *supervised) sendOne() bool {
 		s.inSync = false // the next data call sends the full set
 	}
 	if errors.Is(err, announcers.ErrOutOfSync) {
-		s.log.Info("announcer out of sync, sending the full set", "error", err.Error())
+		s.log.Info("Announcer out of sync, sending the full set", "error", err.Error())
 		return true
 	}
 	s.sendErr = err.Error()
@@ -238,7 +238,7 @@ func (s *supervised) sendOne() bool {
 		default:
 		}
 	}
-	s.log.Error(err, "sending to the announcer failed; kept for the next attempt")
+	s.log.Error(err, "Sending to the announcer failed; kept for the next attempt")
 	return false
 }
 
@@ -357,7 +357,7 @@ func (s *supervised) replay(inst *instance) error {
 
 func (s *supervised) logRejected(res announcers.ApplyResult) {
 	for _, r := range res.Rejected {
-		s.log.Info("announcement rejected by the announcer", "id", r.ID, "reason", r.Reason)
+		s.log.Info("Announcement rejected by the announcer", "id", r.ID, "reason", r.Reason)
 	}
 }
 

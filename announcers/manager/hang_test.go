@@ -106,7 +106,7 @@ func TestManagerReplacesStoppedAnnouncer(t *testing.T) {
 	if h := healthOf(m, "a"); h.Restarts != 1 {
 		t.Errorf("restarts = %d, want 1", h.Restarts)
 	}
-	if !logs.contains("announcer down, restarting", "not answering", `"announcer"="a"`) {
+	if !logs.contains("Announcer down, restarting", "not answering", `"announcer"="a"`) {
 		t.Error("no log line says the announcer was replaced for not answering")
 	}
 	// The new process got the full desired set, the change made while stopped included.
@@ -137,7 +137,7 @@ func TestManagerPingsWhileAStatusCheckHangs(t *testing.T) {
 		h := healthOf(m, "a")
 		return h.State == StateHealthy && h.PID != 0 && h.PID != old
 	})
-	if !logs.contains("announcer down, restarting", "not answering: health check") {
+	if !logs.contains("Announcer down, restarting", "not answering: health check") {
 		t.Error("the stopped announcer was not replaced on its failed ping (a status check held the pings up)")
 	}
 }
@@ -176,7 +176,7 @@ func TestManagerReplacesDeadlockedAnnouncer(t *testing.T) {
 			if method == "Apply" {
 				want = "Apply timed out"
 			}
-			if !logs.contains("announcer down, restarting", "not answering", want) {
+			if !logs.contains("Announcer down, restarting", "not answering", want) {
 				t.Errorf("no log line says the announcer was replaced because %s", want)
 			}
 		})

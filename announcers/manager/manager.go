@@ -373,6 +373,6 @@ func (m *Manager) publish(log logr.Logger, e Event) {
 	select {
 	case m.events <- e:
 	default:
-		log.Info("event dropped: consumer too slow", "event", e.Event.String())
+		log.Info("Event dropped: consumer too slow", "event", e.Event.String())
 	}
 }

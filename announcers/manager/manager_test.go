@@ -214,7 +214,7 @@ func TestManagerRestartsAndReplays(t *testing.T) {
 			t.Errorf("removed address %s came back after restart", a.Prefix)
 		}
 	}
-	if !logs.contains("announcer down, restarting", `"announcer"="l2"`) {
+	if !logs.contains("Announcer down, restarting", `"announcer"="l2"`) {
 		t.Error("no log line says the announcer went down")
 	}
 
@@ -255,7 +255,7 @@ func TestManagerBacksOffExponentially(t *testing.T) {
 	if h := healthOf(m, "broken"); h.State != StateStopped {
 		t.Errorf("after Stop state = %s", h.State)
 	}
-	if !logs.contains("announcer failed to start") {
+	if !logs.contains("Announcer failed to start") {
 		t.Error("no log line for the failed start")
 	}
 }
@@ -286,7 +286,7 @@ func TestManagerRefusesTamperedExecutable(t *testing.T) {
 			if h := healthOf(m, "bad"); !strings.Contains(h.Message, "checksum mismatch") || !strings.Contains(h.Message, tampered) {
 				t.Errorf("refused health message = %q, want the path and the reason", h.Message)
 			}
-			if !logs.contains("announcer failed to start", "checksum mismatch", `"announcer"="bad"`) {
+			if !logs.contains("Announcer failed to start", "checksum mismatch", `"announcer"="bad"`) {
 				t.Error("the log does not say why the announcer was refused")
 			}
 			if _, err := m.SetDesired(t.Context(), "good", addrs(3, "192.0.2.10")); err != nil {
@@ -335,7 +335,7 @@ func TestManagerForwardsEventsAndDrainsOnStop(t *testing.T) {
 	if up := upValue(t, "l2"); up != 0 {
 		t.Errorf("herald_announcer_up{announcer=l2} = %v after Stop, want 0", up)
 	}
-	if !logs.contains("drained", `"withdrawn"=1`) {
+	if !logs.contains("Drained", `"withdrawn"=1`) {
 		t.Error("Stop did not drain the announcer first")
 	}
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
@@ -410,13 +410,13 @@ func TestManagerStopKeepingDoesNotDrain(t *testing.T) {
 	if err := m.StopKeeping(context.Background(), func(name string) bool { return name == "kept" }); err != nil {
 		t.Fatalf("StopKeeping: %v", err)
 	}
-	if !logs.contains("drained", `"announcer"="drained"`, `"withdrawn"=2`) {
+	if !logs.contains("Drained", `"announcer"="drained"`, `"withdrawn"=2`) {
 		t.Error("the announcer not kept was not drained")
 	}
-	if logs.contains("drained", `"announcer"="kept"`) {
+	if logs.contains("Drained", `"announcer"="kept"`) {
 		t.Error("the kept announcer was drained")
 	}
-	if !logs.contains("stopped without draining", `"announcer"="kept"`) {
+	if !logs.contains("Stopped without draining", `"announcer"="kept"`) {
 		t.Error("the kept announcer's stop is not logged")
 	}
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {

@@ -37,9 +37,9 @@ func (m *Manager) markers() []string {
 func (m *Manager) reapOrphans() {
 	orphans := m.findOrphans()
 	for _, pid := range orphans {
-		m.log.Info("killing an announcer a previous speaker left behind", "pid", pid, "owner", m.opts.Owner)
+		m.log.Info("Killing an announcer a previous speaker left behind", "pid", pid, "owner", m.opts.Owner)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			m.log.Error(err, "killing a leftover announcer", "pid", pid)
+			m.log.Error(err, "Killing a leftover announcer", "pid", pid)
 		}
 	}
 	deadline := time.Now().Add(2 * time.Second)
@@ -48,7 +48,7 @@ func (m *Manager) reapOrphans() {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if alive(pid) {
-			m.log.Error(errors.New("still running"), "a leftover announcer did not die", "pid", pid)
+			m.log.Error(errors.New("still running"), "A leftover announcer did not die", "pid", pid)
 		}
 	}
 }
@@ -59,12 +59,12 @@ func (m *Manager) findOrphans() []int {
 	self := os.Getpid()
 	netns, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
-		m.log.Error(err, "cannot look for leftover announcers")
+		m.log.Error(err, "Cannot look for leftover announcers")
 		return nil
 	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		m.log.Error(err, "cannot look for leftover announcers")
+		m.log.Error(err, "Cannot look for leftover announcers")
 		return nil
 	}
 	var out []int

@@ -105,7 +105,7 @@ func TestStartKillsLeftoverAnnouncers(t *testing.T) {
 	if !gone(orphan) {
 		t.Errorf("leftover announcer %d still runs after a speaker with its owner started", orphan)
 	}
-	if !logs.contains("killing an announcer a previous speaker left behind", fmt.Sprintf(`"pid"=%d`, orphan)) {
+	if !logs.contains("Killing an announcer a previous speaker left behind", fmt.Sprintf(`"pid"=%d`, orphan)) {
 		t.Error("no log line names the leftover that was killed")
 	}
 	startWith(t, logr.Discard(), Options{Owner: owner + "-live"}, Spec{Name: "other", Path: bin})

@@ -52,7 +52,7 @@ func (s *supervised) start(ctx context.Context) (*instance, error) {
 	s.health.Kind = info.Kind
 	s.mu.Unlock()
 	s.setHealth(StateHealthy, "")
-	s.log.Info("announcer running", "kind", info.Kind, "version", info.Version, "pid", pid, "generation", s.healthNow().Generation)
+	s.log.Info("Announcer running", "kind", info.Kind, "version", info.Version, "pid", pid, "generation", s.healthNow().Generation)
 	return inst, nil
 }
 
@@ -119,12 +119,12 @@ func (s *supervised) launchChecked(ctx context.Context) (*instance, announcers.I
 func (s *supervised) learnKind() {
 	inst, info, err := s.launchChecked(context.Background())
 	if err != nil {
-		s.log.Error(err, "asking the announcer for its kind failed; nothing is routed to it")
+		s.log.Error(err, "Asking the announcer for its kind failed; nothing is routed to it")
 		return
 	}
 	inst.kill()
 	s.kind, s.health.Kind = info.Kind, info.Kind
-	s.log.Info("learned the announcer's kind from its executable", "kind", info.Kind)
+	s.log.Info("Learned the announcer's kind from its executable", "kind", info.Kind)
 }
 
 // launch starts the process from a goroutine locked to its OS thread for as long as the

@@ -118,7 +118,7 @@ func (s *supervised) run(ctx context.Context) {
 				state = StateRefused
 			}
 			s.setHealth(state, err.Error())
-			s.log.Error(err, "announcer failed to start", "state", state, "retryIn", backoff)
+			s.log.Error(err, "Announcer failed to start", "state", state, "retryIn", backoff)
 			failed = true
 		} else {
 			reason, idle := s.watch(ctx, inst)
@@ -165,7 +165,7 @@ func (s *supervised) waitNeeded(ctx context.Context) bool {
 			checked = true
 			if err := s.checkExecutable(); err != nil {
 				s.setHealth(StateRefused, err.Error())
-				s.log.Error(err, "announcer refused", "state", StateRefused)
+				s.log.Error(err, "Announcer refused", "state", StateRefused)
 			} else if h := s.healthNow(); h.State != StateIdle {
 				s.setHealth(StateIdle, "not started: nothing to announce")
 			}
@@ -288,7 +288,7 @@ func (s *supervised) retireIfIdle(inst *instance) bool {
 		return false
 	}
 	upGauge.WithLabelValues(s.spec.Name).Set(0)
-	s.log.Info("announcer idle, stopping it", "idleFor", s.spec.IdleTimeout)
+	s.log.Info("Announcer idle, stopping it", "idleFor", s.spec.IdleTimeout)
 	s.end(context.Background(), inst, true)
 	return true
 }
@@ -303,7 +303,7 @@ func (s *supervised) down(inst *instance, reason string) {
 	s.setHealthLocked(StateUnhealthy, reason)
 	s.mu.Unlock()
 	upGauge.WithLabelValues(s.spec.Name).Set(0)
-	s.log.Error(errors.New(reason), "announcer down, restarting", "pid", inst.pid)
+	s.log.Error(errors.New(reason), "Announcer down, restarting", "pid", inst.pid)
 	inst.kill()
 }
 
@@ -321,7 +321,7 @@ func (s *supervised) stop(ctx context.Context, keep bool) error {
 	case inst != nil && keep:
 		// SIGKILL: a graceful exit would close the BGP sessions with a NOTIFICATION, which
 		// ends the router's graceful-restart helper mode and flushes the paths.
-		s.log.Info("stopped without draining: its announcements stay with its peers", "pid", inst.pid)
+		s.log.Info("Stopped without draining: its announcements stay with its peers", "pid", inst.pid)
 		inst.kill()
 	case inst != nil:
 		err = s.end(ctx, inst, false)
@@ -338,12 +338,12 @@ func (s *supervised) end(ctx context.Context, inst *instance, quiet bool) error 
 	defer cancel()
 	n, err := inst.ann.Drain(ctx)
 	if err != nil {
-		s.log.Error(err, "drain failed; killing anyway")
+		s.log.Error(err, "Drain failed; killing anyway")
 		inst.kill()
 		return fmt.Errorf("announcer %q: drain: %w", s.spec.Name, err)
 	}
 	if !quiet || n > 0 {
-		s.log.Info("drained", "withdrawn", n)
+		s.log.Info("Drained", "withdrawn", n)
 	}
 	inst.close()
 	return nil

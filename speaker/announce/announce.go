@@ -221,7 +221,7 @@ func (p *Plugin) warnNoBGP(unit *framework.Unit) {
 	p.warnedNoBGP = true
 	p.mu.Unlock()
 	if !warned {
-		p.deps.Log.Info("a BGPAdvertisement covers this IP but the speaker runs no bgp announcer (add it to announcers in the configuration); BGP units are not advertised", "ip", unit.IP)
+		p.deps.Log.Info("A BGPAdvertisement covers this IP but the speaker runs no bgp announcer (add it to announcers in the configuration); BGP units are not advertised", "ip", unit.IP)
 	}
 }
 
@@ -235,7 +235,7 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	key := unit.Key()
 	prev, already := p.ledger.get(key)
 	if !already && !p.ledger.mayClaim() {
-		p.deps.Log.Info("not claiming an IP this node won: its heartbeat is not current", "ip", unit.IP)
+		p.deps.Log.Info("Not claiming an IP this node won: its heartbeat is not current", "ip", unit.IP)
 		return framework.NewStatus(framework.Success).WithDetail("not claiming %s: this node's heartbeat is not current", unit.IP)
 	}
 	name := p.deps.Router.AnnouncerFor(unit.AnnouncerKind())
@@ -275,14 +275,14 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	}
 	if quiet(state) {
 		if !already {
-			p.deps.Log.Info("announcing ahead of taking over", "ip", unit.IP, "interfaces", itfs, "announcedBy", unit.AnnouncingNodes)
+			p.deps.Log.Info("Announcing ahead of taking over", "ip", unit.IP, "interfaces", itfs, "announcedBy", unit.AnnouncingNodes)
 		}
 		p.ledger.hold(cur)
 		return framework.NewStatus(framework.Success).WithDetail("announcing %s ahead of taking it over", unit.IP)
 	}
 	first := !cur.Claimed
 	if first {
-		p.deps.Log.Info("announcing", "ip", unit.IP, "interfaces", itfs, "was", unit.AnnouncingNodes)
+		p.deps.Log.Info("Announcing", "ip", unit.IP, "interfaces", itfs, "was", unit.AnnouncingNodes)
 		p.observe(framework.ModeL2, len(unit.AnnouncingNodes) > 0 && !slices.Contains(unit.AnnouncingNodes, p.node))
 	}
 	cur.Claimed = true

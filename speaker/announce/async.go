@@ -103,7 +103,7 @@ func (a *AsyncStatus) next(ctx context.Context) bool {
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			a.log.Error(err, "writing status; retrying", "service", k.svc, "ip", k.ip)
+			a.log.Error(err, "Writing status; retrying", "service", k.svc, "ip", k.ip)
 			a.queue.AddRateLimited(k)
 		}
 		return true

@@ -244,7 +244,7 @@ func TestE2ERestartedSpeakerKillsLeftoverAnnouncers(t *testing.T) {
 		return len(left) == 0, fmt.Sprintf("leftover announcers %v still run after a new speaker started", left)
 	})
 	t.Logf("leftovers %v gone %s after the new speaker started", pids, time.Since(restarted).Round(time.Millisecond))
-	if !strings.Contains(sp.Output(), "killing an announcer a previous speaker left behind") {
+	if !strings.Contains(sp.Output(), "Killing an announcer a previous speaker left behind") {
 		t.Error("the new speaker's log does not name the leftovers it killed")
 	}
 	c.waitARPOwner(ip, c.nodes[0], 10*time.Second)

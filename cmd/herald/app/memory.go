@@ -30,7 +30,7 @@ func tuneMemory(log logr.Logger, gcPercent int) {
 	limit, err := memlimit.SetGoMemLimitWithOpts(memlimit.WithRatio(memoryLimitRatio), memlimit.WithProvider(memlimit.FromCgroup))
 	switch {
 	case err != nil:
-		log.V(2).Info("no memory limit from the cgroup; the Go runtime has none", "reason", err.Error())
+		log.V(2).Info("No memory limit from the cgroup; the Go runtime has none", "reason", err.Error())
 	case limit > 0:
 		log.Info("Go runtime memory limit set from the cgroup", "bytes", limit, "ratio", memoryLimitRatio)
 	}
