@@ -305,6 +305,10 @@ func TestLeaseRenewalReRunsUnitsOnlyWhenADecisionCanChange(t *testing.T) {
 	beat := func(renew time.Time, draining bool, itfs []framework.Interface) heartbeat.Heartbeat {
 		return heartbeat.Heartbeat{NodeName: "n1", RenewTime: renew, LeaseDuration: 10 * time.Second, Draining: draining, Interfaces: itfs}
 	}
+	withHealth := func(hb heartbeat.Heartbeat, state framework.AnnouncerState, reason string) heartbeat.Heartbeat {
+		hb.Announcers = map[framework.AnnouncerKind]framework.AnnouncerHealth{framework.AnnouncerKindL2v4: {State: state, Reason: reason}}
+		return hb
+	}
 	tests := []struct {
 		name      string
 		prev, cur heartbeat.Heartbeat
@@ -320,6 +324,20 @@ func TestLeaseRenewalReRunsUnitsOnlyWhenADecisionCanChange(t *testing.T) {
 		{"renewal from a skewed clock", beat(now.Add(-time.Hour), false, eth0), beat(now.Add(-time.Hour+2*time.Second), false, eth0), 2 * time.Second, false},
 		// The writer's renew times say it renewed, but the reader saw nothing for a minute.
 		{"renewal seen after expiry on the reader's clock", beat(now.Add(-2*time.Second), false, eth0), beat(now, false, eth0), time.Minute, true},
+		// Plugins read an announcer's state, not its reason.
+		{"announcer reason changed, state the same",
+			withHealth(beat(now.Add(-2*time.Second), false, eth0), framework.AnnouncerWarming, "watching the heartbeats for a lease duration"),
+			withHealth(beat(now, false, eth0), framework.AnnouncerWarming, "announcing the IPs it is about to take over"), 2 * time.Second, false},
+		{"announcer state changed",
+			withHealth(beat(now.Add(-2*time.Second), false, eth0), framework.AnnouncerWarming, "announcing the IPs it is about to take over"),
+			withHealth(beat(now, false, eth0), framework.AnnouncerReady, ""), 2 * time.Second, true},
+		{"announcer kind added",
+			withHealth(beat(now.Add(-2*time.Second), false, eth0), framework.AnnouncerReady, ""),
+			func() heartbeat.Heartbeat {
+				hb := withHealth(beat(now, false, eth0), framework.AnnouncerReady, "")
+				hb.Announcers[framework.AnnouncerKindBGP] = framework.AnnouncerHealth{State: framework.AnnouncerReady}
+				return hb
+			}(), 2 * time.Second, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -75,16 +75,21 @@ func observed(prev, next *framework.SpeakerInfo, now time.Time) time.Time {
 }
 
 // renewalOnly reports whether next differs from prev only by a later renewal of a heartbeat
-// that was alive at now. Such a renewal changes no decision, so it must not re-run every unit:
-// with 1,000 speakers renewing every few seconds that would keep a core busy for nothing. The
-// speaker's expiry timer still re-runs every unit when a heartbeat lapses.
+// that was alive at now, or by the reasons it gives for its announcers' states. Such a change
+// changes no decision (plugins read an announcer's state; its reason is detail for people), so
+// it must not re-run every unit: with 1,000 speakers renewing every few seconds that would keep
+// a core busy for nothing, and a starting speaker, whose reasons change twice while it warms
+// up, would make every speaker run two full passes more. The speaker's expiry timer still
+// re-runs every unit when a heartbeat lapses.
 func renewalOnly(prev, next *framework.SpeakerInfo, now time.Time) bool {
 	return prev != nil && prev.AliveAt(now) &&
 		prev.Draining == next.Draining && prev.LeaseDuration == next.LeaseDuration &&
 		!next.RenewTime.Before(prev.RenewTime) &&
 		slices.EqualFunc(prev.Interfaces, next.Interfaces, equalInterface) &&
-		maps.Equal(prev.Announcers, next.Announcers) && (prev.Announcers == nil) == (next.Announcers == nil)
+		maps.EqualFunc(prev.Announcers, next.Announcers, sameState) && (prev.Announcers == nil) == (next.Announcers == nil)
 }
+
+func sameState(a, b framework.AnnouncerHealth) bool { return a.State == b.State }
 
 func equalInterface(a, b framework.Interface) bool {
 	return a.Name == b.Name && a.Up == b.Up && a.MAC == b.MAC && slices.Equal(a.Prefixes, b.Prefixes)
