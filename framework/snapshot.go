@@ -48,6 +48,12 @@ type SpeakerInfo struct {
 	// own clock; zero when unknown. When set, the heartbeat stays valid for LeaseDuration
 	// after it, so the writer's clock never counts (see Expiry).
 	ObservedAt time.Time
+	// Paced is when the reader would have seen this renewal had its watch delivered it as
+	// promptly as the previous one (that one's ObservedAt, or Paced, plus the time between
+	// the two renew times, both on the writer's clock); zero unless the renewal came
+	// noticeably later than that, as a backlog does after the reader's watch was cut off.
+	// Only a settling node's claim view reads it (see liveness.Generous).
+	Paced time.Time
 	// Draining is set by a speaker that is shutting down and hands its IPs over.
 	Draining bool
 	// Interfaces are the node's usable interfaces.

@@ -267,12 +267,21 @@ func Watched(syncedAt, now time.Time, leaseDuration time.Duration) bool {
 	return !syncedAt.IsZero() && !now.Before(syncedAt.Add(leaseDuration))
 }
 
-// Generous is nodes with the heartbeats d doubts alive at now: those that lapsed after
-// d.Since and by d.Until (and now) whose last renewal was seen no later than d.Cut plus
-// d.Slack. It is what a settling node claims from (see Renewals.Settling): such a node may
-// only have been cut off like it (its last renewal came before the outage began), so this
-// node claims nothing it would win; a node that renewed after the outage began was not cut
-// off by it, and its lapse counts. Nodes are not modified; changed ones are copies.
+// Generous is the view a settling node claims from (see Renewals.Settling). The heartbeats d
+// doubts are alive at now: those that lapsed after d.Since and by d.Until (and now) whose last
+// renewal was seen no later than d.Cut plus d.Slack. Such a node may only have been cut off
+// like this one (its last renewal came before the outage began), so this node claims nothing
+// it would win; a node that renewed after the outage began was not cut off by it, and its
+// lapse counts.
+//
+// Every other heartbeat that this node's watch delivered late (framework.SpeakerInfo.Paced)
+// expires at its pace: a node whose last renewals came in the backlog after this node's watch
+// was cut off lapsed for the others a lease duration after they saw them, up to the length of
+// the cut earlier than in this node's view, and they hand its IPs to this node, which would
+// leave them unanswered until its own view caught up (sim seed 393: node-16 crashed during
+// node-13's partition and its IP went unanswered 3.45 s). Expiring it early can only make
+// this node claim, not withdraw, while it settles: a two-answer window no longer than the
+// settle if the pace was early. Nodes are not modified; changed ones are copies.
 func Generous(nodes []*framework.NodeInfo, d Doubt, now time.Time) []*framework.NodeInfo {
 	until := now
 	if !d.Until.IsZero() && d.Until.Before(now) {
@@ -284,14 +293,20 @@ func Generous(nodes []*framework.NodeInfo, d Doubt, now time.Time) []*framework.
 			continue
 		}
 		exp := n.Speaker.Expiry()
-		if !exp.After(d.Since) || exp.After(until) || exp.Add(-n.Speaker.LeaseDuration).After(d.Cut.Add(d.Slack)) {
+		doubted := exp.After(d.Since) && !exp.After(until) && !exp.Add(-n.Speaker.LeaseDuration).After(d.Cut.Add(d.Slack))
+		late := !n.Speaker.Paced.IsZero() && n.Speaker.Paced.Before(n.Speaker.ObservedAt)
+		if !doubted && !late {
 			continue
 		}
 		if out == nil {
 			out = append([]*framework.NodeInfo(nil), nodes...)
 		}
 		c, si := *n, *n.Speaker
-		si.ObservedAt, si.RenewTime = now, now
+		if doubted {
+			si.ObservedAt, si.RenewTime = now, now
+		} else {
+			si.ObservedAt = si.Paced
+		}
 		c.Speaker = &si
 		out[i] = &c
 	}

@@ -51,6 +51,7 @@ func TestNextExpiryAndLapse(t *testing.T) {
 // renewal came before its outage began, and only those: one that lapsed before was judged on
 // a view it could trust, one that renewed after the outage began was not cut off, and one
 // that lapsed once its view was sure again lapsed in a view it trusts, as the others see it.
+// A heartbeat its watch delivered late lapses at its pace, as it did for the others.
 func TestGenerous(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	nodes := []*framework.NodeInfo{
@@ -62,7 +63,11 @@ func TestGenerous(t *testing.T) {
 		// Seen last before the cut plus the slack, expired t0+5.4s: after the view was sure
 		// again in the second case.
 		heartbeatNode("lapsed-when-sure", t0.Add(2400*time.Millisecond), 3*time.Second),
+		// Delivered late, at t0+8s, in a backlog: alive in this node's view until t0+11s,
+		// lapsed for the others since its pace plus the lease duration, t0+9s.
+		heartbeatNode("delivered-late", t0.Add(8*time.Second), 3*time.Second),
 	}
+	nodes[len(nodes)-1].Speaker.ObservedAt, nodes[len(nodes)-1].Speaker.Paced = t0.Add(8*time.Second), t0.Add(6*time.Second)
 	d := Doubt{Since: t0.Add(4 * time.Second), Cut: t0.Add(2 * time.Second), Slack: 500 * time.Millisecond}
 	now := t0.Add(10 * time.Second)
 	tests := []struct {
@@ -71,9 +76,9 @@ func TestGenerous(t *testing.T) {
 		want  map[string]bool
 	}{
 		{name: "view sure again only now", want: map[string]bool{"alive": true, "lapsed-in-trouble": true,
-			"lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": true}},
+			"lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": true, "delivered-late": false}},
 		{name: "view sure again before a lapse", until: t0.Add(5200 * time.Millisecond), want: map[string]bool{"alive": true,
-			"lapsed-in-trouble": true, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": false}},
+			"lapsed-in-trouble": true, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": false, "delivered-late": false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

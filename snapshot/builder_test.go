@@ -411,3 +411,57 @@ func TestHeartbeatExpiresOnTheObserversClock(t *testing.T) {
 		})
 	}
 }
+
+// A renewal the reader's watch delivers late (a backlog after the watch was cut off) is paced:
+// seen as it would have been had it come as promptly as the one before, by the gap between
+// the writer's renew times, whatever the writer's clock says; a prompt one is not, and ends
+// the pace.
+func TestHeartbeatPacedWhenDeliveredLate(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	type delivery struct {
+		renew, seen time.Duration // the writer's renew time (plus its offset) and when the reader saw it
+	}
+	tests := []struct {
+		name string
+		// writer is the writer's clock minus the reader's.
+		writer     time.Duration
+		deliveries []delivery
+		wantPaced  time.Duration // after t0; -1: zero
+	}{
+		{name: "prompt renewals", deliveries: []delivery{{0, 100 * time.Millisecond}, {time.Second, 1100 * time.Millisecond}}, wantPaced: -1},
+		{name: "a little late: jitter", deliveries: []delivery{{0, 100 * time.Millisecond}, {time.Second, 1300 * time.Millisecond}}, wantPaced: -1},
+		{name: "in a backlog", deliveries: []delivery{{0, 100 * time.Millisecond}, {time.Second, 3 * time.Second}}, wantPaced: 1100 * time.Millisecond},
+		{name: "a backlog of two", deliveries: []delivery{{0, 100 * time.Millisecond}, {time.Second, 3 * time.Second}, {2 * time.Second, 3 * time.Second}},
+			wantPaced: 2100 * time.Millisecond},
+		{name: "in a backlog, writer a minute ahead", writer: time.Minute,
+			deliveries: []delivery{{0, 100 * time.Millisecond}, {time.Second, 3 * time.Second}}, wantPaced: 1100 * time.Millisecond},
+		{name: "prompt again after a backlog", deliveries: []delivery{{0, 100 * time.Millisecond}, {time.Second, 3 * time.Second},
+			{3 * time.Second, 3100 * time.Millisecond}}, wantPaced: -1},
+		{name: "writer's clock stepped back", deliveries: []delivery{{0, 100 * time.Millisecond}, {-time.Second, 3 * time.Second}}, wantPaced: -1},
+		{name: "first seen", deliveries: []delivery{{0, 3 * time.Second}}, wantPaced: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var clock time.Time
+			b := NewBuilder(nil)
+			b.SetClock(func() time.Time { return clock })
+			b.SetNode(node("n1", corev1.ConditionTrue, false, nil))
+			for _, d := range tt.deliveries {
+				l, err := heartbeat.Encode(heartbeat.Heartbeat{NodeName: "n1", RenewTime: t0.Add(tt.writer + d.renew), LeaseDuration: 2500 * time.Millisecond}, "herald-system")
+				if err != nil {
+					t.Fatal(err)
+				}
+				clock = t0.Add(d.seen)
+				b.SetLease(l)
+			}
+			got := b.Snapshot(clock).Node("n1").Speaker.Paced
+			want := time.Time{}
+			if tt.wantPaced >= 0 {
+				want = t0.Add(tt.wantPaced)
+			}
+			if !got.Equal(want) {
+				t.Errorf("paced %s, want %s", got, want)
+			}
+		})
+	}
+}

@@ -52,6 +52,7 @@ func (b *Builder) SetLease(l *coordinationv1.Lease) {
 		info := hb.SpeakerInfo()
 		now := b.now()
 		info.ObservedAt = observed(b.speakers[hb.NodeName], info, now)
+		info.Paced = paced(b.speakers[hb.NodeName], info)
 		if renewalOnly(b.speakers[hb.NodeName], info, now) {
 			change.All = false
 		}
@@ -72,6 +73,34 @@ func observed(prev, next *framework.SpeakerInfo, now time.Time) time.Time {
 		return prev.ObservedAt
 	}
 	return now
+}
+
+// lateAfter is how much later than its pace (see framework.SpeakerInfo.Paced) a renewal must
+// arrive to count as delivered late: more than a watch's ordinary jitter, so a prompt watch
+// keeps resetting the pace to what it observed and no drift between two clocks' rates adds up.
+const lateAfter = 250 * time.Millisecond
+
+// paced is next's framework.SpeakerInfo.Paced, next.ObservedAt being set. The gap between two
+// renew times of one writer is on one clock, so skew does not enter it.
+func paced(prev, next *framework.SpeakerInfo) time.Time {
+	if prev == nil || prev.ObservedAt.IsZero() {
+		return time.Time{}
+	}
+	if prev.RenewTime.Equal(next.RenewTime) {
+		return prev.Paced
+	}
+	gap := next.RenewTime.Sub(prev.RenewTime)
+	if gap <= 0 {
+		return time.Time{}
+	}
+	base := prev.ObservedAt
+	if !prev.Paced.IsZero() {
+		base = prev.Paced
+	}
+	if at := base.Add(gap); at.Before(next.ObservedAt.Add(-lateAfter)) {
+		return at
+	}
+	return time.Time{}
 }
 
 // renewalOnly reports whether next differs from prev only by a later renewal of a heartbeat
