@@ -216,6 +216,8 @@ type peerSync struct {
 	// sent is what the announcer was last given: last without the graceful-restart peers
 	// until release.
 	sent []announcers.BGPPeer
+	// configured is set once the announcer was given sent.
+	configured bool
 	// released is set once this node has re-announced its routes after starting (release).
 	released bool
 	names    []string
@@ -294,7 +296,7 @@ func (p *peerSync) sync(ctx context.Context) error {
 	if !p.released {
 		send, held = withoutGracefulRestart(peers)
 	}
-	unchanged := p.sent != nil && reflect.DeepEqual(p.sent, send)
+	unchanged := p.configured && slices.EqualFunc(p.sent, send, func(a, b announcers.BGPPeer) bool { return reflect.DeepEqual(a, b) })
 	p.mu.Unlock()
 	if !unchanged {
 		err = p.mgr.Configure(ctx, p.announcer, announcers.Config{BGP: &announcers.BGPConfig{Peers: send}})
@@ -307,7 +309,7 @@ func (p *peerSync) sync(ctx context.Context) error {
 		names[i] = bp.Name
 	}
 	p.mu.Lock()
-	p.last, p.sent = peers, send
+	p.last, p.sent, p.configured = peers, send, true
 	namesChanged := !slices.Equal(p.names, names)
 	p.names = names
 	p.mu.Unlock()

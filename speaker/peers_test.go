@@ -239,6 +239,22 @@ func TestPeerSyncConfiguresOnChangeAndReportsOnce(t *testing.T) {
 // A restarted speaker's graceful-restart sessions must not open before its routes are in the
 // announcer: the session would send End-of-RIB with none and the router would flush the paths
 // it kept through the restart.
+// With no peer at all, the release changes nothing either: an empty set sent once.
+func TestPeerSyncReleaseWithoutPeersSendsNothingMore(t *testing.T) {
+	fc := &fakeConfigurer{}
+	ps := &peerSync{log: logr.Discard(), announcer: "bgp", mgr: fc,
+		inputs: func() (peerInputs, error) { return testInputs(), nil }, trigger: make(chan struct{}, 1), reported: map[string]string{}}
+	for _, step := range []func(){func() {}, ps.release} {
+		step()
+		if err := ps.sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(fc.calls) != 1 || len(fc.calls[0].BGP.Peers) != 0 {
+		t.Fatalf("Configure calls %+v, want one with no peer", fc.calls)
+	}
+}
+
 func TestPeerSyncHoldsGracefulRestartPeersUntilReleased(t *testing.T) {
 	gr := testPeer("gr", func(s *metallbv1beta2.BGPPeerSpec) { s.EnableGracefulRestart = true; s.Address = "192.0.2.2" })
 	in := testInputs(testPeer("plain", nil), gr)
