@@ -54,6 +54,11 @@ type SpeakerInfo struct {
 	// noticeably later than that, as a backlog does after the reader's watch was cut off.
 	// Only a settling node's claim view reads it (see liveness.Generous).
 	Paced time.Time
+	// Returned is when the reader saw the writer's first renewal after it had renewed nothing
+	// for a lease duration or more (its renewals failed, it was cut off from the API server,
+	// or it restarted); zero when the reader has seen none. A settling node reads it to tell
+	// an outage others shared from one of its own (see liveness.Generous).
+	Returned time.Time
 	// Draining is set by a speaker that is shutting down and hands its IPs over.
 	Draining bool
 	// Interfaces are the node's usable interfaces.

@@ -98,6 +98,11 @@ type Doubt struct {
 	Until time.Time
 	// Slack is how late a watch that was up to date may deliver a renewal.
 	Slack time.Duration
+	// Alone is when the doubt ends unless the outage was shared (see Generous): a lease
+	// duration after the node's first renewal that succeeded again. Self is the node's own
+	// name (its own return does not show that the outage was shared).
+	Alone time.Time
+	Self  string
 }
 
 // Started records that a renewal started at now.
@@ -168,8 +173,8 @@ func StaleAfter(duration, interval time.Duration) time.Duration {
 // first failed renewal, or one pending longer than half the margin between the renew interval
 // and the lease duration, until it is sure of its view again: a renewal succeeded, its own
 // watch has delivered that renewal (so everything written before it, the others' renewals
-// included, has been seen), and one lease duration has passed since, in which the others,
-// also cut off until then, had their chance to renew.
+// included, has been seen), and two lease durations have passed since, in which the others,
+// also cut off until then, had their chance to renew (see settleEnd).
 //
 // Its writes may succeed while its watch stalls (watch lag, a relist after an API server
 // restart): then every heartbeat, its own included, lapses in its view, and it would
@@ -190,7 +195,8 @@ func (r *Renewals) Frozen(now, seen time.Time) string {
 // without taking an IP from a node that is merely slow to come back.
 func (r *Renewals) Settling(now, seen time.Time) (Doubt, bool) {
 	if _, settling := r.state(now, seen); settling {
-		return Doubt{Since: r.since, Cut: r.cut, Until: r.sure, Slack: StaleAfter(r.Duration, r.Interval) - r.Interval}, true
+		return Doubt{Since: r.since, Cut: r.cut, Until: r.sure, Slack: StaleAfter(r.Duration, r.Interval) - r.Interval,
+			Alone: r.resumed.Add(r.Duration)}, true
 	}
 	return Doubt{}, false
 }
@@ -244,9 +250,14 @@ func (r *Renewals) state(now, seen time.Time) (string, bool) {
 	return "", false
 }
 
-// settleEnd is when the grace after an outage ends: a lease duration after the renewal that
-// ended it.
-func (r *Renewals) settleEnd() time.Time { return r.resumed.Add(r.Duration) }
+// settleEnd is when the grace after an outage ends: two lease durations after the renewal
+// that ended it. The others were cut off too, and one of them may have had a renewal in
+// flight when the API server came back, hanging until its deadline (a lease duration), before
+// its next one could go through and come back through this node's watch: the second lease
+// duration is for that one (sim outage set: with one, a node whose first write after the
+// outage hung had its IPs taken over in 39 of 40 seeds; in the lab a write hung ~2 s after a
+// restart of kube-apiserver).
+func (r *Renewals) settleEnd() time.Time { return r.resumed.Add(2 * r.Duration) }
 
 // SettleAt is when Frozen can next turn "" without a renewal: the end of the grace after an
 // outage; zero when it is not waiting for one.
@@ -274,27 +285,52 @@ func Watched(syncedAt, now time.Time, leaseDuration time.Duration) bool {
 // it would win; a node that renewed after the outage began was not cut off by it, and its
 // lapse counts.
 //
-// Every other heartbeat that this node's watch delivered late (framework.SpeakerInfo.Paced)
-// expires at its pace: a node whose last renewals came in the backlog after this node's watch
-// was cut off lapsed for the others a lease duration after they saw them, up to the length of
-// the cut earlier than in this node's view, and they hand its IPs to this node, which would
-// leave them unanswered until its own view caught up (sim seed 393: node-16 crashed during
-// node-13's partition and its IP went unanswered 3.45 s). Expiring it early can only make
-// this node claim, not withdraw, while it settles: a two-answer window no longer than the
-// settle if the pace was early. Nodes are not modified; changed ones are copies.
+// It doubts so for the whole settle (two lease durations) only when the outage was shared: a
+// node other than this one came back from it (framework.SpeakerInfo.Returned after d.Cut),
+// as every node does after the API server's own outage, and then one whose first write hangs
+// comes back late. Otherwise (a partition of this node alone) it doubts for the first lease
+// duration only (until d.Alone), as long as the others needed to renew: a node that died just
+// before this node's partition would otherwise leave its IPs, which the others hand to this
+// node, unanswered for a lease duration more (sim seeds 153 and 215).
+//
+// A heartbeat that this node's watch delivered late (framework.SpeakerInfo.Paced), in the
+// backlog before its view was sure again, expires at its pace: a node whose last renewals
+// came in that backlog lapsed for the others a lease duration after they saw them, up to the
+// length of the cut earlier than in this node's view, and they hand its IPs to this node,
+// which would leave them unanswered until its own view caught up (sim seed 393: node-16
+// crashed during node-13's partition and its IP went unanswered 3.45 s). Its pace also
+// decides whether it is doubted: a node that renewed last just before the outage, which the
+// outage kept from this node's watch until it ended, was cut off like this one (sim outage
+// set, seed 1: judged by when it was delivered, it had renewed after the cut, lapsed at its
+// pace, and lost its IPs to settling nodes in 79 of 100 seeds), but only if it lapsed by then:
+// one whose pace still ran when the watch delivered it lapsed while the watch was delivering
+// again, where a renewal would have shown, as the others saw it lapse (sim seed 153: node-12,
+// renewed just before node-02's cut, delivered 0.35 s late and crashed). A heartbeat delivered after
+// the view was sure again came from a watch that was up to date: it was slow to be written,
+// not late, and the others saw it when this node did (a pace there took a node whose first
+// write after an outage took 1.8 s for dead). Expiring early can only make this node claim,
+// not withdraw, while it settles: a two-answer window no longer than the settle if the pace
+// was early. Nodes are not modified; changed ones are copies.
 func Generous(nodes []*framework.NodeInfo, d Doubt, now time.Time) []*framework.NodeInfo {
 	until := now
 	if !d.Until.IsZero() && d.Until.Before(now) {
 		until = d.Until
 	}
+	doubting := d.Alone.After(now) || shared(nodes, d.Self, d.Cut)
 	var out []*framework.NodeInfo
 	for i, n := range nodes {
 		if n.Speaker == nil {
 			continue
 		}
-		exp := n.Speaker.Expiry()
-		doubted := exp.After(d.Since) && !exp.After(until) && !exp.Add(-n.Speaker.LeaseDuration).After(d.Cut.Add(d.Slack))
-		late := !n.Speaker.Paced.IsZero() && n.Speaker.Paced.Before(n.Speaker.ObservedAt)
+		exp, sure := n.Speaker.Expiry(), until
+		late := !n.Speaker.Paced.IsZero() && n.Speaker.Paced.Before(n.Speaker.ObservedAt) && !n.Speaker.ObservedAt.After(until)
+		if late {
+			exp = n.Speaker.Paced.Add(n.Speaker.LeaseDuration)
+			if n.Speaker.ObservedAt.Before(sure) {
+				sure = n.Speaker.ObservedAt
+			}
+		}
+		doubted := doubting && exp.After(d.Since) && !exp.After(sure) && !exp.Add(-n.Speaker.LeaseDuration).After(d.Cut.Add(d.Slack))
 		if !doubted && !late {
 			continue
 		}
@@ -314,4 +350,16 @@ func Generous(nodes []*framework.NodeInfo, d Doubt, now time.Time) []*framework.
 		return nodes
 	}
 	return out
+}
+
+// shared reports whether a node other than self came back after cut
+// (framework.SpeakerInfo.Returned): its renewals stopped for a lease duration too, so the
+// outage that began at cut was likely the API server's, not self's alone.
+func shared(nodes []*framework.NodeInfo, self string, cut time.Time) bool {
+	for _, n := range nodes {
+		if n.Name != self && n.Speaker != nil && n.Speaker.Returned.After(cut) {
+			return true
+		}
+	}
+	return false
 }

@@ -51,7 +51,11 @@ func TestNextExpiryAndLapse(t *testing.T) {
 // renewal came before its outage began, and only those: one that lapsed before was judged on
 // a view it could trust, one that renewed after the outage began was not cut off, and one
 // that lapsed once its view was sure again lapsed in a view it trusts, as the others see it.
-// A heartbeat its watch delivered late lapses at its pace, as it did for the others.
+// A heartbeat its watch delivered late, in the backlog before its view was sure again, lapses
+// at its pace, as it did for the others, and is doubted by its pace if it had lapsed by then;
+// one that came after was slow to be written, not delivered late: the others saw it when this
+// node did. After the first lease duration of the settle it doubts only if another node came
+// back from the outage too.
 func TestGenerous(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	nodes := []*framework.NodeInfo{
@@ -63,30 +67,75 @@ func TestGenerous(t *testing.T) {
 		// Seen last before the cut plus the slack, expired t0+5.4s: after the view was sure
 		// again in the second case.
 		heartbeatNode("lapsed-when-sure", t0.Add(2400*time.Millisecond), 3*time.Second),
-		// Delivered late, at t0+8s, in a backlog: alive in this node's view until t0+11s,
-		// lapsed for the others since its pace plus the lease duration, t0+9s.
+		// Delivered at t0+8s, 2 s after its pace: alive in this node's view until t0+11s;
+		// when that was in a backlog (the first case), lapsed for the others since its pace
+		// plus the lease duration, t0+9s.
 		heartbeatNode("delivered-late", t0.Add(8*time.Second), 3*time.Second),
+		// Renewed before the cut (paced at t0+2s) and delivered in the backlog at t0+5.1s,
+		// after it had lapsed by its pace (t0+5s): it may have been cut off too (sim outage
+		// set, seed 1).
+		heartbeatNode("cut-off-delivered-late", t0.Add(5100*time.Millisecond), 3*time.Second),
+		// Renewed before the cut too (paced at t0+2.2s) but delivered at t0+5s, before it
+		// lapsed by its pace (t0+5.2s): it lapsed while the watch was delivering again, where a
+		// renewal would have shown (sim seed 153).
+		heartbeatNode("delivered-late-while-paced", t0.Add(5*time.Second), 3*time.Second),
 	}
-	nodes[len(nodes)-1].Speaker.ObservedAt, nodes[len(nodes)-1].Speaker.Paced = t0.Add(8*time.Second), t0.Add(6*time.Second)
-	d := Doubt{Since: t0.Add(4 * time.Second), Cut: t0.Add(2 * time.Second), Slack: 500 * time.Millisecond}
+	setPace := func(name string, paced time.Duration) {
+		for _, n := range nodes {
+			if n.Name == name {
+				n.Speaker.ObservedAt, n.Speaker.Paced = n.Speaker.RenewTime, t0.Add(paced)
+			}
+		}
+	}
+	setPace("delivered-late", 6*time.Second)
+	setPace("cut-off-delivered-late", 2*time.Second)
+	setPace("delivered-late-while-paced", 2200*time.Millisecond)
 	now := t0.Add(10 * time.Second)
+	d := Doubt{Since: t0.Add(4 * time.Second), Cut: t0.Add(2 * time.Second), Slack: 500 * time.Millisecond, Alone: now.Add(time.Second), Self: "self"}
+	doubtAll := map[string]bool{"alive": true, "lapsed-in-trouble": true, "lapsed-before": false, "no-speaker": false,
+		"renewed-after-cut": false, "lapsed-when-sure": true, "delivered-late": false, "cut-off-delivered-late": true,
+		"delivered-late-while-paced": false}
 	tests := []struct {
 		name  string
 		until time.Time
-		want  map[string]bool
+		alone time.Time
+		// returned names a node that came back after the cut (framework.SpeakerInfo.Returned).
+		returned string
+		want     map[string]bool
 	}{
-		{name: "view sure again only now", want: map[string]bool{"alive": true, "lapsed-in-trouble": true,
-			"lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": true, "delivered-late": false}},
+		{name: "view sure again only now", want: doubtAll},
 		{name: "view sure again before a lapse", until: t0.Add(5200 * time.Millisecond), want: map[string]bool{"alive": true,
-			"lapsed-in-trouble": true, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": false, "delivered-late": false}},
+			"lapsed-in-trouble": true, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": false,
+			"delivered-late": true, "cut-off-delivered-late": true, "delivered-late-while-paced": false}},
+		{name: "past the first lease duration, alone", alone: now, want: map[string]bool{"alive": true,
+			"lapsed-in-trouble": false, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": false,
+			"delivered-late": false, "cut-off-delivered-late": false, "delivered-late-while-paced": false}},
+		{name: "past the first lease duration, its own return only", alone: now, returned: "self", want: map[string]bool{"alive": true,
+			"lapsed-in-trouble": false, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": false,
+			"delivered-late": false, "cut-off-delivered-late": false, "delivered-late-while-paced": false, "self": true}},
+		{name: "past the first lease duration, shared", alone: now, returned: "alive", want: doubtAll},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := d
 			d.Until = tt.until
-			got := Generous(nodes, d, now)
+			if !tt.alone.IsZero() {
+				d.Alone = tt.alone
+			}
+			in := nodes
+			if tt.returned != "" {
+				in = append([]*framework.NodeInfo(nil), nodes...)
+				back := heartbeatNode(tt.returned, t0.Add(9*time.Second), 3*time.Second)
+				back.Speaker.Returned = t0.Add(6 * time.Second)
+				if tt.returned == "alive" {
+					in[0] = back
+				} else {
+					in = append(in, back)
+				}
+			}
+			got := Generous(in, d, now)
 			for _, n := range got {
-				if alive := n.Speaker.AliveAt(now); alive != tt.want[n.Name] {
+				if alive := n.Speaker != nil && n.Speaker.AliveAt(now); alive != tt.want[n.Name] {
 					t.Errorf("%s alive at now in the generous view = %v, want %v", n.Name, alive, tt.want[n.Name])
 				}
 			}

@@ -415,7 +415,7 @@ func TestHeartbeatExpiresOnTheObserversClock(t *testing.T) {
 // A renewal the reader's watch delivers late (a backlog after the watch was cut off) is paced:
 // seen as it would have been had it come as promptly as the one before, by the gap between
 // the writer's renew times, whatever the writer's clock says; a prompt one is not, and ends
-// the pace.
+// the pace, as does a gap of a lease duration in the writer's renewals.
 func TestHeartbeatPacedWhenDeliveredLate(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	type delivery struct {
@@ -439,6 +439,11 @@ func TestHeartbeatPacedWhenDeliveredLate(t *testing.T) {
 			{3 * time.Second, 3100 * time.Millisecond}}, wantPaced: -1},
 		{name: "writer's clock stepped back", deliveries: []delivery{{0, 100 * time.Millisecond}, {-time.Second, 3 * time.Second}}, wantPaced: -1},
 		{name: "first seen", deliveries: []delivery{{0, 3 * time.Second}}, wantPaced: -1},
+		// The writer renewed nothing for a lease duration (cut off too, or restarted): its
+		// next write may simply have been slow, so it sets no pace.
+		{name: "after the writer's own gap", deliveries: []delivery{{0, 100 * time.Millisecond}, {10 * time.Second, 12 * time.Second}}, wantPaced: -1},
+		{name: "paced again after the writer's gap", deliveries: []delivery{{0, 100 * time.Millisecond}, {10 * time.Second, 12 * time.Second},
+			{11 * time.Second, 15 * time.Second}}, wantPaced: 13 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -461,6 +466,57 @@ func TestHeartbeatPacedWhenDeliveredLate(t *testing.T) {
 			}
 			if !got.Equal(want) {
 				t.Errorf("paced %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// A renewal after the writer renewed nothing for a lease duration marks when it came back
+// (framework.SpeakerInfo.Returned), unless the writer says it is warming (a restart); prompt
+// renewals keep the mark.
+func TestHeartbeatReturned(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	type renewal struct {
+		at      time.Duration // renew time and when the reader saw it
+		warming bool
+	}
+	tests := []struct {
+		name     string
+		renewals []renewal
+		want     time.Duration // after t0; -1: zero
+	}{
+		{name: "steady", renewals: []renewal{{0, false}, {time.Second, false}, {2 * time.Second, false}}, want: -1},
+		{name: "first seen", renewals: []renewal{{0, false}}, want: -1},
+		{name: "back after a gap", renewals: []renewal{{0, false}, {10 * time.Second, false}}, want: 10 * time.Second},
+		{name: "kept by prompt renewals", renewals: []renewal{{0, false}, {10 * time.Second, false}, {11 * time.Second, false}}, want: 10 * time.Second},
+		{name: "restarted", renewals: []renewal{{0, false}, {10 * time.Second, true}, {11 * time.Second, false}}, want: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var clock time.Time
+			b := NewBuilder(nil)
+			b.SetClock(func() time.Time { return clock })
+			b.SetNode(node("n1", corev1.ConditionTrue, false, nil))
+			for _, r := range tt.renewals {
+				state := framework.AnnouncerReady
+				if r.warming {
+					state = framework.AnnouncerWarming
+				}
+				l, err := heartbeat.Encode(heartbeat.Heartbeat{NodeName: "n1", RenewTime: t0.Add(r.at), LeaseDuration: 2500 * time.Millisecond,
+					Announcers: map[framework.AnnouncerKind]framework.AnnouncerHealth{framework.AnnouncerKindL2v4: {State: state}}}, "herald-system")
+				if err != nil {
+					t.Fatal(err)
+				}
+				clock = t0.Add(r.at)
+				b.SetLease(l)
+			}
+			got := b.Snapshot(clock).Node("n1").Speaker.Returned
+			want := time.Time{}
+			if tt.want >= 0 {
+				want = t0.Add(tt.want)
+			}
+			if !got.Equal(want) {
+				t.Errorf("returned %s, want %s", got, want)
 			}
 		})
 	}

@@ -53,6 +53,7 @@ func (b *Builder) SetLease(l *coordinationv1.Lease) {
 		now := b.now()
 		info.ObservedAt = observed(b.speakers[hb.NodeName], info, now)
 		info.Paced = paced(b.speakers[hb.NodeName], info)
+		info.Returned = returned(b.speakers[hb.NodeName], info)
 		if renewalOnly(b.speakers[hb.NodeName], info, now) {
 			change.All = false
 		}
@@ -81,7 +82,11 @@ func observed(prev, next *framework.SpeakerInfo, now time.Time) time.Time {
 const lateAfter = 250 * time.Millisecond
 
 // paced is next's framework.SpeakerInfo.Paced, next.ObservedAt being set. The gap between two
-// renew times of one writer is on one clock, so skew does not enter it.
+// renew times of one writer is on one clock, so skew does not enter it. A gap of a lease
+// duration or more sets no pace: the writer's own renewals stopped meanwhile (it was cut off
+// or restarted), so how long its next write took is unknown, and a write that is slow after
+// an outage is not a late delivery (sim outage set, seed 99: paced from before the outage, a
+// renewal that took 1.6 s to write made a settling node take its writer for dead).
 func paced(prev, next *framework.SpeakerInfo) time.Time {
 	if prev == nil || prev.ObservedAt.IsZero() {
 		return time.Time{}
@@ -90,7 +95,7 @@ func paced(prev, next *framework.SpeakerInfo) time.Time {
 		return prev.Paced
 	}
 	gap := next.RenewTime.Sub(prev.RenewTime)
-	if gap <= 0 {
+	if gap <= 0 || gap >= next.LeaseDuration {
 		return time.Time{}
 	}
 	base := prev.ObservedAt
@@ -101,6 +106,32 @@ func paced(prev, next *framework.SpeakerInfo) time.Time {
 		return at
 	}
 	return time.Time{}
+}
+
+// returned is next's framework.SpeakerInfo.Returned, next.ObservedAt being set: when a
+// renewal follows a gap of a lease duration or more in the writer's renew times (one clock),
+// the time it was seen; else prev's. A restarted speaker's first renewals also follow a gap,
+// but say its announcers are warming: a restart is not a return.
+func returned(prev, next *framework.SpeakerInfo) time.Time {
+	if prev == nil {
+		return time.Time{}
+	}
+	gap := next.RenewTime.Sub(prev.RenewTime)
+	if next.LeaseDuration > 0 && gap >= next.LeaseDuration && !warming(next) {
+		return next.ObservedAt
+	}
+	return prev.Returned
+}
+
+// warming reports whether the speaker says one of its announcers is warming (it has just
+// started).
+func warming(s *framework.SpeakerInfo) bool {
+	for _, a := range s.Announcers {
+		if a.State == framework.AnnouncerWarming {
+			return true
+		}
+	}
+	return false
 }
 
 // renewalOnly reports whether next differs from prev only by a later renewal of a heartbeat

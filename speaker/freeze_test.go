@@ -138,15 +138,30 @@ func TestFrozen(t *testing.T) {
 			e.now = e.now.Add(400 * time.Millisecond)
 			return seen
 		}, "the other nodes have until"},
-		{"back, one lease duration after the first renewal", func(e *freezeEnv) time.Time {
+		{"back, under two lease durations after the first renewal", func(e *freezeEnv) time.Time {
 			e.renew(0)
 			e.down = true
 			e.renew(time.Second)
 			e.down = false
 			e.renew(time.Second)
 			e.renew(time.Second)
+			e.renew(time.Second)
+			e.renew(time.Second)
 			seen := e.renew(time.Second)
-			e.now = e.now.Add(500 * time.Millisecond)
+			e.now = e.now.Add(900 * time.Millisecond)
+			return seen
+		}, "the other nodes have until"},
+		{"back, two lease durations after the first renewal", func(e *freezeEnv) time.Time {
+			e.renew(0)
+			e.down = true
+			e.renew(time.Second)
+			e.down = false
+			e.renew(time.Second)
+			e.renew(time.Second)
+			e.renew(time.Second)
+			e.renew(time.Second)
+			seen := e.renew(time.Second)
+			e.now = e.now.Add(time.Second)
 			return seen
 		}, ""},
 		{"a renewal after a lapse without a failure", func(e *freezeEnv) time.Time {

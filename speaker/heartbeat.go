@@ -109,7 +109,9 @@ func (h *heartbeater) settling(seen time.Time) (liveness.Doubt, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.renewals.Duration, h.renewals.Interval = h.duration, h.interval
-	return h.renewals.Settling(h.now(), seen)
+	d, ok := h.renewals.Settling(h.now(), seen)
+	d.Self = h.node
+	return d, ok
 }
 
 // settleAt is when frozen can next turn "" without a renewal: the end of the grace after an

@@ -149,8 +149,21 @@ func (w *world) active(kind Kind, node int) (Fault, bool) {
 	return Fault{}, false
 }
 
-func (w *world) partitioned(node int) bool { _, ok := w.active(Partition, node); return ok }
-func (w *world) stalled(node int) bool     { _, ok := w.active(Stall, node); return ok }
+func (w *world) partitioned(node int) bool {
+	_, ok := w.active(Partition, node)
+	return ok || w.outage()
+}
+
+// outage reports whether the API server is down for every node now.
+func (w *world) outage() bool {
+	for _, f := range w.plan.Faults {
+		if f.Kind == Outage && w.t >= f.At && w.t < f.end() {
+			return true
+		}
+	}
+	return false
+}
+func (w *world) stalled(node int) bool { _, ok := w.active(Stall, node); return ok }
 
 // latency is how long a Lease write of the node takes now.
 func (w *world) latency(node int) time.Duration {
@@ -160,6 +173,9 @@ func (w *world) latency(node int) time.Duration {
 	}
 	for _, f := range w.plan.Faults {
 		if f.Kind == APILatency && w.t >= f.At && w.t < f.end() {
+			lat = max(lat, f.Latency)
+		}
+		if f.Kind == Outage && f.Node == node && w.t >= f.end() && w.t < f.end()+w.cfg.LeaseDuration {
 			lat = max(lat, f.Latency)
 		}
 	}
@@ -197,8 +213,8 @@ func newChecker(w *world) *checker {
 		handov:      cfg.MaxLatency + cfg.WatchDelay + 2*cfg.Step,
 		// After a partition or stall ends: a renewal that hung runs out (a lease duration),
 		// the next one goes through, the others' watches deliver it, and a frozen node's
-		// grace (another lease duration) passes.
-		grace: 2*cfg.LeaseDuration + cfg.RenewInterval + cfg.MaxLatency + cfg.WatchDelay + 2*cfg.Step,
+		// grace (two lease durations) passes.
+		grace: 3*cfg.LeaseDuration + cfg.RenewInterval + cfg.MaxLatency + cfg.WatchDelay + 2*cfg.Step,
 	}
 }
 
@@ -207,6 +223,9 @@ func (c *checker) troubled(node int) bool {
 	t := c.w.t
 	for _, f := range c.w.plan.Faults {
 		if (f.Kind == Partition || f.Kind == Stall) && f.Node == node && t >= f.At && t < f.end()+c.grace {
+			return true
+		}
+		if f.Kind == Outage && t >= f.At && t < f.end()+c.grace {
 			return true
 		}
 	}

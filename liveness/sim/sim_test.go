@@ -13,6 +13,7 @@ var (
 	bench = flag.Int("sim.bench", 10000, "how many seeds of each set BenchmarkSimulation runs")
 	skew  = flag.Bool("sim.skew", false, "with -sim.seed: replay a seed of the clock-skew set")
 	stall = flag.Bool("sim.stall", false, "with -sim.seed: replay a seed of the stall set")
+	outg  = flag.Bool("sim.outage", false, "with -sim.seed: replay a seed of the outage set")
 )
 
 // skewConfig is DefaultConfig with every node's clock up to a minute off.
@@ -51,7 +52,7 @@ func runSeeds(t *testing.T, name string, cfg Config, first uint64, n int, replay
 // TestSimulation runs a few hundred seeds of crashes, restarts, API partitions of one node and
 // write latency on 20 nodes.
 func TestSimulation(t *testing.T) {
-	if *seed != 0 && !*skew && !*stall {
+	if *seed != 0 && !*skew && !*stall && !*outg {
 		runSeeds(t, "replay", DefaultConfig(), *seed, 1, "")
 		return
 	}
@@ -99,6 +100,23 @@ func TestSimulationStall(t *testing.T) {
 	runSeeds(t, "stall", StallConfig(), 1, n, " -sim.stall")
 }
 
+// TestSimulationOutage runs seeds where the API server is down for every node at once and one
+// node's writes are slow when it comes back: no IP may move.
+func TestSimulationOutage(t *testing.T) {
+	if *seed != 0 && *outg {
+		runSeeds(t, "replay", OutageConfig(), *seed, 1, " -sim.outage")
+		return
+	}
+	if *seed != 0 {
+		return
+	}
+	n := *seeds / 5
+	if testing.Short() {
+		n = 4
+	}
+	runSeeds(t, "outage", OutageConfig(), 1, n, " -sim.outage")
+}
+
 // The same seed gives the same run: the simulation is deterministic.
 func TestDeterministic(t *testing.T) {
 	cfg := DefaultConfig()
@@ -123,7 +141,7 @@ func BenchmarkSimulation(b *testing.B) {
 	for _, set := range []struct {
 		name string
 		cfg  Config
-	}{{"faults", DefaultConfig()}, {"skew", skewConfig()}, {"stall", StallConfig()}} {
+	}{{"faults", DefaultConfig()}, {"skew", skewConfig()}, {"stall", StallConfig()}, {"outage", OutageConfig()}} {
 		b.Run(set.name, func(b *testing.B) {
 			for range b.N {
 				results, err := RunSeeds(set.cfg, 1, *bench)

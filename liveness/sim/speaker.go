@@ -210,6 +210,7 @@ func (s *speaker) maybePass() error {
 	seen := s.builder.RenewTime(s.name)
 	why := s.renewals.Frozen(now, seen)
 	doubt, settling := s.renewals.Settling(now, seen)
+	doubt.Self = s.name
 	s.frozen, s.why = why != "", why
 	if s.frozen {
 		wait := freezeRecheck
@@ -230,6 +231,7 @@ func (s *speaker) maybePass() error {
 		// speaker.claimView: claim what it wins even counting every node that lapsed while its
 		// view was in doubt, withdraw nothing.
 		view = framework.NewSnapshot(view.Time, liveness.Generous(view.Nodes(), doubt, view.Time))
+
 	}
 	if err := s.pass(view, settling); err != nil {
 		return err

@@ -80,6 +80,20 @@ func StallConfig() Config {
 	return cfg
 }
 
+// OutageConfig is the simulation of the other fault that must move nothing: the API server is
+// down for every node at once for 5 to 60 s, and when it comes back one node's writes are
+// slow (up to a lease duration each: a write that slow hangs until its deadline and the next
+// is tried at once).
+func OutageConfig() Config {
+	cfg := DefaultConfig()
+	cfg.FaultTime, cfg.Settle = 70*time.Second, 12*time.Second
+	cfg.Faults, cfg.Kinds = 1, []Kind{Outage}
+	cfg.MinFault, cfg.MaxFault = 5*time.Second, 60*time.Second
+	cfg.MaxLatency = cfg.LeaseDuration
+	cfg.Still = true
+	return cfg
+}
+
 // Kind is a kind of fault.
 type Kind string
 
@@ -97,6 +111,11 @@ const (
 	Latency Kind = "latency"
 	// APILatency makes every node's Lease writes take Latency each (Node is ignored).
 	APILatency Kind = "api-latency"
+	// Outage cuts every node off from the API server at once (a kube-apiserver restart):
+	// writes hang until their deadline, no watch delivers. When it ends, the writes Node
+	// starts within a lease duration take Latency each (an API server that has just come
+	// back is slow to some clients: one node's first renewal hung ~2 s in the lab).
+	Outage Kind = "outage"
 )
 
 // Fault is one injected fault on one node, from At for Dur (virtual time since the start).
@@ -109,8 +128,11 @@ type Fault struct {
 
 func (f Fault) String() string {
 	s := fmt.Sprintf("%s node-%02d at %s for %s", f.Kind, f.Node, f.At, f.Dur)
-	if f.Kind == APILatency {
+	switch f.Kind {
+	case APILatency:
 		return fmt.Sprintf("%s at %s for %s latency %s", f.Kind, f.At, f.Dur, f.Latency)
+	case Outage:
+		return fmt.Sprintf("%s at %s for %s, then node-%02d's writes take %s for a lease duration", f.Kind, f.At, f.Dur, f.Node, f.Latency)
 	}
 	if f.Kind == Latency {
 		s += fmt.Sprintf(" latency %s", f.Latency)
@@ -162,12 +184,17 @@ func NewPlan(cfg Config, seed uint64) Plan {
 		if f.At+f.Dur > cfg.FaultTime {
 			f.Dur = cfg.FaultTime - f.At
 		}
+		if f.Kind == Outage && f.Dur < cfg.MinFault {
+			// Shorter, it would be the slow writes of those nodes that had one in flight
+			// (hanging until its deadline), which move IPs today (issue 15).
+			f.At, f.Dur = cfg.FaultTime-cfg.MinFault, cfg.MinFault
+		}
 		switch f.Kind {
 		case Crash:
 			if r.IntN(4) == 0 {
 				f.Dur = 0 // stays down
 			}
-		case Latency, APILatency:
+		case Latency, APILatency, Outage:
 			f.Latency = (time.Duration(r.Int64N(int64(cfg.MaxLatency))) + cfg.Step).Truncate(cfg.Step)
 		}
 		p.Faults = append(p.Faults, f)
