@@ -6,8 +6,8 @@
 // node answers which IP), on a virtual clock with seeded randomness: no sleeps, no goroutines,
 // and one seed always gives the same run.
 //
-// Faults are drawn from the seed (crashes, restarts, API partitions of one node, watch stalls,
-// write latency, per-node clock offsets). After every step the invariants are checked (see
+// Faults are drawn from the seed (crashes, restarts, API partitions of one node, outages of the
+// API server for every node, watch stalls, write latency, per-node clock offsets). After every step the invariants are checked (see
 // checker); a run that breaks one returns its seed and event list, which replay it exactly.
 package sim
 
