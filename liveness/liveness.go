@@ -304,11 +304,11 @@ func Watched(syncedAt, now time.Time, leaseDuration time.Duration) bool {
 // set, seed 1: judged by when it was delivered, it had renewed after the cut, lapsed at its
 // pace, and lost its IPs to settling nodes in 79 of 100 seeds), but only if it lapsed by then:
 // one whose pace still ran when the watch delivered it lapsed while the watch was delivering
-// again, where a renewal would have shown, as the others saw it lapse (sim seed 153: node-12,
-// renewed just before node-02's cut, delivered 0.35 s late and crashed). A heartbeat delivered after
-// the view was sure again came from a watch that was up to date: it was slow to be written,
-// not late, and the others saw it when this node did (a pace there took a node whose first
-// write after an outage took 1.8 s for dead). Expiring early can only make this node claim,
+// again, where a renewal would have shown, as the others saw it lapse (sim seed 153:
+// node-12, renewed just before node-02's cut, delivered 0.35 s late and crashed). A heartbeat
+// delivered after the view was sure again came from a watch that was up to date: it was slow
+// to be written, not late, and the others saw it when this node did (a pace there took a node
+// whose first write after an outage took 1.8 s for dead). Expiring early can only make this node claim,
 // not withdraw, while it settles: a two-answer window no longer than the settle if the pace
 // was early. Nodes are not modified; changed ones are copies.
 func Generous(nodes []*framework.NodeInfo, d Doubt, now time.Time) []*framework.NodeInfo {
