@@ -143,6 +143,11 @@ func TestE2EAPIServerOutage(t *testing.T) {
 		maxGap   = time.Second
 	)
 	c := newCluster(t, clusterOptions{nodes: 3})
+	// Every speaker ready (warmed up) before the Services exist: a speaker still warming
+	// takes over IPs as it becomes a candidate, and an owner recorded during that hand-over
+	// is not the one the outage must keep (a run recorded hl1-node-2, which handed
+	// 192.0.2.100 on 0.9 s later, 4 s before the outage).
+	c.waitAllReady(60 * time.Second)
 	names := []string{"outage-a", "outage-b", "outage-c", "outage-d"}
 	ips := make([]netip.Addr, len(names))
 	owners := map[netip.Addr]string{}
@@ -210,6 +215,19 @@ func TestE2EAPIServerOutage(t *testing.T) {
 			t.Errorf("%s: silent for %s (withdrawn) during or after the outage", ip, gap.Round(time.Millisecond))
 		}
 	}
+}
+
+// waitAllReady waits until every speaker's /readyz answers 200.
+func (c *cluster) waitAllReady(timeout time.Duration) {
+	c.t.Helper()
+	eventually(c.t, timeout, func() (bool, string) {
+		for i, n := range c.nodes {
+			if code, body := c.readyz(i); code != 200 {
+				return false, fmt.Sprintf("%s /readyz = %d %q", n, code, body)
+			}
+		}
+		return true, ""
+	})
 }
 
 // readyAndOwnedBy reports whether every speaker is ready and each Service names[i] has exactly
