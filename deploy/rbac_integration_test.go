@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/cmd/herald/app"
 	metallbclient "github.com/herald-lb/herald/config/metallb/client/clientset/versioned"
@@ -292,7 +293,8 @@ func startRoles(t *testing.T, values string, setup func(*roles)) *roles {
 	spkChartAddr := loadConfig(t, typedOne[corev1.ConfigMap](t, h.objs, "ConfigMap").Data["config.yaml"]).MetricsBindAddress
 	spkOpts := speakerOptions(t, h.objs, ds.Spec.Template.Spec.Containers[0].Args, h.node, spkCfg, spkLive)
 	wg.Go(func() { errs <- roleErr("controller", controller.Run(runCtx, ctrlCfg, ctrlOpts)) })
-	wg.Go(func() { errs <- roleErr("speaker", speaker.Run(runCtx, spkOpts)) })
+	spkCtx := klog.NewContext(runCtx, testr.NewWithOptions(t, testr.Options{Verbosity: 4}))
+	wg.Go(func() { errs <- roleErr("speaker", speaker.Run(spkCtx, spkOpts)) })
 	// Wait until the speaker's heartbeat is written, and give its own informers a moment to
 	// see it: before that the speaker (rightly) counts its node as not ready and withdraws.
 	waitFor(t, "the speaker's heartbeat Lease", func() (string, bool) {
@@ -607,7 +609,7 @@ func speakerOptions(t *testing.T, objs []*unstructured.Unstructured, args []stri
 	}
 	return speaker.Options{
 		NodeName: node, Holder: "rbac-speaker-" + node, Config: c, Registry: plugins.NewInTreeRegistry(),
-		KubeConfig: cfg, Logger: testr.NewWithOptions(t, testr.Options{Verbosity: 4}), AnnouncerDir: dir,
+		KubeConfig: cfg, AnnouncerDir: dir,
 		Interfaces: func() ([]framework.Interface, error) {
 			return []framework.Interface{{Name: "eth0", Up: true, MAC: "02:00:00:00:00:01",
 				Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/24")}}}, nil

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/announcers/manager"
@@ -60,6 +61,7 @@ func (s *Speaker) nodeLabels() (map[string]string, error) {
 // status (session state) and reports peers it refused. Announcer restarts are the
 // manager's own counter, herald_announcer_restarts_total.
 func (s *Speaker) pollAnnouncers(ctx context.Context, interval time.Duration) {
+	peersCtx := named(ctx, peersLogName)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -71,10 +73,10 @@ func (s *Speaker) pollAnnouncers(ctx context.Context, interval time.Duration) {
 			case err == nil:
 				setSessions(st.Peers)
 				if s.peers != nil {
-					s.peers.reportStatus(s.configNamespace(), st)
+					s.peers.reportStatus(peersCtx, s.configNamespace(), st)
 				}
 			case !errors.Is(err, manager.ErrUnavailable) && ctx.Err() == nil:
-				s.log.V(2).Info("BGP announcer status", "error", err.Error())
+				klog.FromContext(ctx).V(2).Info("BGP announcer status", "error", err.Error())
 			}
 		}
 		select {

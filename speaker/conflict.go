@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/announcers/manager"
 	"github.com/herald-lb/herald/framework"
@@ -25,12 +26,13 @@ func (s *Speaker) watchAnnouncerEvents(ctx context.Context) {
 			if !ok {
 				return
 			}
-			s.handleAnnouncerEvent(ev)
+			s.handleAnnouncerEvent(ctx, ev)
 		}
 	}
 }
 
-func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
+func (s *Speaker) handleAnnouncerEvent(ctx context.Context, ev manager.Event) {
+	logger := klog.FromContext(ctx)
 	switch {
 	case ev.Conflict != nil:
 		c := ev.Conflict
@@ -40,7 +42,7 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 			if peer.Speaker.AliveAt(snap.Time) {
 				// A live Herald node taking the address over: this node withdraws as soon as
 				// its own cycle sees the change, milliseconds later. Not a conflict.
-				s.log.V(1).Info("Another Herald node claims an address this node still announces (hand-over)", "ip", c.Address, "node", peer.Name)
+				logger.V(1).Info("Another Herald node claims an address this node still announces (hand-over)", "ip", c.Address, "node", peer.Name)
 				return
 			}
 			claimer = fmt.Sprintf("Herald node %s (MAC %s), whose heartbeat has expired: it may be cut off from the API server and still announcing", peer.Name, c.ForeignMAC)
@@ -48,7 +50,7 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 		conflictsTotal.WithLabelValues(ev.Announcer).Inc()
 		msg := fmt.Sprintf("%s on node %s interface %s is also claimed by %s (%s); Herald keeps announcing and does not fight it",
 			c.Address, s.o.NodeName, c.Interface, claimer, c.Detail)
-		s.log.Info("Address conflict", "ip", c.Address, "interface", c.Interface, "foreignMAC", c.ForeignMAC)
+		logger.Info("Address conflict", "ip", c.Address, "interface", c.Interface, "foreignMAC", c.ForeignMAC)
 		if !s.recordConflict(c.Address.Unmap(), msg) {
 			// The announcer probes the moment it is told to announce, so an answer can
 			// arrive before Bind has recorded the unit: look again shortly.
@@ -61,9 +63,9 @@ func (s *Speaker) handleAnnouncerEvent(ev manager.Event) {
 	case ev.Session != nil:
 		observeSession(ev.Session.Peer, ev.Session.State)
 		bgpSessionTransitions.WithLabelValues(ev.Session.Peer, ev.Session.State.String()).Inc()
-		s.log.Info("BGP session state", "peer", ev.Session.Peer, "address", ev.Session.Address, "state", ev.Session.State.String(), "reason", ev.Session.Reason)
+		logger.Info("BGP session state", "peer", ev.Session.Peer, "address", ev.Session.Address, "state", ev.Session.State.String(), "reason", ev.Session.Reason)
 	case ev.Error != nil:
-		s.log.Error(errors.New(ev.Error.Message), "Announcer error", "announcer", ev.Announcer)
+		logger.Error(errors.New(ev.Error.Message), "Announcer error", "announcer", ev.Announcer)
 	}
 }
 

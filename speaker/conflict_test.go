@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/component-base/metrics/testutil"
+	"k8s.io/klog/v2/ktesting"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/announcers/manager"
@@ -58,11 +58,12 @@ func TestHeraldPeerWithMAC(t *testing.T) {
 // and every MAC still reaches the log and Events.
 func TestConflictMetricHasNoLabelFromTheWire(t *testing.T) {
 	conflictsTotal.Reset()
-	s := &Speaker{log: logr.Discard(), o: Options{NodeName: "self"}, builder: snapshot.NewBuilder(func(snapshot.Change) {}),
+	_, ctx := ktesting.NewTestContext(t)
+	s := &Speaker{o: Options{NodeName: "self"}, builder: snapshot.NewBuilder(func(snapshot.Change) {}),
 		ledger: announce.NewLedger(nil, announce.StatusWriters{}, nil), recorder: record.NewFakeRecorder(10)}
 	const macs = 1000
 	for i := 0; i < macs; i++ {
-		s.handleAnnouncerEvent(manager.Event{Announcer: "arp", Event: announcers.Event{Conflict: &announcers.Conflict{
+		s.handleAnnouncerEvent(ctx, manager.Event{Announcer: "arp", Event: announcers.Event{Conflict: &announcers.Conflict{
 			Address: netip.MustParseAddr("192.0.2.10"), Interface: "eth0",
 			ForeignMAC: net.HardwareAddr{2, 0xaa, 0, 0, byte(i >> 8), byte(i)}.String(), Detail: "ARP reply from another MAC",
 		}}})

@@ -7,12 +7,15 @@ import (
 	"slices"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/speaker/announce"
 )
 
 // buildFrameworks instantiates one framework per profile; every profile binds with Announce.
-func (s *Speaker) buildFrameworks(reg framework.Registry) error {
+func (s *Speaker) buildFrameworks(ctx context.Context, reg framework.Registry) error {
+	logger := klog.FromContext(ctx)
 	specs, err := s.o.Config.ProfileSpecs(reg)
 	if err != nil {
 		return err
@@ -23,7 +26,7 @@ func (s *Speaker) buildFrameworks(reg framework.Registry) error {
 		if !slices.Contains(spec.Bind, announce.Name) {
 			spec.Bind = append(spec.Bind, announce.Name)
 		}
-		fw, err := framework.NewFramework(reg, spec, framework.NewHandle(s.log.WithName("plugins").WithValues("profile", spec.Name)))
+		fw, err := framework.NewFramework(reg, spec, framework.NewHandle(logger.WithName("plugins").WithValues("profile", spec.Name)))
 		if err != nil {
 			return err
 		}
@@ -45,7 +48,7 @@ func (s *Speaker) process(ctx context.Context, key queueKey) error {
 	if key.all {
 		return s.processAll(ctx)
 	}
-	if s.skipFrozen() {
+	if s.skipFrozen(ctx) {
 		return nil
 	}
 	snap, quiet, _ := s.view(s.builder.Snapshot(time.Now()))
@@ -54,7 +57,7 @@ func (s *Speaker) process(ctx context.Context, key queueKey) error {
 
 // processAll re-runs every unit, and withdraws units that no longer exist.
 func (s *Speaker) processAll(ctx context.Context) error {
-	if s.skipFrozen() {
+	if s.skipFrozen(ctx) {
 		return nil
 	}
 	published := s.builder.Snapshot(time.Now())
@@ -81,7 +84,7 @@ func (s *Speaker) processAll(ctx context.Context) error {
 			}
 		}
 	}
-	s.endWarming(published, pre, failed)
+	s.endWarming(ctx, published, pre, failed)
 	perMode := map[framework.Mode]int{framework.ModeL2: 0, framework.ModeBGP: 0}
 	for _, cur := range s.ledger.List() {
 		perMode[cur.Mode]++
@@ -93,7 +96,7 @@ func (s *Speaker) processAll(ctx context.Context) error {
 	// objects go then.
 	s.stale.poke()
 	if len(errs) > 0 {
-		s.log.Error(errors.Join(errs...), "some units failed; retrying them")
+		klog.FromContext(ctx).Error(errors.Join(errs...), "some units failed; retrying them")
 	}
 	return nil
 }

@@ -1,8 +1,11 @@
 package speaker
 
 import (
+	"context"
 	"sync"
 	"time"
+
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/liveness"
@@ -61,7 +64,7 @@ func (s *Speaker) claimView(snap *framework.Snapshot) *framework.Snapshot {
 // refusing each claim and withdrawal in Bind, keeps a stale view from touching anything and
 // costs nothing per unit. A settling node runs its passes: it claims (see claimView) but
 // withdraws nothing (MayWithdraw).
-func (s *Speaker) skipFrozen() bool {
+func (s *Speaker) skipFrozen(ctx context.Context) bool {
 	why := s.frozen()
 	_, settling := s.settling()
 	s.freeze.mu.Lock()
@@ -70,11 +73,11 @@ func (s *Speaker) skipFrozen() bool {
 	s.freeze.mu.Unlock()
 	switch {
 	case why != "" && settling && (prev == "" || !prevSettling):
-		s.log.Info("Settling: claiming what it wins even counting every node that lapsed meanwhile as alive, withdrawing nothing", "reason", why)
+		klog.FromContext(ctx).Info("Settling: claiming what it wins even counting every node that lapsed meanwhile as alive, withdrawing nothing", "reason", why)
 	case why != "" && !settling && (prev == "" || prevSettling):
-		s.log.Info("Frozen: keeping every announcement as it is, claiming and withdrawing nothing", "reason", why)
+		klog.FromContext(ctx).Info("Frozen: keeping every announcement as it is, claiming and withdrawing nothing", "reason", why)
 	case why == "" && prev != "":
-		s.log.Info("No longer frozen: deciding again")
+		klog.FromContext(ctx).Info("No longer frozen: deciding again")
 	}
 	if why == "" {
 		return false

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -36,7 +35,7 @@ func newFreezeEnv(t *testing.T) *freezeEnv {
 		return false, nil, nil
 	}
 	client.PrependReactor("*", "leases", fail)
-	e.hb = &heartbeater{log: logr.Discard(), client: client.CoordinationV1(), namespace: "herald-system", node: "node-a",
+	e.hb = &heartbeater{client: client.CoordinationV1(), namespace: "herald-system", node: "node-a",
 		duration: 2500 * time.Millisecond, interval: time.Second, now: func() time.Time { return e.now },
 		interfaces: func() ([]framework.Interface, error) { return nil, nil }}
 	return e

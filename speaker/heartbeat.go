@@ -6,11 +6,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/heartbeat"
@@ -21,7 +21,6 @@ import (
 // heartbeater renews this node's heartbeat Lease on an interval and remembers how the
 // renewals went, so the speaker can freeze (see frozen) while it cannot reach the API server.
 type heartbeater struct {
-	log        logr.Logger
 	client     coordinationclient.LeasesGetter
 	namespace  string
 	node       string
@@ -49,13 +48,13 @@ type heartbeater struct {
 	renewals liveness.Renewals
 }
 
-// run renews until ctx is done.
+// run renews until ctx is done; it logs with ctx's logger.
 func (h *heartbeater) run(ctx context.Context) {
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
 	for {
 		if err := h.attempt(ctx); err != nil && ctx.Err() == nil {
-			h.log.Error(err, "Heartbeat renewal failed; this node keeps what it announces and changes nothing until a renewal succeeds")
+			klog.FromContext(ctx).Error(err, "Heartbeat renewal failed; this node keeps what it announces and changes nothing until a renewal succeeds")
 		}
 		select {
 		case <-ctx.Done():

@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
 )
 
 var (
@@ -104,8 +105,10 @@ type httpServers struct {
 	addrs []string
 }
 
-// listenHTTP opens the configured addresses (an empty one is not served) and serves them.
-func (s *Speaker) listenHTTP() (httpServers, error) {
+// listenHTTP opens the configured addresses (an empty one is not served) and serves them; a
+// server that stops is logged with ctx's logger.
+func (s *Speaker) listenHTTP(ctx context.Context) (httpServers, error) {
+	logger := klog.FromContext(ctx)
 	health := http.NewServeMux()
 	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	// Ready once the informers synced and every configured announcer's kind is a candidate:
@@ -151,7 +154,7 @@ func (s *Speaker) listenHTTP() (httpServers, error) {
 		srv := &http.Server{Handler: l.h, ReadHeaderTimeout: 10 * time.Second}
 		go func(field string) {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error(err, "HTTP server stopped", "field", field, "address", ln.Addr().String())
+				logger.Error(err, "HTTP server stopped", "field", field, "address", ln.Addr().String())
 			}
 		}(l.field)
 		srvs.servers = append(srvs.servers, srv)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
+	"k8s.io/klog/v2/ktesting"
 
 	"github.com/herald-lb/herald/announcers/manager"
 	"github.com/herald-lb/herald/config"
@@ -31,10 +31,11 @@ func TestListenHTTPServesMetricsAndHealthOnTheirAddresses(t *testing.T) {
 	clock := time.Now()
 	hb := newFreezeEnv(t)
 	hb.renew(0)
-	s := &Speaker{log: logr.Discard(), synced: make(chan struct{}), ready: newReadiness([]string{"arp"}, time.Second, 10*time.Second, func() time.Time { return clock }),
+	_, ctx := ktesting.NewTestContext(t)
+	s := &Speaker{synced: make(chan struct{}), ready: newReadiness([]string{"arp"}, time.Second, 10*time.Second, func() time.Time { return clock }),
 		hb: hb.hb, builder: snapshot.NewBuilder(nil),
 		o: Options{Config: &config.SpeakerConfiguration{MetricsBindAddress: "127.0.0.1:0", HealthBindAddress: "127.0.0.1:0"}}}
-	srvs, err := s.listenHTTP()
+	srvs, err := s.listenHTTP(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +92,10 @@ func TestListenHTTPTakenPortIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	s := &Speaker{log: logr.Discard(), synced: make(chan struct{}),
+	_, ctx := ktesting.NewTestContext(t)
+	s := &Speaker{synced: make(chan struct{}),
 		o: Options{Config: &config.SpeakerConfiguration{MetricsBindAddress: "127.0.0.1:0", HealthBindAddress: taken.Addr().String()}}}
-	srvs, err := s.listenHTTP()
+	srvs, err := s.listenHTTP(ctx)
 	if err == nil {
 		srvs.close(context.Background())
 		t.Fatal("listening on a taken health port succeeded")

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/announcers/manager"
@@ -46,8 +47,8 @@ type AnnouncerManager interface {
 var _ AnnouncerManager = (*manager.Manager)(nil)
 
 // newSpeaker builds the clients from o.KubeConfig and the announcer manager from the
-// configured announcers, and the speaker over them.
-func newSpeaker(o Options) (*Speaker, error) {
+// configured announcers, and the speaker over them. The manager logs with ctx's logger.
+func newSpeaker(ctx context.Context, o Options) (*Speaker, error) {
 	if err := checkOptions(o); err != nil {
 		return nil, err
 	}
@@ -80,7 +81,8 @@ func newSpeaker(o Options) (*Speaker, error) {
 		// Only the end-to-end tests set this, to leave orphans behind on purpose.
 		NoParentDeathSignal: os.Getenv("HERALD_TEST_NO_PDEATHSIG") == "1",
 	}
-	mgr, err := manager.New(o.Logger.WithValues("node", o.NodeName).WithName("announcers"), specs, mo)
+	logger := klog.LoggerWithName(klog.LoggerWithValues(klog.FromContext(ctx), "node", o.NodeName), "announcers")
+	mgr, err := manager.New(logger, specs, mo)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +120,7 @@ func New(o Options, c Clients, mgr AnnouncerManager) (*Speaker, error) {
 	if o.Holder == "" {
 		o.Holder = o.NodeName
 	}
-	s := &Speaker{o: o, log: o.Logger.WithValues("node", o.NodeName), client: c.Kube, metallb: c.Metallb,
+	s := &Speaker{o: o, client: c.Kube, metallb: c.Metallb,
 		informClient: c.InformKube, informMetallb: c.InformMetallb, mgr: mgr, synced: make(chan struct{})}
 	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[queueKey](),
@@ -126,7 +128,7 @@ func New(o Options, c Clients, mgr AnnouncerManager) (*Speaker, error) {
 	s.builder = snapshot.NewBuilder(s.onChange)
 	s.expiry = &expiryWatch{snapshot: s.builder.Snapshot, fire: func() { s.queue.Add(allKey) }}
 	s.hb = &heartbeater{
-		log: s.log.WithName("heartbeat"), client: c.Kube.CoordinationV1(), namespace: o.Config.Heartbeat.Namespace,
+		client: c.Kube.CoordinationV1(), namespace: o.Config.Heartbeat.Namespace,
 		node: o.NodeName, holder: o.Holder, duration: o.Config.Heartbeat.LeaseDuration.Duration,
 		interval: o.Config.Heartbeat.RenewInterval.Duration, interfaces: o.Interfaces, now: time.Now,
 		renewNow: make(chan struct{}, 1), renewed: s.renewed,

@@ -10,13 +10,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/announcers/manager"
@@ -194,12 +194,15 @@ func duration(d *metav1.Duration) time.Duration {
 	return d.Duration
 }
 
+// peersLogName names the logger peerSync logs with (see named).
+const peersLogName = "bgp-peers"
+
 // peerSync keeps the BGP announcer's peers in step with the cluster: any change of a BGPPeer,
 // BFDProfile, Secret of the speaker's namespace or of this node's labels triggers a
 // recomputation, and the announcer is configured when the result changed. Problems are logged
-// and recorded as Events on the BGPPeer once per distinct message.
+// and recorded as Events on the BGPPeer once per distinct message. It logs with the logger of
+// the ctx it is given.
 type peerSync struct {
-	log       logr.Logger
 	announcer string
 	mgr       interface {
 		Configure(ctx context.Context, name string, cfg announcers.Config) error
@@ -226,8 +229,8 @@ type peerSync struct {
 	rejected map[string]bool
 }
 
-func newPeerSync(log logr.Logger, announcer string, mgr AnnouncerManager, inputs func() (peerInputs, error), rec record.EventRecorder, changed func()) *peerSync {
-	return &peerSync{log: log, announcer: announcer, mgr: mgr, inputs: inputs, recorder: rec, changed: changed,
+func newPeerSync(announcer string, mgr AnnouncerManager, inputs func() (peerInputs, error), rec record.EventRecorder, changed func()) *peerSync {
+	return &peerSync{announcer: announcer, mgr: mgr, inputs: inputs, recorder: rec, changed: changed,
 		trigger: make(chan struct{}, 1), reported: map[string]string{}, rejected: map[string]bool{}}
 }
 
@@ -248,7 +251,7 @@ func (p *peerSync) run(ctx context.Context) {
 		case <-p.trigger:
 		}
 		if err := p.sync(ctx); err != nil && ctx.Err() == nil {
-			p.log.Error(err, "Configuring BGP peers; retrying")
+			klog.FromContext(ctx).Error(err, "Configuring BGP peers; retrying")
 			time.AfterFunc(time.Second, p.poke)
 		}
 	}
@@ -290,7 +293,7 @@ func (p *peerSync) sync(ctx context.Context) error {
 		return err
 	}
 	peers, problems := buildPeers(in)
-	p.report(problems)
+	p.report(ctx, problems)
 	p.mu.Lock()
 	send, held := peers, []string(nil)
 	if !p.released {
@@ -315,7 +318,7 @@ func (p *peerSync) sync(ctx context.Context) error {
 	p.mu.Unlock()
 	if !unchanged {
 		// Never log the peers themselves: only names (the Secret type redacts anyway).
-		p.log.Info("BGP peers configured", "peers", names, "leftOut", len(problems), "waitingForRoutes", held)
+		klog.FromContext(ctx).Info("BGP peers configured", "peers", names, "leftOut", len(problems), "waitingForRoutes", held)
 	}
 	if namesChanged && p.changed != nil {
 		p.changed()
@@ -352,7 +355,7 @@ func withoutGracefulRestart(peers []announcers.BGPPeer) (rest []announcers.BGPPe
 }
 
 // report logs and records each problem when its message is new, and forgets fixed ones.
-func (p *peerSync) report(problems []peerProblem) {
+func (p *peerSync) report(ctx context.Context, problems []peerProblem) {
 	seen := map[string]bool{}
 	for _, pr := range problems {
 		key := pr.Peer.Namespace + "/" + pr.Peer.Name
@@ -365,7 +368,7 @@ func (p *peerSync) report(problems []peerProblem) {
 		if old == msg {
 			continue
 		}
-		p.log.Info("BGP peer left out", "peer", key, "reason", pr.Err.Error())
+		klog.FromContext(ctx).Info("BGP peer left out", "peer", key, "reason", pr.Err.Error())
 		if p.recorder != nil {
 			p.recorder.Event(peerRef(pr.Peer.Namespace, pr.Peer.Name), corev1.EventTypeWarning, ReasonPeerInvalid, msg)
 		}
@@ -381,7 +384,7 @@ func (p *peerSync) report(problems []peerProblem) {
 
 // reportStatus turns the announcer's per-peer status into logs and Events: a peer it never
 // added (state unknown, with a message) has a configuration the announcer cannot honour.
-func (p *peerSync) reportStatus(namespace string, st announcers.Status) {
+func (p *peerSync) reportStatus(ctx context.Context, namespace string, st announcers.Status) {
 	rejected := map[string]bool{}
 	for _, ps := range st.Peers {
 		if ps.State == announcers.SessionUnknown && ps.Message != "" {
@@ -412,7 +415,7 @@ func (p *peerSync) reportStatus(namespace string, st announcers.Status) {
 		if msg == "" || old == msg {
 			continue
 		}
-		p.log.Info("BGP announcer rejected a peer", "peer", ps.Name, "reason", msg)
+		klog.FromContext(ctx).Info("BGP announcer rejected a peer", "peer", ps.Name, "reason", msg)
 		if p.recorder != nil {
 			p.recorder.Event(peerRef(namespace, ps.Name), corev1.EventTypeWarning, ReasonPeerRejected, msg)
 		}

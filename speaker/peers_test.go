@@ -13,8 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/record"
-
-	"github.com/go-logr/logr"
+	"k8s.io/klog/v2/ktesting"
 
 	"github.com/herald-lb/herald/announcers"
 	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
@@ -202,10 +201,11 @@ func TestPeerSyncConfiguresOnChangeAndReportsOnce(t *testing.T) {
 	fc := &fakeConfigurer{}
 	rec := record.NewFakeRecorder(10)
 	changed := 0
-	ps := &peerSync{log: logr.Discard(), announcer: "bgp", mgr: fc, recorder: rec, changed: func() { changed++ },
+	_, ctx := ktesting.NewTestContext(t)
+	ps := &peerSync{announcer: "bgp", mgr: fc, recorder: rec, changed: func() { changed++ },
 		inputs: func() (peerInputs, error) { return in, nil }, trigger: make(chan struct{}, 1), reported: map[string]string{}}
 	for i := 0; i < 2; i++ {
-		if err := ps.sync(context.Background()); err != nil {
+		if err := ps.sync(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,11 +218,11 @@ func TestPeerSyncConfiguresOnChangeAndReportsOnce(t *testing.T) {
 	if ev := <-rec.Events; !strings.Contains(ev, ReasonPeerInvalid) || !strings.Contains(ev, "spec.bfdProfile") {
 		t.Fatalf("event %q", ev)
 	}
-	ps.reportStatus(testNS, announcers.Status{Peers: []announcers.PeerStatus{
+	ps.reportStatus(ctx, testNS, announcers.Status{Peers: []announcers.PeerStatus{
 		{Name: "r1", State: announcers.SessionUnknown, Message: `peer "r1": holdTime: 1s must be 0 or whole seconds of at least 3s`},
 		{Name: "r2", State: announcers.SessionActive, Message: "connect refused"},
 	}})
-	ps.reportStatus(testNS, announcers.Status{Peers: []announcers.PeerStatus{
+	ps.reportStatus(ctx, testNS, announcers.Status{Peers: []announcers.PeerStatus{
 		{Name: "r1", State: announcers.SessionUnknown, Message: `peer "r1": holdTime: 1s must be 0 or whole seconds of at least 3s`},
 	}})
 	if n := len(rec.Events); n != 1 {
@@ -242,11 +242,12 @@ func TestPeerSyncConfiguresOnChangeAndReportsOnce(t *testing.T) {
 // With no peer at all, the release changes nothing either: an empty set sent once.
 func TestPeerSyncReleaseWithoutPeersSendsNothingMore(t *testing.T) {
 	fc := &fakeConfigurer{}
-	ps := &peerSync{log: logr.Discard(), announcer: "bgp", mgr: fc,
+	_, ctx := ktesting.NewTestContext(t)
+	ps := &peerSync{announcer: "bgp", mgr: fc,
 		inputs: func() (peerInputs, error) { return testInputs(), nil }, trigger: make(chan struct{}, 1), reported: map[string]string{}}
 	for _, step := range []func(){func() {}, ps.release} {
 		step()
-		if err := ps.sync(context.Background()); err != nil {
+		if err := ps.sync(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -260,7 +261,8 @@ func TestPeerSyncHoldsGracefulRestartPeersUntilReleased(t *testing.T) {
 	in := testInputs(testPeer("plain", nil), gr)
 	fc := &fakeConfigurer{}
 	changed := 0
-	ps := &peerSync{log: logr.Discard(), announcer: "bgp", mgr: fc, changed: func() { changed++ },
+	_, ctx := ktesting.NewTestContext(t)
+	ps := &peerSync{announcer: "bgp", mgr: fc, changed: func() { changed++ },
 		inputs: func() (peerInputs, error) { return in, nil }, trigger: make(chan struct{}, 1), reported: map[string]string{}}
 	configured := func() []string {
 		var names []string
@@ -290,7 +292,7 @@ func TestPeerSyncHoldsGracefulRestartPeersUntilReleased(t *testing.T) {
 		if poked != st.wantPoke {
 			t.Fatalf("%s: poked %v, want %v", st.name, poked, st.wantPoke)
 		}
-		if err := ps.sync(context.Background()); err != nil {
+		if err := ps.sync(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if len(fc.calls) != st.wantCalls || !slices.Equal(configured(), st.wantPeers) {

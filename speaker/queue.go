@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/netip"
 
+	"k8s.io/klog/v2"
+
 	"github.com/herald-lb/herald/snapshot"
 )
 
@@ -54,7 +56,7 @@ func (s *Speaker) work(ctx context.Context) {
 		}
 		err := s.process(ctx, key)
 		if err != nil {
-			s.log.Error(err, "Cycle failed; keeping the last decision and retrying", "key", key.String())
+			klog.FromContext(ctx).Error(err, "Cycle failed; keeping the last decision and retrying", "key", key.String())
 			s.queue.AddRateLimited(key)
 		} else {
 			s.queue.Forget(key)

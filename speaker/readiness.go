@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/announcers/manager"
 	"github.com/herald-lb/herald/framework"
@@ -396,14 +398,14 @@ func (s *Speaker) watchHealth(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		if s.ready.update(s.mgr.Health()) {
-			s.readinessChanged()
+			s.readinessChanged(ctx)
 		}
 	}
 }
 
-func (s *Speaker) readinessChanged() {
+func (s *Speaker) readinessChanged(ctx context.Context) {
 	published := s.ready.published()
-	s.log.Info("Announcer health changed", "announcers", published)
+	klog.FromContext(ctx).Info("Announcer health changed", "announcers", published)
 	if s.peers != nil && published[framework.AnnouncerKindBGP].State == framework.AnnouncerReady {
 		// The BGP kind is ready once a full pass has given the announcer every route this
 		// node advertises: the graceful-restart sessions may open now.
@@ -420,7 +422,7 @@ func (s *Speaker) readinessChanged() {
 // endWarming ends the pre phase of the kinds a full pass announced without a failure. The
 // pass counts only when this node's own heartbeat was alive in it: otherwise nobody, itself
 // included, saw it as a candidate, and it announced nothing it will win.
-func (s *Speaker) endWarming(published *framework.Snapshot, pre map[framework.AnnouncerKind]uint64, failed map[framework.AnnouncerKind]bool) {
+func (s *Speaker) endWarming(ctx context.Context, published *framework.Snapshot, pre map[framework.AnnouncerKind]uint64, failed map[framework.AnnouncerKind]bool) {
 	if len(pre) == 0 {
 		return
 	}
@@ -437,7 +439,7 @@ func (s *Speaker) endWarming(published *framework.Snapshot, pre map[framework.An
 		}
 	}
 	if s.ready.warmed(done) {
-		s.readinessChanged()
+		s.readinessChanged(ctx)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2/ktesting"
 
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/framework"
@@ -18,7 +19,8 @@ func TestSpeakerRoutesAnnouncersByKind(t *testing.T) {
 	exe := testbin.Build(t, "./announcers/manager/testdata/testannouncer")
 	t.Setenv("TESTANNOUNCER_KIND", "bgp")
 	cfg := &config.SpeakerConfiguration{Announcers: []config.Announcer{{Name: "arp"}, {Name: "corp-bgp", Path: exe}}}
-	s, err := newSpeaker(Options{NodeName: "node-a", Config: cfg, KubeConfig: &rest.Config{Host: "https://127.0.0.1:1"}, AnnouncerDir: t.TempDir()})
+	_, ctx := ktesting.NewTestContext(t)
+	s, err := newSpeaker(ctx, Options{NodeName: "node-a", Config: cfg, KubeConfig: &rest.Config{Host: "https://127.0.0.1:1"}, AnnouncerDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

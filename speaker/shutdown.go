@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/herald-lb/herald/framework"
 	"github.com/herald-lb/herald/speaker/announce"
 )
@@ -12,6 +14,7 @@ import (
 // shutdown hands the node's IPs over (when synced), stops the announcers (they drain) and
 // the loops.
 func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, wg *sync.WaitGroup, srv httpServers, synced bool) error {
+	logger := klog.FromContext(runCtx)
 	timeout := s.o.Config.Draining.Timeout.Duration
 	if synced {
 		s.handOver(runCtx, timeout)
@@ -30,40 +33,41 @@ func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, w
 	if synced {
 		for _, cur := range s.ledger.List() {
 			if rerr := s.ledger.Retract(stopCtx, cur); rerr != nil {
-				s.log.Error(rerr, "removing status on shutdown", "ip", cur.IP)
+				logger.Error(rerr, "removing status on shutdown", "ip", cur.IP)
 			}
 		}
 		if ferr := s.l2Status.Flush(stopCtx); ferr != nil {
-			s.log.Error(ferr, "removing ServiceL2Status on shutdown")
+			logger.Error(ferr, "removing ServiceL2Status on shutdown")
 		}
 		if ferr := s.bgpStatus.Flush(stopCtx); ferr != nil {
-			s.log.Error(ferr, "removing ServiceBGPStatus on shutdown")
+			logger.Error(ferr, "removing ServiceBGPStatus on shutdown")
 		}
 	}
 	stopRun()
 	srv.close(stopCtx)
 	wg.Wait()
-	s.log.Info("Stopped")
+	logger.Info("Stopped")
 	return err
 }
 
 // handOver marks the heartbeat draining and waits, at most timeout, until another node's
 // status object names each Service this node announces.
 func (s *Speaker) handOver(ctx context.Context, timeout time.Duration) {
+	logger := klog.FromContext(ctx)
 	start := time.Now()
 	if err := s.hb.drain(ctx); err != nil {
-		s.log.Error(err, "Could not mark the heartbeat draining; withdrawing without hand-over")
+		logger.Error(err, "Could not mark the heartbeat draining; withdrawing without hand-over")
 		return
 	}
 	deadline := time.Now().Add(timeout)
 	for {
 		pending := s.pendingHandOver()
 		if pending == 0 {
-			s.log.Info("Hand-over complete", "took", time.Since(start))
+			logger.Info("Hand-over complete", "took", time.Since(start))
 			return
 		}
 		if time.Now().After(deadline) {
-			s.log.Info("Hand-over timed out; withdrawing anyway", "pending", pending, "timeout", timeout)
+			logger.Info("Hand-over timed out; withdrawing anyway", "pending", pending, "timeout", timeout)
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -28,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/announcers/manager"
@@ -54,7 +54,6 @@ type Options struct {
 	Registry framework.Registry
 	// KubeConfig is what Run builds the clients from (New is given them).
 	KubeConfig *rest.Config
-	Logger     logr.Logger
 	// AnnouncerDir holds herald-announcer-<name> for announcers the configuration gives no
 	// path for; empty means the directory of the running executable. Read by Run only (New is
 	// given the announcer manager).
@@ -68,7 +67,6 @@ type Options struct {
 // Speaker is a running speaker.
 type Speaker struct {
 	o       Options
-	log     logr.Logger
 	client  kubernetes.Interface
 	metallb metallbclient.Interface
 	// informClient and informMetallb are for the informers only (see informerConfig).
@@ -106,9 +104,10 @@ type Speaker struct {
 	synced chan struct{}
 }
 
-// Run runs the speaker until ctx is done, then hands over (drains) and returns.
+// Run runs the speaker until ctx is done, then hands over (drains) and returns. It logs with
+// ctx's logger (klog.FromContext).
 func Run(ctx context.Context, o Options) error {
-	s, err := newSpeaker(o)
+	s, err := newSpeaker(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -127,8 +126,12 @@ func (s *Speaker) namespace() string { return s.o.Config.Heartbeat.Namespace }
 // leftover object elsewhere (MetalLB's metallb-system) is never merged with Herald's.
 func (s *Speaker) configNamespace() string { return s.o.Config.ConfigNamespace }
 
-// Run runs the speaker until ctx is done, then hands over (drains) and returns.
+// Run runs the speaker until ctx is done, then hands over (drains) and returns. It logs with
+// ctx's logger (klog.FromContext).
 func (s *Speaker) Run(ctx context.Context) error {
+	// Every line names the node, so that the logs of all the speakers can be read together.
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "node", s.o.NodeName)
+	ctx = klog.NewContext(ctx, logger)
 	if err := CheckCRDs(ctx, s.client, s.bgpAnnouncer() != ""); err != nil {
 		return err
 	}
@@ -137,7 +140,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	// before it stops. Without one (a kubeconfig user) they are left to the operator.
 	own, err := owner.ServiceAccount(ctx, s.client, s.namespace())
 	if err != nil {
-		s.log.Error(err, "Objects this speaker creates will not be garbage-collected with its ServiceAccount")
+		logger.Error(err, "Objects this speaker creates will not be garbage-collected with its ServiceAccount")
 	}
 	s.hb.setOwner(own)
 	framework.RegisterMetrics()
@@ -149,20 +152,20 @@ func (s *Speaker) Run(ctx context.Context) error {
 		return statusLister.ServiceL2Statuses(ns).Get(name)
 	}
 	s.recorder = s.newRecorder(ctx)
-	s.stale = &staleSweeper{self: s.o.NodeName, log: s.log.WithName("stale-status"), client: s.metallb.MetallbV1beta1(),
+	s.stale = &staleSweeper{self: s.o.NodeName, client: s.metallb.MetallbV1beta1(),
 		l2: statusLister, bgp: bgpStatusLister, snapshot: s.builder.Snapshot,
 		mayAct: changeGate{s}.MayWithdraw, trigger: make(chan struct{}, 1)}
 	nsMetallb := metallbinformers.NewSharedInformerFactoryWithOptions(s.informMetallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
 		metallbinformers.WithNamespace(s.configNamespace()))
 	secrets := informers.NewSharedInformerFactoryWithOptions(s.informClient, s.o.Resync, informers.WithNamespace(s.configNamespace()), informers.WithTransform(stripUnread))
 	if bgp := s.bgpAnnouncer(); bgp != "" {
-		s.peers = newPeerSync(s.log.WithName("bgp-peers"), bgp, s.mgr, s.peerInputs(nsMetallb, secrets), s.recorder,
+		s.peers = newPeerSync(bgp, s.mgr, s.peerInputs(nsMetallb, secrets), s.recorder,
 			func() { s.queue.Add(allKey) })
 	}
-	if err := s.wireBind(statusLister, bgpStatusLister, own); err != nil {
+	if err := s.wireBind(ctx, statusLister, bgpStatusLister, own); err != nil {
 		return err
 	}
-	srv, err := s.listenHTTP()
+	srv, err := s.listenHTTP(ctx)
 	if err != nil {
 		return err
 	}
@@ -174,7 +177,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = heartbeatSelector() }))
 	s.nodeLister = core.Core().V1().Nodes().Lister()
 	f := factories{core: core, leases: leases, status: l2Factory, config: nsMetallb}
-	wiringError := func(err error) { s.log.Error(err, "An informer delivered an object the snapshot does not follow") }
+	wiringError := func(err error) { logger.Error(err, "An informer delivered an object the snapshot does not follow") }
 	var handlers []struct {
 		inf cache.SharedIndexInformer
 		h   cache.ResourceEventHandler
@@ -220,48 +223,49 @@ func (s *Speaker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	s.ready.update(s.mgr.Health())
 	wg.Add(1)
-	go func() { defer wg.Done(); s.hb.run(runCtx) }()
+	go func() { defer wg.Done(); s.hb.run(named(runCtx, "heartbeat")) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watchHealth(runCtx, healthPoll) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watchAnnouncerEvents(runCtx) }()
 
-	s.log.Info("Waiting for informers to sync")
+	logger.Info("Waiting for informers to sync")
 	syncOK := cache.WaitForCacheSync(ctx.Done(), informersSynced(handlers)...)
 	if !syncOK {
-		s.log.Info("Stopped before the informers synced")
+		logger.Info("Stopped before the informers synced")
 		return s.shutdown(runCtx, stopRun, &wg, srv, false)
 	}
 	close(s.synced)
-	s.log.Info("Informers synced; scheduling", "cluster", s.builder.String())
+	logger.Info("Informers synced; scheduling", "cluster", s.builder.String())
 	if s.ready.setSynced() {
 		s.hb.poke()
 	}
 	// No candidate before the heartbeats have been watched for a lease duration (liveness.Watched).
 	watched := time.AfterFunc(s.ready.watchFor, func() {
 		if s.ready.setWatched() {
-			s.readinessChanged()
+			s.readinessChanged(ctx)
 		}
 	})
 	defer watched.Stop()
 	if s.peers != nil {
+		peersCtx := named(runCtx, peersLogName)
 		// Peers first, so the first cycles publish the peers they advertise to.
-		if err := s.peers.sync(runCtx); err != nil {
-			s.log.Error(err, "Configuring BGP peers; retrying")
+		if err := s.peers.sync(peersCtx); err != nil {
+			logger.Error(err, "Configuring BGP peers; retrying")
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); s.peers.run(runCtx) }()
+		go func() { defer wg.Done(); s.peers.run(peersCtx) }()
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.pollAnnouncers(runCtx, 2*time.Second) }()
 	wg.Add(1)
-	go func() { defer wg.Done(); s.bgpStatus.Run(runCtx, 2) }()
+	go func() { defer wg.Done(); s.bgpStatus.Run(named(runCtx, "bgp-status"), 2) }()
 	wg.Add(1)
-	go func() { defer wg.Done(); s.l2Status.Run(runCtx, 2) }()
+	go func() { defer wg.Done(); s.l2Status.Run(named(runCtx, "l2-status"), 2) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); newProblemReporter(s.o.NodeName, s.recorder).run(runCtx, s.builder) }()
 	wg.Add(1)
-	go func() { defer wg.Done(); s.stale.run(runCtx) }()
+	go func() { defer wg.Done(); s.stale.run(named(runCtx, "stale-status")) }()
 	s.queue.Add(allKey)
 	const workers = 2
 	for i := 0; i < workers; i++ {
@@ -272,28 +276,31 @@ func (s *Speaker) Run(ctx context.Context) error {
 	return s.shutdown(runCtx, stopRun, &wg, srv, true)
 }
 
+// named returns ctx with its logger named name: a component the speaker runs in goroutines of
+// its own logs under its name.
+func named(ctx context.Context, name string) context.Context {
+	return klog.NewContext(ctx, klog.LoggerWithName(klog.FromContext(ctx), name))
+}
+
 // wireBind builds what the cycles bind into, from the status objects' listers: the status
 // writers, the ledger, the Announce plugin over it and one framework per profile. It reads
 // s.recorder and s.peers, and creates no informer (the tests call it with listers of their
-// own).
-func (s *Speaker) wireBind(l2 metallblisters.ServiceL2StatusLister, bgp metallblisters.ServiceBGPStatusLister, own *metav1.OwnerReference) error {
+// own). The frameworks' plugins log with ctx's logger.
+func (s *Speaker) wireBind(ctx context.Context, l2 metallblisters.ServiceL2StatusLister, bgp metallblisters.ServiceBGPStatusLister, own *metav1.OwnerReference) error {
 	reg := framework.Registry{}
 	if err := reg.Merge(s.o.Registry); err != nil {
 		return err
 	}
 	s.l2Status = announce.NewAsyncStatus(
-		announce.NewL2StatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), l2).WithOwner(own),
-		s.log.WithName("l2-status"))
+		announce.NewL2StatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), l2).WithOwner(own))
 	s.bgpStatus = announce.NewAsyncStatus(
-		announce.NewBGPStatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), bgp).WithOwner(own),
-		s.log.WithName("bgp-status"))
+		announce.NewBGPStatusWriter(s.o.NodeName, s.namespace(), s.metallb.MetallbV1beta1(), bgp).WithOwner(own))
 	s.ledger = announce.NewLedger(s.mgr, announce.StatusWriters{L2: s.l2Status, BGP: s.bgpStatus}, changeGate{s})
 	deps := announce.Deps{
 		Ledger:   s.ledger,
 		Router:   announcerRoutes{s},
 		Observer: announceMetrics{},
 		Recorder: s.recorder,
-		Log:      s.log.WithName("announce"),
 	}
 	if s.peers != nil {
 		deps.Peers = s.peers
@@ -306,7 +313,7 @@ func (s *Speaker) wireBind(l2 metallblisters.ServiceL2StatusLister, bgp metallbl
 	} else {
 		reg[announce.Name] = plugin.Registration()
 	}
-	return s.buildFrameworks(reg)
+	return s.buildFrameworks(ctx, reg)
 }
 
 func informersSynced(hs []struct {
@@ -328,7 +335,7 @@ func (s *Speaker) configureAnnouncers(ctx context.Context) {
 		}
 		err := s.mgr.Configure(ctx, name, announcers.Config{L2: &announcers.L2Config{}})
 		if _, kept := manager.Kept(manager.Result{}, err); err != nil && !kept {
-			s.log.Error(err, "Configuring announcer", "announcer", name)
+			klog.FromContext(ctx).Error(err, "Configuring announcer", "announcer", name)
 		}
 	}
 }

@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2/ktesting"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/announcers/manager"
@@ -142,7 +142,7 @@ func newTestSpeaker(t *testing.T, mgr *fakeManager) *testSpeaker {
 	}
 	reg := framework.Registry{"TestEth0": {Factory: func(framework.PluginArgs, framework.Handle) (framework.Plugin, error) { return eth0{}, nil }}}
 	mlb := metallbfake.NewSimpleClientset()
-	s, err := New(Options{NodeName: self, Config: cfg, Registry: reg, Logger: logr.Discard(),
+	s, err := New(Options{NodeName: self, Config: cfg, Registry: reg,
 		Interfaces: func() ([]framework.Interface, error) { return nil, nil }},
 		Clients{Kube: kubefake.NewSimpleClientset(), Metallb: mlb}, mgr)
 	if err != nil {
@@ -156,7 +156,8 @@ func newTestSpeaker(t *testing.T, mgr *fakeManager) *testSpeaker {
 		t.Fatalf("first heartbeat: %v", err)
 	}
 	empty := func() cache.Indexer { return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{}) }
-	if err := s.wireBind(metallblisters.NewServiceL2StatusLister(empty()), metallblisters.NewServiceBGPStatusLister(empty()), nil); err != nil {
+	_, ctx := ktesting.NewTestContext(t)
+	if err := s.wireBind(ctx, metallblisters.NewServiceL2StatusLister(empty()), metallblisters.NewServiceBGPStatusLister(empty()), nil); err != nil {
 		t.Fatal(err)
 	}
 	s.builder.SetNode(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: self}})

@@ -6,11 +6,11 @@ import (
 	"hash/fnv"
 	"time"
 
-	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 
 	metallbclient "github.com/herald-lb/herald/config/metallb/client/clientset/versioned/typed/metallb/v1beta1"
 	metallblisters "github.com/herald-lb/herald/config/metallb/client/listers/metallb/v1beta1"
@@ -26,7 +26,6 @@ import (
 // objects are not Herald's (MetalLB's speakers write the same kinds).
 type staleSweeper struct {
 	self     string
-	log      logr.Logger
 	client   metallbclient.MetallbV1beta1Interface
 	l2       metallblisters.ServiceL2StatusLister
 	bgp      metallblisters.ServiceBGPStatusLister
@@ -48,7 +47,7 @@ func (w *staleSweeper) poke() {
 	}
 }
 
-// run sweeps on every poke until ctx is done.
+// run sweeps on every poke until ctx is done; it logs with ctx's logger.
 func (w *staleSweeper) run(ctx context.Context) {
 	for {
 		select {
@@ -57,7 +56,7 @@ func (w *staleSweeper) run(ctx context.Context) {
 		case <-w.trigger:
 		}
 		if err := w.sweep(ctx); err != nil && ctx.Err() == nil {
-			w.log.Error(err, "Deleting stale status objects; retrying")
+			klog.FromContext(ctx).Error(err, "Deleting stale status objects; retrying")
 			time.AfterFunc(time.Second, w.poke)
 		}
 	}
@@ -132,6 +131,7 @@ func (w *staleSweeper) sweep(ctx context.Context) error {
 // restarted speaker recreated meanwhile is not touched.
 func (w *staleSweeper) remove(ctx context.Context, kind, namespace, name string, uid types.UID, node string,
 	del func(context.Context, string, metav1.DeleteOptions) error) error {
+	logger := klog.FromContext(ctx)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := del(cctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
@@ -139,11 +139,11 @@ func (w *staleSweeper) remove(ctx context.Context, kind, namespace, name string,
 	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 		// Logged too: a second party acting on the same object shows in the logs even when
 		// the API server turned it away.
-		w.log.Info("The status object of a node whose speaker is not alive was already gone or replaced", "kind", kind, "namespace", namespace, "name", name, "node", node)
+		logger.Info("The status object of a node whose speaker is not alive was already gone or replaced", "kind", kind, "namespace", namespace, "name", name, "node", node)
 		return nil
 	case err != nil:
 		return err
 	}
-	w.log.Info("Deleted the status object of a node whose speaker is not alive", "kind", kind, "namespace", namespace, "name", name, "node", node)
+	logger.Info("Deleted the status object of a node whose speaker is not alive", "kind", kind, "namespace", namespace, "name", name, "node", node)
 	return nil
 }

@@ -1,15 +1,14 @@
 package speaker
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2/ktesting"
 
 	"github.com/herald-lb/herald/config/metallb/client/clientset/versioned/fake"
 	metallblisters "github.com/herald-lb/herald/config/metallb/client/listers/metallb/v1beta1"
@@ -89,7 +88,7 @@ func TestSweep(t *testing.T) {
 			client := fake.NewSimpleClientset()
 			l2Idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 			bgpIdx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
-			ctx := context.Background()
+			_, ctx := ktesting.NewTestContext(t)
 			for _, o := range l2s {
 				_ = l2Idx.Add(o)
 				if _, err := client.MetallbV1beta1().ServiceL2Statuses(o.Namespace).Create(ctx, o, metav1.CreateOptions{}); err != nil {
@@ -102,7 +101,7 @@ func TestSweep(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			w := &staleSweeper{self: c.self, log: logr.Discard(), client: client.MetallbV1beta1(),
+			w := &staleSweeper{self: c.self, client: client.MetallbV1beta1(),
 				l2: metallblisters.NewServiceL2StatusLister(l2Idx), bgp: metallblisters.NewServiceBGPStatusLister(bgpIdx),
 				snapshot: func(time.Time) *framework.Snapshot { return framework.NewSnapshot(sweepNow, nodes) },
 				mayAct:   func() bool { return c.mayAct }}

@@ -28,8 +28,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
-
-	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/announcers/manager"
@@ -100,8 +99,6 @@ type Deps struct {
 	// Observer is told each announcement this node starts; nil: nobody.
 	Observer Observer
 	Recorder record.EventRecorder
-	// Log receives one line per announce and withdraw decision.
-	Log logr.Logger
 }
 
 // Current is one unit this node announces.
@@ -192,10 +189,15 @@ func quiet(state *framework.CycleState) bool {
 	return err == nil
 }
 
+// logName names the logger of Bind (one line per announce and withdraw decision), under the
+// logger of the cycle's ctx: the framework hands every bind plugin the same ctx.
+const logName = "announce"
+
 // Bind announces the unit when this node is selected and withdraws it otherwise. BGP units are
 // left to other bind plugins (Skip) when no BGP announcer is configured.
 func (p *Plugin) Bind(ctx context.Context, state *framework.CycleState, unit *framework.Unit, selected []string) *framework.Status {
 	defer p.ledger.lock(unit.Key())()
+	ctx = klog.NewContext(ctx, klog.LoggerWithName(klog.FromContext(ctx), logName))
 	switch unit.Mode {
 	case framework.ModeL2:
 		if slices.Contains(selected, p.node) {
@@ -203,7 +205,7 @@ func (p *Plugin) Bind(ctx context.Context, state *framework.CycleState, unit *fr
 		}
 	case framework.ModeBGP:
 		if p.deps.Router.AnnouncerFor(framework.AnnouncerKindBGP) == "" {
-			p.warnNoBGP(unit)
+			p.warnNoBGP(ctx, unit)
 			return framework.NewStatus(framework.Skip)
 		}
 		if slices.Contains(selected, p.node) {
@@ -215,13 +217,13 @@ func (p *Plugin) Bind(ctx context.Context, state *framework.CycleState, unit *fr
 	return p.withdraw(ctx, state, unit, selected)
 }
 
-func (p *Plugin) warnNoBGP(unit *framework.Unit) {
+func (p *Plugin) warnNoBGP(ctx context.Context, unit *framework.Unit) {
 	p.mu.Lock()
 	warned := p.warnedNoBGP
 	p.warnedNoBGP = true
 	p.mu.Unlock()
 	if !warned {
-		p.deps.Log.Info("A BGPAdvertisement covers this IP but the speaker runs no bgp announcer (add it to announcers in the configuration); BGP units are not advertised", "ip", unit.IP)
+		klog.FromContext(ctx).Info("A BGPAdvertisement covers this IP but the speaker runs no bgp announcer (add it to announcers in the configuration); BGP units are not advertised", "ip", unit.IP)
 	}
 }
 
@@ -235,7 +237,7 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	key := unit.Key()
 	prev, already := p.ledger.get(key)
 	if !already && !p.ledger.mayClaim() {
-		p.deps.Log.Info("Not claiming an IP this node won: its heartbeat is not current", "ip", unit.IP)
+		klog.FromContext(ctx).Info("Not claiming an IP this node won: its heartbeat is not current", "ip", unit.IP)
 		return framework.NewStatus(framework.Success).WithDetail("not claiming %s: this node's heartbeat is not current", unit.IP)
 	}
 	name := p.deps.Router.AnnouncerFor(unit.AnnouncerKind())
@@ -275,14 +277,14 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	}
 	if quiet(state) {
 		if !already {
-			p.deps.Log.Info("Announcing ahead of taking over", "ip", unit.IP, "interfaces", itfs, "announcedBy", unit.AnnouncingNodes)
+			klog.FromContext(ctx).Info("Announcing ahead of taking over", "ip", unit.IP, "interfaces", itfs, "announcedBy", unit.AnnouncingNodes)
 		}
 		p.ledger.hold(cur)
 		return framework.NewStatus(framework.Success).WithDetail("announcing %s ahead of taking it over", unit.IP)
 	}
 	first := !cur.Claimed
 	if first {
-		p.deps.Log.Info("Announcing", "ip", unit.IP, "interfaces", itfs, "was", unit.AnnouncingNodes)
+		klog.FromContext(ctx).Info("Announcing", "ip", unit.IP, "interfaces", itfs, "was", unit.AnnouncingNodes)
 		p.observe(framework.ModeL2, len(unit.AnnouncingNodes) > 0 && !slices.Contains(unit.AnnouncingNodes, p.node))
 	}
 	cur.Claimed = true

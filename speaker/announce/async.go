@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/framework"
 )
@@ -21,7 +21,6 @@ import (
 // backoff. A cut-off API server therefore never holds announcements back.
 type AsyncStatus struct {
 	w     StatusWriter
-	log   logr.Logger
 	queue workqueue.TypedRateLimitingInterface[asyncKey]
 
 	mu   sync.Mutex
@@ -41,8 +40,8 @@ type asyncWant struct {
 var _ StatusWriter = (*AsyncStatus)(nil)
 
 // NewAsyncStatus returns a writer that defers to w; Run starts its workers.
-func NewAsyncStatus(w StatusWriter, log logr.Logger) *AsyncStatus {
-	return &AsyncStatus{w: w, log: log, want: map[asyncKey]asyncWant{},
+func NewAsyncStatus(w StatusWriter) *AsyncStatus {
+	return &AsyncStatus{w: w, want: map[asyncKey]asyncWant{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[asyncKey](),
 			workqueue.TypedRateLimitingQueueConfig[asyncKey]{Name: "herald-status"})}
 }
@@ -66,7 +65,7 @@ func (a *AsyncStatus) set(k asyncKey, w asyncWant) {
 	a.queue.Add(k)
 }
 
-// Run writes until ctx is done, with the given number of workers.
+// Run writes until ctx is done, with the given number of workers; they log with ctx's logger.
 func (a *AsyncStatus) Run(ctx context.Context, workers int) {
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
@@ -103,7 +102,7 @@ func (a *AsyncStatus) next(ctx context.Context) bool {
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			a.log.Error(err, "Writing status; retrying", "service", k.svc, "ip", k.ip)
+			klog.FromContext(ctx).Error(err, "Writing status; retrying", "service", k.svc, "ip", k.ip)
 			a.queue.AddRateLimited(k)
 		}
 		return true

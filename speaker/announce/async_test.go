@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/herald-lb/herald/framework"
 )
 
@@ -45,7 +43,7 @@ func (s *slowStatus) Retract(_ context.Context, svc framework.ServiceKey, ip net
 
 func TestAsyncStatusWritesLatestWishAndRetries(t *testing.T) {
 	inner := &slowStatus{release: make(chan struct{})}
-	a := NewAsyncStatus(inner, logr.Discard())
+	a := NewAsyncStatus(inner)
 	svc := framework.ServiceKey{Namespace: "default", Name: "web"}
 	ip := netip.MustParseAddr("203.0.113.10")
 	// The calls return at once, whatever the API server does.

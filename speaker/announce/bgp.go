@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/framework"
@@ -33,7 +34,7 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 	}
 	prev, already := p.ledger.get(key)
 	if !already && !p.ledger.mayClaim() {
-		p.deps.Log.Info("Not advertising an IP this node qualifies for: its heartbeat is not current", "ip", unit.IP)
+		klog.FromContext(ctx).Info("Not advertising an IP this node qualifies for: its heartbeat is not current", "ip", unit.IP)
 		return framework.NewStatus(framework.Success).WithDetail("not advertising %s: this node's heartbeat is not current", unit.IP)
 	}
 	name := p.deps.Router.AnnouncerFor(framework.AnnouncerKindBGP)
@@ -67,7 +68,7 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 	// Claimed, not already: a unit advertised ahead of being a candidate, or kept while the
 	// announcer started, is counted (and logged) when this node first claims it.
 	if !cur.Claimed {
-		p.deps.Log.Info("Advertising", "ip", unit.IP, "routes", len(routes), "peers", cur.Peers, "was", unit.AnnouncingNodes)
+		klog.FromContext(ctx).Info("Advertising", "ip", unit.IP, "routes", len(routes), "peers", cur.Peers, "was", unit.AnnouncingNodes)
 		p.observe(framework.ModeBGP, false)
 	}
 	cur.Claimed = true

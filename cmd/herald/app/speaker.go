@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -88,12 +87,13 @@ func newSpeakerCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tuneMemory(klog.Background().WithName("speaker"), speakerGCPercent)
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			logger := klog.LoggerWithName(klog.Background(), "speaker")
+			tuneMemory(logger, speakerGCPercent)
+			ctx, stop := signal.NotifyContext(klog.NewContext(cmd.Context(), logger), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 			return speaker.Run(ctx, speaker.Options{
 				NodeName: nodeName, Holder: holder, Config: c, Registry: reg, KubeConfig: rc,
-				Logger: klog.Background().WithName("speaker"), AnnouncerDir: announcerDir,
+				AnnouncerDir: announcerDir,
 			})
 		},
 	}
