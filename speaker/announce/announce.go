@@ -189,15 +189,17 @@ func quiet(state *framework.CycleState) bool {
 	return err == nil
 }
 
-// logName names the logger of Bind (one line per announce and withdraw decision), under the
-// logger of the cycle's ctx: the framework hands every bind plugin the same ctx.
-const logName = "announce"
+// logger is Bind's logger (one line per announce and withdraw decision): ctx's, named
+// "announce" (the framework hands every bind plugin the same ctx). Named where a line is
+// logged, not per Bind: a pass binds every unit and logs for few.
+func logger(ctx context.Context) klog.Logger {
+	return klog.LoggerWithName(klog.FromContext(ctx), "announce")
+}
 
 // Bind announces the unit when this node is selected and withdraws it otherwise. BGP units are
 // left to other bind plugins (Skip) when no BGP announcer is configured.
 func (p *Plugin) Bind(ctx context.Context, state *framework.CycleState, unit *framework.Unit, selected []string) *framework.Status {
 	defer p.ledger.lock(unit.Key())()
-	ctx = klog.NewContext(ctx, klog.LoggerWithName(klog.FromContext(ctx), logName))
 	switch unit.Mode {
 	case framework.ModeL2:
 		if slices.Contains(selected, p.node) {
@@ -223,7 +225,7 @@ func (p *Plugin) warnNoBGP(ctx context.Context, unit *framework.Unit) {
 	p.warnedNoBGP = true
 	p.mu.Unlock()
 	if !warned {
-		klog.FromContext(ctx).Info("A BGPAdvertisement covers this IP but the speaker runs no bgp announcer (add it to announcers in the configuration); BGP units are not advertised", "ip", unit.IP)
+		logger(ctx).Info("A BGPAdvertisement covers this IP but the speaker runs no bgp announcer (add it to announcers in the configuration); BGP units are not advertised", "ip", unit.IP)
 	}
 }
 
@@ -237,7 +239,7 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	key := unit.Key()
 	prev, already := p.ledger.get(key)
 	if !already && !p.ledger.mayClaim() {
-		klog.FromContext(ctx).Info("Not claiming an IP this node won: its heartbeat is not current", "ip", unit.IP)
+		logger(ctx).Info("Not claiming an IP this node won: its heartbeat is not current", "ip", unit.IP)
 		return framework.NewStatus(framework.Success).WithDetail("not claiming %s: this node's heartbeat is not current", unit.IP)
 	}
 	name := p.deps.Router.AnnouncerFor(unit.AnnouncerKind())
@@ -277,14 +279,14 @@ func (p *Plugin) announce(ctx context.Context, state *framework.CycleState, unit
 	}
 	if quiet(state) {
 		if !already {
-			klog.FromContext(ctx).Info("Announcing ahead of taking over", "ip", unit.IP, "interfaces", itfs, "announcedBy", unit.AnnouncingNodes)
+			logger(ctx).Info("Announcing ahead of taking over", "ip", unit.IP, "interfaces", itfs, "announcedBy", unit.AnnouncingNodes)
 		}
 		p.ledger.hold(cur)
 		return framework.NewStatus(framework.Success).WithDetail("announcing %s ahead of taking it over", unit.IP)
 	}
 	first := !cur.Claimed
 	if first {
-		klog.FromContext(ctx).Info("Announcing", "ip", unit.IP, "interfaces", itfs, "was", unit.AnnouncingNodes)
+		logger(ctx).Info("Announcing", "ip", unit.IP, "interfaces", itfs, "was", unit.AnnouncingNodes)
 		p.observe(framework.ModeL2, len(unit.AnnouncingNodes) > 0 && !slices.Contains(unit.AnnouncingNodes, p.node))
 	}
 	cur.Claimed = true

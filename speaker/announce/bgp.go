@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/announcers"
 	"github.com/herald-lb/herald/framework"
@@ -34,7 +33,7 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 	}
 	prev, already := p.ledger.get(key)
 	if !already && !p.ledger.mayClaim() {
-		klog.FromContext(ctx).Info("Not advertising an IP this node qualifies for: its heartbeat is not current", "ip", unit.IP)
+		logger(ctx).Info("Not advertising an IP this node qualifies for: its heartbeat is not current", "ip", unit.IP)
 		return framework.NewStatus(framework.Success).WithDetail("not advertising %s: this node's heartbeat is not current", unit.IP)
 	}
 	name := p.deps.Router.AnnouncerFor(framework.AnnouncerKindBGP)
@@ -68,7 +67,7 @@ func (p *Plugin) advertise(ctx context.Context, state *framework.CycleState, uni
 	// Claimed, not already: a unit advertised ahead of being a candidate, or kept while the
 	// announcer started, is counted (and logged) when this node first claims it.
 	if !cur.Claimed {
-		klog.FromContext(ctx).Info("Advertising", "ip", unit.IP, "routes", len(routes), "peers", cur.Peers, "was", unit.AnnouncingNodes)
+		logger(ctx).Info("Advertising", "ip", unit.IP, "routes", len(routes), "peers", cur.Peers, "was", unit.AnnouncingNodes)
 		p.observe(framework.ModeBGP, false)
 	}
 	cur.Claimed = true

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/herald-lb/herald/framework"
 )
@@ -19,10 +18,10 @@ func (p *Plugin) withdraw(ctx context.Context, state *framework.CycleState, unit
 		return p.retractAll(ctx, unit)
 	}
 	if !p.ledger.mayWithdraw() {
-		klog.FromContext(ctx).Info("Keeping an IP this node lost: it cannot withdraw now", "ip", unit.IP, "selected", selected)
+		logger(ctx).Info("Keeping an IP this node lost: it cannot withdraw now", "ip", unit.IP, "selected", selected)
 		return framework.NewStatus(framework.Success).WithDetail("keeping %s: this node cannot withdraw now", unit.IP)
 	}
-	klog.FromContext(ctx).Info("Withdrawing", "ip", unit.IP, "selected", selected)
+	logger(ctx).Info("Withdrawing", "ip", unit.IP, "selected", selected)
 	if err := p.ledger.withdraw(ctx, prev); err != nil {
 		return framework.AsStatus(err)
 	}
