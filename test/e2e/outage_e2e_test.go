@@ -217,13 +217,17 @@ func TestE2EAPIServerOutage(t *testing.T) {
 	}
 }
 
-// waitAllReady waits until every speaker's /readyz answers 200.
+// waitAllReady waits until every speaker's /readyz answers 200 (a speaker that does not
+// listen yet is not ready).
 func (c *cluster) waitAllReady(timeout time.Duration) {
 	c.t.Helper()
 	eventually(c.t, timeout, func() (bool, string) {
 		for i, n := range c.nodes {
-			if code, body := c.readyz(i); code != 200 {
-				return false, fmt.Sprintf("%s /readyz = %d %q", n, code, body)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			out, err := c.lab.Nodes[i].Command(ctx, "curl", "-s", "-f", "--max-time", "5", "http://127.0.0.1:7472/readyz").CombinedOutput()
+			cancel()
+			if err != nil {
+				return false, fmt.Sprintf("%s /readyz: %v %q", n, err, out)
 			}
 		}
 		return true, ""
