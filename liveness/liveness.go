@@ -285,10 +285,10 @@ func Watched(syncedAt, now time.Time, leaseDuration time.Duration) bool {
 // it would win; a node that renewed after the outage began was not cut off by it, and its
 // lapse counts.
 //
-// It doubts so for the whole settle (two lease durations) only when the outage was shared: a
-// node other than this one came back from it (framework.SpeakerInfo.Returned after d.Cut),
-// as every node does after the API server's own outage, and then one whose first write hangs
-// comes back late. Otherwise (a partition of this node alone) it doubts for the first lease
+// It doubts so for the whole settle (two lease durations) only when the outage was shared: at
+// least half of the other nodes came back from it (framework.SpeakerInfo.Returned after
+// d.Cut), as every node does after the API server's own outage, and then one whose first
+// write hangs comes back late. Otherwise (a partition of this node alone) it doubts for the first lease
 // duration only (until d.Alone), as long as the others needed to renew: a node that died just
 // before this node's partition would otherwise leave its IPs, which the others hand to this
 // node, unanswered for a lease duration more (sim seeds 153 and 215).
@@ -316,7 +316,7 @@ func Generous(nodes []*framework.NodeInfo, d Doubt, now time.Time) []*framework.
 	if !d.Until.IsZero() && d.Until.Before(now) {
 		until = d.Until
 	}
-	doubting := d.Alone.After(now) || shared(nodes, d.Self, d.Cut)
+	doubting := d.Alone.After(now) || shared(nodes, d.Self, d.Since, d.Cut)
 	var out []*framework.NodeInfo
 	for i, n := range nodes {
 		if n.Speaker == nil {
@@ -352,14 +352,23 @@ func Generous(nodes []*framework.NodeInfo, d Doubt, now time.Time) []*framework.
 	return out
 }
 
-// shared reports whether a node other than self came back after cut
-// (framework.SpeakerInfo.Returned): its renewals stopped for a lease duration too, so the
-// outage that began at cut was likely the API server's, not self's alone.
-func shared(nodes []*framework.NodeInfo, self string, cut time.Time) bool {
+// shared reports whether at least half of the nodes other than self that were alive when
+// the trouble began (a heartbeat expiring after since) came back after cut
+// (framework.SpeakerInfo.Returned): their renewals stopped for a lease duration too, so the
+// outage that began at cut was the API server's, not self's alone. One other node's return is
+// not enough: two nodes' partitions that merely overlap are not a shared outage (sim seed
+// 1468: node-09's partition began while node-13's ran, and node-13 doubted a dead node for
+// 5 s).
+func shared(nodes []*framework.NodeInfo, self string, since, cut time.Time) bool {
+	alive, back := 0, 0
 	for _, n := range nodes {
-		if n.Name != self && n.Speaker != nil && n.Speaker.Returned.After(cut) {
-			return true
+		if n.Name == self || n.Speaker == nil || !n.Speaker.Expiry().After(since) {
+			continue
+		}
+		alive++
+		if n.Speaker.Returned.After(cut) {
+			back++
 		}
 	}
-	return false
+	return back > 0 && 2*back >= alive
 }

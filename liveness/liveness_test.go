@@ -2,6 +2,7 @@ package liveness
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -99,8 +100,8 @@ func TestGenerous(t *testing.T) {
 		name  string
 		until time.Time
 		alone time.Time
-		// returned names a node that came back after the cut (framework.SpeakerInfo.Returned).
-		returned string
+		// returned names the nodes that came back after the cut (SpeakerInfo.Returned).
+		returned []string
 		want     map[string]bool
 	}{
 		{name: "view sure again only now", want: doubtAll},
@@ -110,10 +111,17 @@ func TestGenerous(t *testing.T) {
 		{name: "past the first lease duration, alone", alone: now, want: map[string]bool{"alive": true,
 			"lapsed-in-trouble": false, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": false,
 			"delivered-late": false, "cut-off-delivered-late": false, "delivered-late-while-paced": false}},
-		{name: "past the first lease duration, its own return only", alone: now, returned: "self", want: map[string]bool{"alive": true,
+		{name: "past the first lease duration, its own return only", alone: now, returned: []string{"self"}, want: map[string]bool{"alive": true,
 			"lapsed-in-trouble": false, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": false,
 			"delivered-late": false, "cut-off-delivered-late": false, "delivered-late-while-paced": false, "self": true}},
-		{name: "past the first lease duration, shared", alone: now, returned: "alive", want: doubtAll},
+		// One of the seven others alive when the trouble began came back: their partitions
+		// overlapped, the outage was not shared.
+		{name: "past the first lease duration, one other back", alone: now, returned: []string{"alive"}, want: map[string]bool{"alive": true,
+			"lapsed-in-trouble": false, "lapsed-before": false, "no-speaker": false, "renewed-after-cut": false, "lapsed-when-sure": false,
+			"delivered-late": false, "cut-off-delivered-late": false, "delivered-late-while-paced": false}},
+		// Four of the seven came back: the API server's outage.
+		{name: "past the first lease duration, shared", alone: now, returned: []string{"alive", "renewed-after-cut", "delivered-late", "delivered-late-while-paced"},
+			want: doubtAll},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,16 +130,17 @@ func TestGenerous(t *testing.T) {
 			if !tt.alone.IsZero() {
 				d.Alone = tt.alone
 			}
-			in := nodes
-			if tt.returned != "" {
-				in = append([]*framework.NodeInfo(nil), nodes...)
-				back := heartbeatNode(tt.returned, t0.Add(9*time.Second), 3*time.Second)
-				back.Speaker.Returned = t0.Add(6 * time.Second)
-				if tt.returned == "alive" {
-					in[0] = back
-				} else {
-					in = append(in, back)
+			in := append([]*framework.NodeInfo(nil), nodes...)
+			for _, name := range tt.returned {
+				i := slices.IndexFunc(in, func(n *framework.NodeInfo) bool { return n.Name == name })
+				if i < 0 {
+					in = append(in, heartbeatNode(name, t0.Add(9*time.Second), 3*time.Second))
+					i = len(in) - 1
 				}
+				c, si := *in[i], *in[i].Speaker
+				si.Returned = t0.Add(6 * time.Second)
+				c.Speaker = &si
+				in[i] = &c
 			}
 			got := Generous(in, d, now)
 			for _, n := range got {
