@@ -234,3 +234,68 @@ func TestRenewalsStaleWatch(t *testing.T) {
 		t.Fatalf("watch caught up: still frozen %q", why)
 	}
 }
+
+// A settle may end after its first lease duration when the outage was this node's alone (at
+// most half of the others came back from it), and EndSettle ends it only then.
+func TestDoubtOverAndEndSettle(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	back := func(name string) *framework.NodeInfo {
+		n := heartbeatNode(name, t0.Add(20*time.Second), 3*time.Second)
+		n.Speaker.Returned = t0.Add(20 * time.Second)
+		return n
+	}
+	steady := func(name string) *framework.NodeInfo {
+		return heartbeatNode(name, t0.Add(20*time.Second), 3*time.Second)
+	}
+	d := Doubt{Since: t0, Cut: t0.Add(time.Second), Alone: t0.Add(22 * time.Second), Self: "self"}
+	tests := []struct {
+		name  string
+		nodes []*framework.NodeInfo
+		now   time.Duration
+		want  bool
+	}{
+		{"alone, first lease duration not over", []*framework.NodeInfo{steady("a"), steady("b"), steady("c")}, 21 * time.Second, false},
+		{"alone, past it", []*framework.NodeInfo{steady("a"), steady("b"), steady("c")}, 22 * time.Second, true},
+		{"one of three others back", []*framework.NodeInfo{back("a"), steady("b"), steady("c")}, 22 * time.Second, true},
+		{"two of three others back: shared", []*framework.NodeInfo{back("a"), back("b"), steady("c")}, 22 * time.Second, false},
+		{"only itself back", []*framework.NodeInfo{back("self"), steady("b"), steady("c")}, 22 * time.Second, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := d.Over(tt.nodes, t0.Add(tt.now)); got != tt.want {
+				t.Errorf("Over = %v, want %v", got, tt.want)
+			}
+		})
+	}
+
+	r := Renewals{Duration: 2500 * time.Millisecond, Interval: time.Second}
+	r.Started(t0)
+	r.Succeeded(t0, t0)
+	r.Finished(nil)
+	r.Started(t0.Add(time.Second))
+	r.Finished(errors.New("refused"))
+	r.Started(t0.Add(10 * time.Second))
+	r.Succeeded(t0.Add(10*time.Second), t0.Add(10*time.Second))
+	r.Finished(nil)
+	seen := t0.Add(10 * time.Second)
+	if _, ok := r.Settling(t0.Add(11*time.Second), seen); !ok {
+		t.Fatal("not settling after an outage")
+	}
+	r.EndSettle(t0.Add(11 * time.Second))
+	if _, ok := r.Settling(t0.Add(11*time.Second), seen); !ok {
+		t.Error("EndSettle ended the settle within its first lease duration")
+	}
+	for _, at := range []time.Duration{11 * time.Second, 12 * time.Second} {
+		r.Started(t0.Add(at))
+		r.Succeeded(t0.Add(at), t0.Add(at))
+		r.Finished(nil)
+		seen = t0.Add(at)
+	}
+	if _, ok := r.Settling(t0.Add(12500*time.Millisecond), seen); !ok {
+		t.Fatal("not settling within two lease durations of the return")
+	}
+	r.EndSettle(t0.Add(12500 * time.Millisecond))
+	if why := r.Frozen(t0.Add(12500*time.Millisecond), seen); why != "" {
+		t.Errorf("after EndSettle past the first lease duration, frozen = %q, want \"\"", why)
+	}
+}

@@ -51,9 +51,14 @@ func (s *Speaker) mayClaim() bool {
 // every heartbeat that lapsed while its view was in doubt alive (liveness.Generous), so that
 // it claims what the others leave to it without taking an IP from a node that is merely slow
 // to come back.
+// A settle whose doubt is over (liveness.Doubt.Over) ends here, and snap is the view.
 func (s *Speaker) claimView(snap *framework.Snapshot) *framework.Snapshot {
 	doubt, ok := s.settling()
 	if !ok {
+		return snap
+	}
+	if doubt.Over(snap.Nodes(), snap.Time) {
+		s.hb.endSettle()
 		return snap
 	}
 	return framework.NewSnapshot(snap.Time, liveness.Generous(snap.Nodes(), doubt, snap.Time))

@@ -113,6 +113,13 @@ func (h *heartbeater) settling(seen time.Time) (liveness.Doubt, bool) {
 	return d, ok
 }
 
+// endSettle ends the settle now; see liveness.Renewals.EndSettle.
+func (h *heartbeater) endSettle() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.renewals.EndSettle(h.now())
+}
+
 // settleAt is when frozen can next turn "" without a renewal: the end of the grace after an
 // outage; zero when it is not waiting for one.
 func (h *heartbeater) settleAt() time.Time {

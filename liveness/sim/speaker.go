@@ -208,6 +208,13 @@ func (s *speaker) maybePass() error {
 	}
 	s.dirty = false
 	seen := s.builder.RenewTime(s.name)
+	if doubt, settling := s.renewals.Settling(now, seen); settling {
+		// speaker.claimView: a settle whose doubt is over ends.
+		doubt.Self = s.name
+		if doubt.Over(s.builder.Snapshot(now).Nodes(), now) {
+			s.renewals.EndSettle(now)
+		}
+	}
 	why := s.renewals.Frozen(now, seen)
 	doubt, settling := s.renewals.Settling(now, seen)
 	doubt.Self = s.name
