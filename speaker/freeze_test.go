@@ -42,6 +42,24 @@ func newFreezeEnv(t *testing.T) *freezeEnv {
 }
 
 // renew advances the clock by d and renews; it returns the renew time as stored.
+// backAndRenewing renews, fails one renewal (the API server down), renews again every second
+// from the first renewal that succeeds after it until after is nearly over, and returns the
+// renew time of the last renewal with the clock at after since that first one.
+func (e *freezeEnv) backAndRenewing(after time.Duration) time.Time {
+	e.t.Helper()
+	e.renew(0)
+	e.down = true
+	e.renew(time.Second)
+	e.down = false
+	seen := e.renew(time.Second)
+	back := e.now
+	for e.now.Add(time.Second).Before(back.Add(after)) {
+		seen = e.renew(time.Second)
+	}
+	e.now = back.Add(after)
+	return seen
+}
+
 func (e *freezeEnv) renew(d time.Duration) time.Time {
 	e.t.Helper()
 	e.now = e.now.Add(d)
@@ -138,30 +156,10 @@ func TestFrozen(t *testing.T) {
 			return seen
 		}, "the other nodes have until"},
 		{"back, under two lease durations after the first renewal", func(e *freezeEnv) time.Time {
-			e.renew(0)
-			e.down = true
-			e.renew(time.Second)
-			e.down = false
-			e.renew(time.Second)
-			e.renew(time.Second)
-			e.renew(time.Second)
-			e.renew(time.Second)
-			seen := e.renew(time.Second)
-			e.now = e.now.Add(900 * time.Millisecond)
-			return seen
+			return e.backAndRenewing(4900 * time.Millisecond)
 		}, "the other nodes have until"},
 		{"back, two lease durations after the first renewal", func(e *freezeEnv) time.Time {
-			e.renew(0)
-			e.down = true
-			e.renew(time.Second)
-			e.down = false
-			e.renew(time.Second)
-			e.renew(time.Second)
-			e.renew(time.Second)
-			e.renew(time.Second)
-			seen := e.renew(time.Second)
-			e.now = e.now.Add(time.Second)
-			return seen
+			return e.backAndRenewing(5 * time.Second)
 		}, ""},
 		{"a renewal after a lapse without a failure", func(e *freezeEnv) time.Time {
 			e.renew(0)

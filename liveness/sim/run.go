@@ -163,6 +163,7 @@ func (w *world) outage() bool {
 	}
 	return false
 }
+
 func (w *world) stalled(node int) bool { _, ok := w.active(Stall, node); return ok }
 
 // latency is how long a Lease write of the node takes now.

@@ -85,36 +85,27 @@ func TestSimulationClockSkew(t *testing.T) {
 
 // TestSimulationStall runs seeds where one node's Lease watch stalls for 30 to 60 s while its
 // writes succeed: no IP may move.
-func TestSimulationStall(t *testing.T) {
-	if *seed != 0 && *stall {
-		runSeeds(t, "replay", StallConfig(), *seed, 1, " -sim.stall")
-		return
-	}
-	if *seed != 0 {
-		return
-	}
-	n := *seeds / 5
-	if testing.Short() {
-		n = 4
-	}
-	runSeeds(t, "stall", StallConfig(), 1, n, " -sim.stall")
-}
+func TestSimulationStall(t *testing.T) { runStillSet(t, "stall", StallConfig(), *stall) }
 
 // TestSimulationOutage runs seeds where the API server is down for every node at once and one
 // node's writes are slow when it comes back: no IP may move.
-func TestSimulationOutage(t *testing.T) {
-	if *seed != 0 && *outg {
-		runSeeds(t, "replay", OutageConfig(), *seed, 1, " -sim.outage")
-		return
-	}
+func TestSimulationOutage(t *testing.T) { runStillSet(t, "outage", OutageConfig(), *outg) }
+
+// runStillSet runs a fifth of -sim.seeds seeds of a long set (4 with -short), or replays
+// -sim.seed when replay (the set's -sim.<name> flag) is set.
+func runStillSet(t *testing.T, name string, cfg Config, replay bool) {
+	flagArg := " -sim." + name
 	if *seed != 0 {
+		if replay {
+			runSeeds(t, "replay", cfg, *seed, 1, flagArg)
+		}
 		return
 	}
 	n := *seeds / 5
 	if testing.Short() {
 		n = 4
 	}
-	runSeeds(t, "outage", OutageConfig(), 1, n, " -sim.outage")
+	runSeeds(t, name, cfg, 1, n, flagArg)
 }
 
 // The same seed gives the same run: the simulation is deterministic.

@@ -208,16 +208,13 @@ func (s *speaker) maybePass() error {
 	}
 	s.dirty = false
 	seen := s.builder.RenewTime(s.name)
-	if doubt, settling := s.renewals.Settling(now, seen); settling {
+	doubt, settling := s.settling(now, seen)
+	if settling && doubt.Over(s.builder.Snapshot(now).Nodes(), now) {
 		// speaker.claimView: a settle whose doubt is over ends.
-		doubt.Self = s.name
-		if doubt.Over(s.builder.Snapshot(now).Nodes(), now) {
-			s.renewals.EndSettle(now)
-		}
+		s.renewals.EndSettle(now)
+		doubt, settling = s.settling(now, seen)
 	}
 	why := s.renewals.Frozen(now, seen)
-	doubt, settling := s.renewals.Settling(now, seen)
-	doubt.Self = s.name
 	s.frozen, s.why = why != "", why
 	if s.frozen {
 		wait := freezeRecheck
@@ -238,13 +235,20 @@ func (s *speaker) maybePass() error {
 		// speaker.claimView: claim what it wins even counting every node that lapsed while its
 		// view was in doubt, withdraw nothing.
 		view = framework.NewSnapshot(view.Time, liveness.Generous(view.Nodes(), doubt, view.Time))
-
 	}
 	if err := s.pass(view, settling); err != nil {
 		return err
 	}
 	s.endWarming(snap)
 	return nil
+}
+
+// settling is the renewals' settle with the speaker's name in the doubt (the heartbeater's
+// settling).
+func (s *speaker) settling(now, seen time.Time) (liveness.Doubt, bool) {
+	d, ok := s.renewals.Settling(now, seen)
+	d.Self = s.name
+	return d, ok
 }
 
 // view is the speaker's own view (speaker.view): in the pre phase it counts itself, and the

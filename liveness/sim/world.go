@@ -7,8 +7,9 @@
 // and one seed always gives the same run.
 //
 // Faults are drawn from the seed (crashes, restarts, API partitions of one node, outages of the
-// API server for every node, watch stalls, write latency, per-node clock offsets). After every step the invariants are checked (see
-// checker); a run that breaks one returns its seed and event list, which replay it exactly.
+// API server for every node, watch stalls, write latency, per-node clock offsets). After every
+// step the invariants are checked (see checker); a run that breaks one returns its seed and
+// event list, which replay it exactly.
 package sim
 
 import (
@@ -133,8 +134,7 @@ func (f Fault) String() string {
 		return fmt.Sprintf("%s at %s for %s latency %s", f.Kind, f.At, f.Dur, f.Latency)
 	case Outage:
 		return fmt.Sprintf("%s at %s for %s, then node-%02d's writes take %s for a lease duration", f.Kind, f.At, f.Dur, f.Node, f.Latency)
-	}
-	if f.Kind == Latency {
+	case Latency:
 		s += fmt.Sprintf(" latency %s", f.Latency)
 	}
 	return s
