@@ -67,9 +67,14 @@ func TestInvalidFilesReportTheirFieldPaths(t *testing.T) {
 		"custom-announcer-no-path.yaml": {`announcers[0].path: Required value: custom announcers need a path`},
 		"bad-sha.yaml":                  {`announcers[0].sha256: Invalid value: "ABCDEF": must be 64 lower-case hex digits`},
 		"bad-idle-timeout.yaml":         {`announcers[0].idleTimeout: Invalid value: "-1m0s": must not be negative`, `announcers[1].idleTimeout: Invalid value: "soon"`},
-		"bad-address.yaml":              {`metricsBindAddress: Invalid value: "7472": must be host:port`},
-		"bad-logging.yaml":              {`logging.format: Invalid value: "xml": Unsupported log format`},
-		"bad-profile-name.yaml":         {`profiles[0].name: Invalid value: "Gold_Profile"`},
+		"bad-fast-path.yaml": {
+			`fastPath.bindAddress: Invalid value: "node-1:0": needs a port other than 0`,
+			`fastPath.bindAddress: Invalid value: "node-1:0": host must be an IP address or empty`,
+			`fastPath.probeInterval: Invalid value: "1ms": must be at least 10ms`,
+		},
+		"bad-address.yaml":      {`metricsBindAddress: Invalid value: "7472": must be host:port`},
+		"bad-logging.yaml":      {`logging.format: Invalid value: "xml": Unsupported log format`},
+		"bad-profile-name.yaml": {`profiles[0].name: Invalid value: "Gold_Profile"`},
 		"many-errors.yaml": {
 			`profiles[0].plugins.score.enabled[0].weight: Invalid value: 101: must be in 1..100`,
 			`profiles[0].plugins.score.enabled[1].name: Unsupported value: "Nope"`,

@@ -21,6 +21,10 @@ const (
 	DefaultNamespace          = "herald-system"
 	DefaultMetricsBindAddress = ":7472"
 	DefaultDrainTimeout       = 10 * time.Second
+	// DefaultFastPathBindAddress is memberlist's (and MetalLB's) port on every address.
+	DefaultFastPathBindAddress = ":7946"
+	// DefaultProbeInterval finds a dead speaker in about 0.4 s (fastpath's BenchmarkDetection).
+	DefaultProbeInterval = 100 * time.Millisecond
 	// An announcer with nothing to announce is stopped after this long: long enough that
 	// churn (a Service deleted and created again) does not restart it.
 	DefaultAnnouncerIdleTimeout = 5 * time.Minute
@@ -93,6 +97,12 @@ func setScalarDefaults(c *SpeakerConfiguration) {
 	logsapi.SetRecommendedLoggingConfiguration(&c.Logging)
 	if c.Draining.Timeout.Duration == 0 && c.Draining.Timeout.invalid == "" {
 		c.Draining.Timeout = D(DefaultDrainTimeout)
+	}
+	if c.FastPath.BindAddress == "" {
+		c.FastPath.BindAddress = DefaultFastPathBindAddress
+	}
+	if c.FastPath.ProbeInterval.Duration == 0 && c.FastPath.ProbeInterval.invalid == "" {
+		c.FastPath.ProbeInterval = D(DefaultProbeInterval)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -51,6 +52,25 @@ func Validate(c *SpeakerConfiguration, opts Options) field.ErrorList {
 	}
 	errs = append(errs, logsapi.Validate(&c.Logging, nil, field.NewPath("logging"))...)
 	errs = append(errs, validateDuration(c.Draining.Timeout, field.NewPath("draining", "timeout"))...)
+	errs = append(errs, validateFastPath(&c.FastPath, field.NewPath("fastPath"))...)
+	return errs
+}
+
+func validateFastPath(f *FastPath, path *field.Path) field.ErrorList {
+	errs := validateAddress(f.BindAddress, path.Child("bindAddress"))
+	if host, port, err := net.SplitHostPort(f.BindAddress); err == nil && len(errs) == 0 {
+		if port == "0" {
+			errs = append(errs, field.Invalid(path.Child("bindAddress"), f.BindAddress, "needs a port other than 0: the others reach it there"))
+		}
+		if host != "" && net.ParseIP(host) == nil {
+			errs = append(errs, field.Invalid(path.Child("bindAddress"), f.BindAddress, "host must be an IP address or empty"))
+		}
+	}
+	probeErrs := validateDuration(f.ProbeInterval, path.Child("probeInterval"))
+	errs = append(errs, probeErrs...)
+	if len(probeErrs) == 0 && f.ProbeInterval.Duration < 10*time.Millisecond {
+		errs = append(errs, field.Invalid(path.Child("probeInterval"), f.ProbeInterval.Duration.String(), "must be at least 10ms"))
+	}
 	return errs
 }
 

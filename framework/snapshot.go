@@ -59,6 +59,14 @@ type SpeakerInfo struct {
 	// or it restarted); zero when the reader has seen none. A settling node reads it to tell
 	// an outage others shared from one of its own (see liveness.Generous).
 	Returned time.Time
+	// Unreachable is when the reader's fast path (speaker-to-speaker probes) found the
+	// speaker gone, or found the reader itself cut off from most speakers (then set on the
+	// reader's own node); zero when it has no such verdict. The heartbeat counts as lapsed
+	// from then on (see Expiry); UnreachableWhy says why, for explanations.
+	Unreachable    time.Time
+	UnreachableWhy string
+	// FastPath is the address the speaker's fast path listens at; empty: it runs none.
+	FastPath string
 	// Draining is set by a speaker that is shutting down and hands its IPs over.
 	Draining bool
 	// Interfaces are the node's usable interfaces.
@@ -122,11 +130,16 @@ func (u *Unit) AnnouncerKind() AnnouncerKind {
 // the node lifecycle controller measure it. Comparing the writer's RenewTime with the reader's
 // clock instead let a few seconds of clock skew make two nodes announce one IP for good.
 // Without ObservedAt (a heartbeat read once, by `herald diag`) RenewTime counts.
+// A fast-path verdict (Unreachable) ends it earlier.
 func (s *SpeakerInfo) Expiry() time.Time {
+	exp := s.RenewTime.Add(s.LeaseDuration)
 	if !s.ObservedAt.IsZero() {
-		return s.ObservedAt.Add(s.LeaseDuration)
+		exp = s.ObservedAt.Add(s.LeaseDuration)
 	}
-	return s.RenewTime.Add(s.LeaseDuration)
+	if !s.Unreachable.IsZero() && s.Unreachable.Before(exp) {
+		return s.Unreachable
+	}
+	return exp
 }
 
 // AliveAt reports whether the heartbeat is still valid at t.

@@ -49,6 +49,9 @@ const (
 	// "bgp"), each kind's state and reason: {"l2-v4":{"state":"unavailable","reason":"..."}}.
 	// Absent means the speaker reports nothing (an older speaker): every kind counts ready.
 	AnnotationAnnouncers = "herald.dev/announcers"
+	// AnnotationFastPath is the host:port the node's fast path (package fastpath) listens
+	// at, which the other speakers join; absent when it runs none.
+	AnnotationFastPath = "herald.dev/fast-path"
 )
 
 // maxReason bounds a reason in AnnotationAnnouncers, so a long error message cannot bloat
@@ -69,6 +72,8 @@ type Heartbeat struct {
 	Interfaces    []framework.Interface
 	// Announcers are the node's announcer kinds and their health; nil reports nothing.
 	Announcers map[framework.AnnouncerKind]framework.AnnouncerHealth
+	// FastPath is the fast path's address (AnnotationFastPath); empty: none.
+	FastPath string
 }
 
 // wireAnnouncer is one announcer kind as encoded in AnnotationAnnouncers.
@@ -143,6 +148,11 @@ func EncodeInto(l *coordinationv1.Lease, hb Heartbeat) error {
 		l.Annotations[AnnotationDraining] = "true"
 	} else {
 		delete(l.Annotations, AnnotationDraining)
+	}
+	if hb.FastPath == "" {
+		delete(l.Annotations, AnnotationFastPath)
+	} else {
+		l.Annotations[AnnotationFastPath] = hb.FastPath
 	}
 	holder := hb.Holder
 	if holder == "" {
@@ -267,6 +277,13 @@ func Decode(l *coordinationv1.Lease) (*Heartbeat, error) {
 		hb.Draining = true
 		errs = append(errs, fmt.Errorf("%s: %s: %q is not \"true\" or \"false\"", where, meta.Child("annotations").Key(AnnotationDraining), v))
 	}
+	if v, ok := l.Annotations[AnnotationFastPath]; ok {
+		if _, err := netip.ParseAddrPort(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %q is not an address:port", where, meta.Child("annotations").Key(AnnotationFastPath), v))
+		} else {
+			hb.FastPath = v
+		}
+	}
 	var annErrs []error
 	hb.Interfaces, annErrs = decodeInterfaces(l.Annotations[AnnotationInterfaces], meta.Child("annotations").Key(AnnotationInterfaces))
 	errs = append(errs, annErrs...)
@@ -353,5 +370,6 @@ func (hb *Heartbeat) SpeakerInfo() *framework.SpeakerInfo {
 		Draining:      hb.Draining,
 		Interfaces:    hb.Interfaces,
 		Announcers:    hb.Announcers,
+		FastPath:      hb.FastPath,
 	}
 }

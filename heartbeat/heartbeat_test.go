@@ -16,6 +16,7 @@ func TestRoundTrip(t *testing.T) {
 	renew := time.Date(2026, 11, 22, 12, 0, 0, 123456000, time.UTC)
 	hb := Heartbeat{
 		NodeName: "node-1", Holder: "speaker-abcde", RenewTime: renew, LeaseDuration: 15 * time.Second, Draining: true,
+		FastPath: "192.0.2.5:7946",
 		Interfaces: []framework.Interface{
 			{Name: "eth1", Up: false, Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8::5/64")}},
 			{Name: "eth0", Up: true, MAC: "02:00:00:00:00:01", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.5/24")}},
@@ -94,6 +95,7 @@ func TestDecodeErrors(t *testing.T) {
 			l.Annotations[AnnotationInterfaces] = `[{"name":"eth0","up":true,"prefixes":["192.0.2.300/24"]},{"name":"eth1","up":true,"prefixes":["192.0.2.1/24"]}]`
 		}, wantErr: "metadata.annotations[herald.dev/interfaces][0].prefixes[0]", wantItfs: 2},
 		{name: "bad draining value reads as draining", mutate: func(l *coordinationv1.Lease) { l.Annotations[AnnotationDraining] = "yes" }, wantErr: "herald.dev/draining", wantDrained: true},
+		{name: "bad fast-path address is left out", mutate: func(l *coordinationv1.Lease) { l.Annotations[AnnotationFastPath] = "node-1" }, wantErr: "metadata.annotations[herald.dev/fast-path]"},
 		{name: "missing spec reads as dead", mutate: func(l *coordinationv1.Lease) { l.Spec = coordinationv1.LeaseSpec{} }},
 	}
 	for _, tt := range tests {

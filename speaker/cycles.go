@@ -52,7 +52,7 @@ func (s *Speaker) process(ctx context.Context, key queueKey) error {
 		return nil
 	}
 	snap, quiet, _ := s.view(s.builder.Snapshot(time.Now()))
-	return s.processIP(ctx, s.claimView(snap), quiet, nil, key.ip)
+	return s.processIP(ctx, s.claimView(ctx, snap), quiet, nil, key.ip)
 }
 
 // processAll re-runs every unit, and withdraws units that no longer exist.
@@ -63,7 +63,7 @@ func (s *Speaker) processAll(ctx context.Context) error {
 	published := s.builder.Snapshot(time.Now())
 	s.expiry.passed(published)
 	snap, quiet, pre := s.view(published)
-	snap = s.claimView(snap)
+	snap = s.claimView(ctx, snap)
 	failed := map[framework.AnnouncerKind]bool{}
 	seen := map[netip.Addr]bool{}
 	var errs []error

@@ -51,17 +51,19 @@ func (s *Speaker) mayClaim() bool {
 // every heartbeat that lapsed while its view was in doubt alive (liveness.Generous), so that
 // it claims what the others leave to it without taking an IP from a node that is merely slow
 // to come back.
-// A settle whose doubt is over (liveness.Doubt.Over) ends here, and snap is the view.
-func (s *Speaker) claimView(snap *framework.Snapshot) *framework.Snapshot {
+// A settle whose doubt is over (liveness.Doubt.Over) ends here, and snap is the view. The fast
+// path's verdicts apply last (see fastClaimView): a node it found gone is gone whatever the
+// settle doubts.
+func (s *Speaker) claimView(ctx context.Context, snap *framework.Snapshot) *framework.Snapshot {
 	doubt, ok := s.settling()
 	if !ok {
-		return snap
+		return s.fastClaimView(ctx, snap)
 	}
 	if doubt.Over(snap.Nodes(), snap.Time) {
 		s.hb.endSettle()
-		return snap
+		return s.fastClaimView(ctx, snap)
 	}
-	return framework.NewSnapshot(snap.Time, liveness.Generous(snap.Nodes(), doubt, snap.Time))
+	return s.fastClaimView(ctx, framework.NewSnapshot(snap.Time, liveness.Generous(snap.Nodes(), doubt, snap.Time)))
 }
 
 // skipFrozen reports whether the pass must be skipped because the node is frozen; it then

@@ -42,6 +42,8 @@ type heartbeater struct {
 	// owner, when set, is added to the Lease's owners (see package owner).
 	owner    *metav1.OwnerReference
 	draining bool
+	// fastPath is the fast path's address, published for the others to join (empty: none).
+	fastPath string
 	lease    *coordinationv1.Lease
 	// renewals is how the renewals went (see liveness.Renewals); its Duration and Interval
 	// are duration and interval.
@@ -155,7 +157,7 @@ func (h *heartbeater) renew(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	hb := heartbeat.Heartbeat{NodeName: h.node, Holder: h.holder, RenewTime: h.now(), LeaseDuration: h.duration, Draining: h.draining,
-		Interfaces: itfs, Announcers: anns}
+		Interfaces: itfs, Announcers: anns, FastPath: h.fastPath}
 	prev, own := h.lease, h.owner
 	h.mu.Unlock()
 	leases := h.client.Leases(h.namespace)
@@ -207,6 +209,13 @@ func (h *heartbeater) renew(ctx context.Context) error {
 	h.renewals.Succeeded(hb.RenewTime, stored)
 	h.lease = written
 	return nil
+}
+
+// setFastPath publishes addr as the fast path's address from the next renewal on.
+func (h *heartbeater) setFastPath(addr string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fastPath = addr
 }
 
 // setOwner makes ref an owner of the Lease from the next renewal on.

@@ -43,6 +43,7 @@ func (s *Speaker) shutdown(runCtx context.Context, stopRun context.CancelFunc, w
 			logger.Error(ferr, "removing ServiceBGPStatus on shutdown")
 		}
 	}
+	s.leaveFastPath(runCtx)
 	stopRun()
 	srv.close(stopCtx)
 	wg.Wait()

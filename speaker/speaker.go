@@ -100,6 +100,8 @@ type Speaker struct {
 	freeze freezeState
 	// stale removes the status objects of nodes whose heartbeat lapsed (one speaker does).
 	stale *staleSweeper
+	// fast is the fast path between speakers, when configured.
+	fast fastView
 
 	synced chan struct{}
 }
@@ -165,8 +167,12 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if err := s.wireBind(ctx, statusLister, bgpStatusLister, own); err != nil {
 		return err
 	}
+	if err := s.startFastPath(named(ctx, "fast-path")); err != nil {
+		return err
+	}
 	srv, err := s.listenHTTP(ctx)
 	if err != nil {
+		s.leaveFastPath(ctx)
 		return err
 	}
 
@@ -266,6 +272,10 @@ func (s *Speaker) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); newProblemReporter(s.o.NodeName, s.recorder).run(runCtx, s.builder) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.stale.run(named(runCtx, "stale-status")) }()
+	if s.fast.d != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.joinFastPath(named(runCtx, "fast-path")) }()
+	}
 	s.queue.Add(allKey)
 	const workers = 2
 	for i := 0; i < workers; i++ {

@@ -37,6 +37,7 @@ const (
 	ReasonNotReady           = "node(s) not ready"
 	ReasonNetworkUnavailable = "node(s) network unavailable"
 	ReasonNoHeartbeat        = "node(s) have no speaker heartbeat"
+	ReasonUnreachable        = "node(s) speaker unreachable"
 	ReasonDraining           = "node(s) speaker draining"
 	ReasonWarming            = "node(s) speaker warming up"
 	ReasonAnnouncer          = "node(s) announcer unavailable"
@@ -106,6 +107,9 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, unit *fr
 	switch s := node.Speaker; {
 	case s == nil:
 		note(ReasonNoHeartbeat, "no speaker heartbeat seen")
+	case !s.Unreachable.IsZero() && !at.Before(s.Unreachable):
+		note(ReasonUnreachable, fmt.Sprintf("speaker unreachable on the fast path since %s: %s",
+			s.Unreachable.UTC().Format("15:04:05.000"), s.UnreachableWhy))
 	case !s.AliveAt(at):
 		note(ReasonNoHeartbeat, fmt.Sprintf("speaker heartbeat expired at %s (renewed %s, valid %s)",
 			s.Expiry().UTC().Format("15:04:05"), s.RenewTime.UTC().Format("15:04:05"), s.LeaseDuration))

@@ -52,6 +52,13 @@ func TestFilter(t *testing.T) {
 		{name: "heartbeat expiring exactly now is stale", mutate: func(n *framework.NodeInfo) {
 			n.Speaker = &framework.SpeakerInfo{RenewTime: now.Add(-15 * time.Second), LeaseDuration: 15 * time.Second}
 		}, wantReason: ReasonNoHeartbeat},
+		{name: "unreachable on the fast path, heartbeat still valid", mutate: func(n *framework.NodeInfo) {
+			n.Speaker = &framework.SpeakerInfo{RenewTime: now, LeaseDuration: 15 * time.Second,
+				Unreachable: now.Add(-time.Second), UnreachableWhy: "dead on the fast path"}
+		}, wantReason: ReasonUnreachable, wantDetail: "unreachable on the fast path since 11:59:59.000: dead on the fast path"},
+		{name: "unreachable later than the snapshot: still a candidate", mutate: func(n *framework.NodeInfo) {
+			n.Speaker = &framework.SpeakerInfo{RenewTime: now, LeaseDuration: 15 * time.Second, Unreachable: now.Add(time.Second)}
+		}},
 		{name: "draining", mutate: func(n *framework.NodeInfo) { n.Speaker = draining }, wantReason: ReasonDraining},
 		{name: "cordoned excluded by default", mutate: func(n *framework.NodeInfo) { n.Unschedulable = true }, wantReason: ReasonCordoned},
 		{name: "cordoned allowed by args", args: &NodeReadyArgs{ExcludeCordoned: boolPtr(false)}, mutate: func(n *framework.NodeInfo) { n.Unschedulable = true }},

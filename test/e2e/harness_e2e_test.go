@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -87,6 +88,9 @@ type clusterOptions struct {
 	// proxied gives every speaker a faultproxy of its own between it and the API server
 	// (cluster.proxies, by node index), so a test can break one node's API connection.
 	proxied bool
+	// fastPath runs the speakers' fast path (memberlist on :7946 of each node namespace,
+	// reached at the node's InternalIP, its lab address) with a secret of the test's own.
+	fastPath bool
 }
 
 func newCluster(t testing.TB, o clusterOptions) *cluster {
@@ -146,6 +150,9 @@ metricsBindAddress: ":7472"
 			}
 		}
 	}
+	if o.fastPath {
+		cfg += c.fastPathConfig(t)
+	}
 	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +204,24 @@ func (c *cluster) createNode(name string, ready bool) {
 		c.t.Fatalf("creating node %s: %v", name, err)
 	}
 	c.setReady(n.Name, ready)
+}
+
+// fastPathConfig writes a fast-path secret and gives every Node its lab address as InternalIP
+// (what the speakers advertise their fast path at); it returns the configuration's fastPath.
+func (c *cluster) fastPathConfig(t testing.TB) string {
+	t.Helper()
+	secret := filepath.Join(t.TempDir(), "fast-path-secret")
+	if err := os.WriteFile(secret, []byte(rand.Text()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range c.nodes {
+		patch := map[string]any{"status": map[string]any{"addresses": []map[string]string{{"type": "InternalIP", "address": c.lab.Nodes[i].IPv4.String()}}}}
+		b, _ := json.Marshal(patch)
+		if _, err := c.client.CoreV1().Nodes().Patch(context.Background(), name, "application/strategic-merge-patch+json", b, metav1.PatchOptions{}, "status"); err != nil {
+			t.Fatalf("giving node %s its InternalIP: %v", name, err)
+		}
+	}
+	return "fastPath:\n  secretKeyFile: " + secret + "\n"
 }
 
 // setReady patches the node's Ready condition, as a kubelet (or its absence) would.

@@ -1,0 +1,131 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-lb/herald/test/lab"
+)
+
+// fastPathLease is the heartbeat lease of the fast-path tests: so long that an IP that moves
+// within fastPathBound can only have moved by the fast path. A speaker is a candidate only
+// after it watched the heartbeats for a lease duration (liveness.Watched): the first owner
+// takes that long.
+const (
+	fastPathLease = 10 * time.Second
+	fastPathBound = 5 * time.Second
+	firstOwner    = fastPathLease + 20*time.Second
+)
+
+// A crashed speaker's IP moves by the fast path, long before its heartbeat lapses; when it
+// comes back it joins the fast path again and is a candidate once more.
+func TestE2EFastPathFailover(t *testing.T) {
+	c := newCluster(t, clusterOptions{nodes: 3, leaseDuration: fastPathLease, fastPath: true})
+	c.createService(serviceOptions{name: "fast"})
+	ip := c.waitIP("fast")
+	owner := c.waitAnnouncer("fast", firstOwner)
+	c.waitARPOwner(ip, owner, 10*time.Second)
+	c.waitFastPathJoined(fastPathBound)
+
+	c.speaker(owner).Kill()
+	next, took := c.waitMoved(ip, owner, fastPathBound)
+	t.Logf("%s moved from %s to %s %s after SIGKILL (heartbeat lease %s)", ip, owner, next, took.Round(time.Millisecond), fastPathLease)
+	c.waitLog(next, "Speaker unreachable on the fast path", owner, 0, 5*time.Second)
+
+	// Restarted, it joins again: memberlist forgot it, the speakers' join loop finds it.
+	back := c.logCount(next, "Speaker reachable on the fast path", owner)
+	c.startSpeaker(c.nodeIndex(owner))
+	c.waitLog(next, "Speaker reachable on the fast path", owner, back, fastPathBound)
+}
+
+// A node whose fast-path traffic alone is blocked (its segment and API server work) is taken
+// for gone by the others, who take its IPs; it counts itself on the smaller side and
+// withdraws, so exactly one MAC answers. When the block is lifted it comes back.
+func TestE2EFastPathBlocked(t *testing.T) {
+	c := newCluster(t, clusterOptions{nodes: 3, leaseDuration: fastPathLease, fastPath: true})
+	c.createService(serviceOptions{name: "cut"})
+	ip := c.waitIP("cut")
+	owner := c.waitAnnouncer("cut", firstOwner)
+	c.waitARPOwner(ip, owner, 10*time.Second)
+	c.waitFastPathJoined(fastPathBound)
+	ips := []netip.Addr{ip}
+	p := c.startReplyProbe(t, ips, 3*fastPathBound+10*time.Second)
+	defer p.stop()
+
+	h := c.lab.Nodes[c.nodeIndex(owner)]
+	unblock := blockFastPath(t, h)
+	start := time.Now()
+	c.waitARPOwnerNot(ip, owner, fastPathBound)
+	c.waitOneMACEach(p, ips, fastPathBound, "with "+owner+"'s fast path blocked")
+	if macs := p.recentMACs(ip, 300*time.Millisecond); c.macOwner(macs[0]) == owner {
+		t.Fatalf("%s still answers %s alone with its fast path blocked", owner, ip)
+	}
+	c.waitLog(owner, "Cut off on the fast path", "", 0, 5*time.Second)
+	dual, _ := p.longestDual(ips, start, time.Now())
+	t.Logf("blocked %s: %s moved in %s; two MACs answered for %s", owner, ip, time.Since(start).Round(time.Millisecond), dual)
+
+	unblock()
+	c.waitLog(owner, "Back on the fast path", "", 0, fastPathBound)
+	c.waitOneMACEach(p, ips, fastPathBound, "after "+owner+"'s fast path was unblocked")
+}
+
+// blockFastPath drops the fast path's traffic (UDP and TCP port 7946) into and out of h, and
+// returns what lifts the block.
+func blockFastPath(t *testing.T, h *lab.Host) func() {
+	t.Helper()
+	var rules [][]string
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, dir := range []string{"--dport", "--sport"} {
+			rules = append(rules, []string{"INPUT", "-p", proto, dir, "7946", "-j", "DROP"}, []string{"OUTPUT", "-p", proto, dir, "7946", "-j", "DROP"})
+		}
+	}
+	for _, r := range rules {
+		h.Run(t, "iptables", append([]string{"-w", "-A"}, r...)...)
+	}
+	return func() {
+		for _, r := range rules {
+			h.Run(t, "iptables", append([]string{"-w", "-D"}, r...)...)
+		}
+	}
+}
+
+// waitFastPathJoined waits until every speaker reaches every other on the fast path.
+func (c *cluster) waitFastPathJoined(timeout time.Duration) {
+	c.t.Helper()
+	for _, n := range c.nodes {
+		for _, peer := range c.nodes {
+			if peer != n {
+				c.waitLog(n, "Speaker reachable on the fast path", peer, 0, timeout)
+			}
+		}
+	}
+}
+
+// logCount counts the lines node's speaker has logged that contain msg (and peer, when set).
+func (c *cluster) logCount(node, msg, peer string) int {
+	n := 0
+	for _, line := range strings.Split(c.speaker(node).Output(), "\n") {
+		if strings.Contains(line, msg) && (peer == "" || strings.Contains(line, "peer="+strconv.Quote(peer))) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitLog waits until node's speaker has logged more than before lines containing msg (and
+// peer, when set), and fails with the tail of its output if they do not come within timeout.
+func (c *cluster) waitLog(node, msg, peer string, before int, timeout time.Duration) {
+	c.t.Helper()
+	eventually(c.t, timeout, func() (bool, string) {
+		if c.logCount(node, msg, peer) > before {
+			return true, ""
+		}
+		return false, "speaker of " + node + " to log " + strconv.Quote(msg) + " about " + strconv.Quote(peer) +
+			"; its output:\n" + tail(c.speaker(node).Output(), 30)
+	})
+}
