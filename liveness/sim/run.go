@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -15,6 +16,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/herald-lb/herald/liveness"
 )
 
 // world is one run: the true time, the API server, the speakers, the faults.
@@ -28,6 +31,17 @@ type world struct {
 	services []*corev1.Service
 	slices   []*discoveryv1.EndpointSlice
 	speakers []*speaker
+	// fast is each speaker's fast path to each other (by observer, then target), and rng
+	// draws its detection delays.
+	fast [][]fastLink
+	rng  *rand.Rand
+}
+
+// fastLink is what one speaker's fast path says of another: up is the truth it is moving
+// to, due when it will say so (pending until then).
+type fastLink struct {
+	up, pending bool
+	due         time.Duration
 }
 
 // Result is what a run measured and every invariant it broke.
@@ -103,11 +117,13 @@ func RunPlan(cfg Config, plan Plan) (*Result, error) {
 		s.warm = true // running before the start
 		s.nextRenew = plan.Phase[i]
 	}
+	w.startFastPath()
 	c := newChecker(w)
 	for ; w.t <= plan.Horizon; w.t += cfg.Step {
 		if err := w.applyFaults(); err != nil {
 			return nil, err
 		}
+		w.stepFastPath()
 		for _, s := range w.speakers {
 			if err := s.step(); err != nil {
 				return nil, fmt.Errorf("seed %d at %s: %s: %w", plan.Seed, w.t, s.name, err)
@@ -130,6 +146,9 @@ func (w *world) applyFaults() error {
 		switch {
 		case w.t == f.At && s.up:
 			s.crash()
+			for j := range w.fast {
+				w.fast[f.Node][j] = fastLink{} // a new process joins afresh
+			}
 		case f.Dur != 0 && w.t == f.end() && !s.up:
 			if err := s.start(); err != nil {
 				return err
@@ -166,6 +185,63 @@ func (w *world) outage() bool {
 
 func (w *world) stalled(node int) bool { _, ok := w.active(Stall, node); return ok }
 
+func (w *world) cut(node int) bool { _, ok := w.active(Cut, node); return ok }
+
+// startFastPath gives every running speaker a fast path that reaches every other.
+func (w *world) startFastPath() {
+	if w.cfg.FastDetect == 0 {
+		return
+	}
+	w.rng = rand.New(rand.NewPCG(w.plan.Seed, 0xfa57))
+	for i, s := range w.speakers {
+		w.fast = append(w.fast, make([]fastLink, len(w.speakers)))
+		s.fast = map[string]liveness.Reach{}
+		for j, o := range w.speakers {
+			if i != j {
+				w.fast[i][j].up = true
+				s.fast[o.name] = liveness.Reach{Reachable: true, Since: s.now()}
+			}
+		}
+	}
+}
+
+// stepFastPath moves each speaker's fast path towards the truth: a speaker reaches another
+// when both run and neither is cut. A change reaches its view after a delay drawn in
+// [FastDetect/3, FastDetect] (a loss) or [FastJoin/3, FastJoin] (a return); a restarted
+// speaker learns of the running ones when it joins, and never hears of the others (memberlist
+// tells a joining node of live members only).
+func (w *world) stepFastPath() {
+	if w.cfg.FastDetect == 0 {
+		return
+	}
+	for i, s := range w.speakers {
+		if !s.up {
+			continue
+		}
+		for j, o := range w.speakers {
+			if i == j {
+				continue
+			}
+			l := &w.fast[i][j]
+			if up := o.up && !w.cut(i) && !w.cut(j); up != l.up {
+				within := w.cfg.FastDetect
+				if up {
+					within = w.cfg.FastJoin
+				}
+				l.up, l.pending, l.due = up, true, w.t+within/3+time.Duration(w.rng.Int64N(int64(within*2/3)+1))
+			}
+			if !l.pending || w.t < l.due {
+				continue
+			}
+			l.pending = false
+			if _, known := s.fast[o.name]; known || l.up {
+				s.fast[o.name] = liveness.Reach{Reachable: l.up, Since: s.now()}
+				s.dirty = true
+			}
+		}
+	}
+}
+
 // latency is how long a Lease write of the node takes now.
 func (w *world) latency(node int) time.Duration {
 	lat := w.cfg.Step
@@ -188,10 +264,13 @@ func (w *world) latency(node int) time.Duration {
 //
 //	(a) an IP with a healthy candidate (a running node outside any partition or stall window,
 //	    and past the grace after one) is unanswered no longer than the failover budget: the
-//	    lease duration plus the slowest watch plus two steps;
+//	    lease duration plus the slowest watch plus two steps; with the fast path, after a
+//	    crash or a cut, its detection time plus two steps (see budgetFrom);
 //	(b) two nodes answer one IP only while one of them is partitioned or stalled, or within
-//	    the grace after that ended, or for at most a make-before-break hand-over (the slowest
-//	    Lease write plus the slowest watch plus two steps);
+//	    the grace after that ended, in the first fast budget of a cut or the grace after it
+//	    (never for the rest of a cut: its node must withdraw), or for at most a
+//	    make-before-break hand-over (the slowest Lease write plus the slowest watch plus two
+//	    steps);
 //	(c) at the end every IP has exactly one answer.
 type checker struct {
 	w              *world
@@ -201,6 +280,9 @@ type checker struct {
 	dupReported    map[netip.Addr]bool
 	budget, handov time.Duration
 	grace          time.Duration
+	// fastBudget is the failover budget after a crash or a cut with the fast path on (zero
+	// without it), cutGrace how long after a cut ends its node may still answer with another.
+	fastBudget, cutGrace time.Duration
 	// still is, with Config.Still, who answered each IP when the first fault began.
 	still map[netip.Addr][]int
 }
@@ -216,17 +298,40 @@ func newChecker(w *world) *checker {
 		// the next one goes through, the others' watches deliver it, and a frozen node's
 		// grace (two lease durations) passes.
 		grace: 3*cfg.LeaseDuration + cfg.RenewInterval + cfg.MaxLatency + cfg.WatchDelay + 2*cfg.Step,
+		// After a cut ends the fast paths find each other again (FastJoin), then the node is
+		// on the larger side and claims back what it wins while the others let go.
+		cutGrace:   cfg.FastJoin + cfg.FastDetect + 2*cfg.Step,
+		fastBudget: fastBudget(cfg),
 	}
 }
 
-// troubled reports whether the node is in a partition or stall, or within the grace after one.
-func (c *checker) troubled(node int) bool {
+func fastBudget(cfg Config) time.Duration {
+	if cfg.FastDetect == 0 {
+		return 0
+	}
+	return cfg.FastDetect + 2*cfg.Step
+}
+
+// troubled reports whether the node is in a partition, stall or cut, or within the grace
+// after one.
+func (c *checker) troubled(node int) bool { return c.trouble(node, true) }
+
+// excused reports whether the node may answer an IP with another now: as troubled, but of a
+// cut only its first fastBudget (the others find it gone, it finds itself on the smaller
+// side, in their own time) and the grace after it: in between, the cut node answers nothing.
+func (c *checker) excused(node int) bool { return c.trouble(node, false) }
+
+func (c *checker) trouble(node int, wholeCut bool) bool {
 	t := c.w.t
 	for _, f := range c.w.plan.Faults {
 		if (f.Kind == Partition || f.Kind == Stall) && f.Node == node && t >= f.At && t < f.end()+c.grace {
 			return true
 		}
 		if f.Kind == Outage && t >= f.At && t < f.end()+c.grace {
+			return true
+		}
+		if f.Kind == Cut && f.Node == node && (t >= f.At && t < f.At+c.fastBudget || t >= f.end() && t < f.end()+c.cutGrace ||
+			wholeCut && t >= f.At && t < f.end()) {
 			return true
 		}
 	}
@@ -257,6 +362,21 @@ func (c *checker) lastFailure() time.Duration {
 		}
 	}
 	return last
+}
+
+// budgetFrom is the failover budget for a gap that counts from from: the fast path's when it
+// runs and every failure that began in the lease budget before from, or since, was a crash or
+// a cut (the fast path finds those); the lease's otherwise.
+func (c *checker) budgetFrom(from time.Duration) time.Duration {
+	if c.fastBudget == 0 {
+		return c.budget
+	}
+	for _, f := range c.w.plan.Faults {
+		if f.Kind != Crash && f.Kind != Cut && f.At <= c.w.t && f.end()+c.budget > from-c.budget {
+			return c.budget
+		}
+	}
+	return c.fastBudget
 }
 
 func (c *checker) answerers(ip netip.Addr) []int {
@@ -327,8 +447,8 @@ func (c *checker) checkGap(ip netip.Addr, gap bool) {
 		// The budget runs from the latest failure: a node that failed meanwhile may be the
 		// next choice for the IP until its own heartbeat lapses (a cascade of failures).
 		from := max(since, c.lastFailure())
-		if t-from == c.budget+c.w.cfg.Step {
-			c.violate("(a) %s unanswered since %s, longer than the failover budget %s after the last failure (at %s), while a healthy node could answer; %s", ip, since, c.budget, from, c.choices(ip))
+		if budget := c.budgetFrom(from); t-from == budget+c.w.cfg.Step {
+			c.violate("(a) %s unanswered since %s, longer than the failover budget %s after the last failure (at %s), while a healthy node could answer; %s", ip, since, budget, from, c.choices(ip))
 		}
 	default:
 		delete(c.gapSince, ip)
@@ -350,12 +470,12 @@ func (c *checker) checkDup(ip netip.Addr, ans []int) {
 		c.res.WorstDup, c.res.WorstDupIP, c.res.WorstDupEnd = d, ip, t
 	}
 	for _, n := range ans {
-		if c.troubled(n) {
+		if c.excused(n) {
 			return // excused: one of them is cut off, or just back
 		}
 	}
 	if t-since > c.handov && !c.dupReported[ip] {
-		c.violate("(b) %s answered by %s since %s, longer than a hand-over (%s), with none of them partitioned or stalled", ip, names(ans), since, c.handov)
+		c.violate("(b) %s answered by %s since %s, longer than a hand-over (%s), with none of them partitioned, stalled or just cut", ip, names(ans), since, c.handov)
 		c.dupReported[ip] = true // once per window
 	}
 }

@@ -14,6 +14,7 @@ var (
 	skew  = flag.Bool("sim.skew", false, "with -sim.seed: replay a seed of the clock-skew set")
 	stall = flag.Bool("sim.stall", false, "with -sim.seed: replay a seed of the stall set")
 	outg  = flag.Bool("sim.outage", false, "with -sim.seed: replay a seed of the outage set")
+	fast  = flag.Bool("sim.fastpath", false, "with -sim.seed: replay a seed of the fast-path set")
 )
 
 // skewConfig is DefaultConfig with every node's clock up to a minute off.
@@ -52,7 +53,7 @@ func runSeeds(t *testing.T, name string, cfg Config, first uint64, n int, replay
 // TestSimulation runs a few hundred seeds of crashes, restarts, API partitions of one node and
 // write latency on 20 nodes.
 func TestSimulation(t *testing.T) {
-	if *seed != 0 && !*skew && !*stall && !*outg {
+	if *seed != 0 && !*skew && !*stall && !*outg && !*fast {
 		runSeeds(t, "replay", DefaultConfig(), *seed, 1, "")
 		return
 	}
@@ -81,6 +82,24 @@ func TestSimulationClockSkew(t *testing.T) {
 		n = 10
 	}
 	runSeeds(t, "skew", skewConfig(), 1, n, " -sim.skew")
+}
+
+// TestSimulationFastPath runs the faults set with the fast path on and cuts of one node's
+// fast path among the faults: after a crash or a cut an IP is answered again within the fast
+// path's budget (0.9 s and two steps), and a cut node's IPs are answered by one node.
+func TestSimulationFastPath(t *testing.T) {
+	if *seed != 0 && *fast {
+		runSeeds(t, "replay", FastPathConfig(), *seed, 1, " -sim.fastpath")
+		return
+	}
+	if *seed != 0 {
+		return
+	}
+	n := *seeds
+	if testing.Short() {
+		n = 20
+	}
+	runSeeds(t, "fastpath", FastPathConfig(), 1, n, " -sim.fastpath")
 }
 
 // TestSimulationStall runs seeds where one node's Lease watch stalls for 30 to 60 s while its
@@ -132,7 +151,7 @@ func BenchmarkSimulation(b *testing.B) {
 	for _, set := range []struct {
 		name string
 		cfg  Config
-	}{{"faults", DefaultConfig()}, {"skew", skewConfig()}, {"stall", StallConfig()}, {"outage", OutageConfig()}} {
+	}{{"faults", DefaultConfig()}, {"skew", skewConfig()}, {"stall", StallConfig()}, {"outage", OutageConfig()}, {"fastpath", FastPathConfig()}} {
 		b.Run(set.name, func(b *testing.B) {
 			for range b.N {
 				results, err := RunSeeds(set.cfg, 1, *bench)

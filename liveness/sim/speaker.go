@@ -60,6 +60,8 @@ type speaker struct {
 	announced map[netip.Addr]bool
 	winner    map[netip.Addr]string
 	why       string
+	// fast is what its fast path reports (world.stepFastPath); nil without one.
+	fast map[string]liveness.Reach
 }
 
 // renewal is a Lease write on its way: it completes (or fails) at done.
@@ -116,6 +118,9 @@ func (s *speaker) start() error {
 func (s *speaker) crash() {
 	s.up = false
 	s.announced = map[netip.Addr]bool{}
+	if s.fast != nil {
+		s.fast = map[string]liveness.Reach{}
+	}
 }
 
 // step runs what the speaker does at the current time: watch events, renewals, passes.
@@ -235,6 +240,10 @@ func (s *speaker) maybePass() error {
 		// speaker.claimView: claim what it wins even counting every node that lapsed while its
 		// view was in doubt, withdraw nothing.
 		view = framework.NewSnapshot(view.Time, liveness.Generous(view.Nodes(), doubt, view.Time))
+	}
+	if s.fast != nil {
+		// speaker.fastClaimView: the fast path's verdicts apply last.
+		view = framework.NewSnapshot(view.Time, liveness.FastPath(view.Nodes(), s.name, s.fast, view.Time))
 	}
 	if err := s.pass(view, settling); err != nil {
 		return err
