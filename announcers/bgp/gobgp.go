@@ -153,7 +153,17 @@ func (c PeerConfig) toAPI() *api.Peer {
 		// drops without a NOTIFICATION (a process that restarts), until the new session
 		// has re-sent them. A Drain withdraws first, so a planned stop is not affected; a
 		// reset we send (BFD down, reconfiguration) carries a NOTIFICATION and flushes.
-		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: gracefulRestartTime}
+		//
+		// Every session opens as a restarting speaker's (LocalRestarting), as FRR's does with
+		// preserve-fw-state, MetalLB's FRR mode: it is the only way GoBGP sets the Forwarding
+		// State bit, and without it the router deletes the paths it kept the moment the
+		// session is up (RFC 4724 4.2), racing the re-sent ones: FRR lets the re-sent path
+		// cancel the deletion only while it has not processed it yet (50 ms), so a slow
+		// announcer lost the path on the router until the path came. The bit holds: the
+		// node's forwarding is not in the announcer. A restarting GoBGP sends nothing until
+		// the router's End-of-RIB or the deferral; the paths, then End-of-RIB, follow.
+		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: gracefulRestartTime,
+			LocalRestarting: true, DeferralTime: gracefulRestartDeferral}
 		for _, af := range p.AfiSafis {
 			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 		}
@@ -179,6 +189,13 @@ func seconds(d time.Duration) uint64 {
 // gracefulRestartTime is the restart time advertised with graceful restart, in seconds: FRR's
 // default, which MetalLB's FRR mode uses.
 const gracefulRestartTime = 120
+
+// gracefulRestartDeferral bounds, in seconds, how long a new graceful-restart session waits
+// for the router's End-of-RIB before sending the paths (GoBGP waits for every graceful-restart
+// peer's, so one router that is down would hold the others' for GoBGP's default 360 s). The
+// announcer learns nothing from routers, so there is no selection to defer: the wait only
+// delays path changes by up to this, while the router keeps the paths of the last session.
+const gracefulRestartDeferral = 1
 
 // AddPeer adds a neighbor; the session starts connecting at once.
 func (s *Speaker) AddPeer(ctx context.Context, c PeerConfig) error {

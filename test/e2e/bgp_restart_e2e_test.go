@@ -4,12 +4,17 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // TestE2EBGPRollingRestart restarts every speaker in turn as a DaemonSet's rolling update
@@ -56,8 +61,11 @@ func testBGPRollingRestart(t *testing.T, gr bool) {
 	}
 	ok, failed := load.stop()
 	missing := watch.stop()
-	t.Logf("graceful restart %v: %d requests, %d failed; each restart until every path was fresh again: %v; time each node's path was missing on the router: %v",
-		gr, ok+failed, failed, back, missing)
+	if watch.err != nil {
+		t.Fatal(watch.err)
+	}
+	t.Logf("graceful restart %v: %d requests, %d failed; each restart until every path was fresh again: %v; time each node's path was missing on the router: %v (%d changes of its route)",
+		gr, ok+failed, failed, back, missing, watch.changes)
 	if ok == 0 {
 		t.Fatal("no request succeeded: the loop measured nothing")
 	}
@@ -139,47 +147,141 @@ func (l *curlLoop) stop() (ok, failed int) {
 	return l.ok, l.failed
 }
 
-// nexthopWatch polls FRR's route every 20 ms and sums, per node, how long it was not a next
-// hop.
+// nexthopWatch follows the router's kernel route for a prefix, the one that forwards the
+// client's packets, through netlink route events, and sums, per node, how long the route did
+// not go through it. Events, not polls: a withdrawal shows however short it is, and nothing
+// is charged between two reads. Not zebra's RIB (show ip route): zebra replaces its entry
+// when graceful restart marks a path stale and again when the path is re-sent, and until the
+// data plane confirms the replacement it lists the new entry as queued, not installed, while
+// the kernel keeps forwarding through every node (an identical replace is not even an event).
+// A poll landing there counted every node missing for one poll interval.
 type nexthopWatch struct {
-	cancel  context.CancelFunc
+	stopc   chan struct{}
 	done    chan struct{}
-	mu      sync.Mutex
 	missing []time.Duration
+	// changes counts the kernel's changes of the route while watched.
+	changes int
+	err     error
 }
 
 func (c *bgpCluster) watchNexthops(pfx netip.Prefix) *nexthopWatch {
-	ctx, cancel := context.WithCancel(context.Background())
-	w := &nexthopWatch{cancel: cancel, done: make(chan struct{}), missing: make([]time.Duration, len(c.nodes))}
+	c.t.Helper()
+	ns, err := netns.GetFromName(c.lab.Router.Netns)
+	if err != nil {
+		c.t.Fatalf("router namespace: %v", err)
+	}
+	c.t.Cleanup(func() { _ = ns.Close() })
+	updates := make(chan netlink.RouteUpdate, 256)
+	unsubscribe := make(chan struct{})
+	failed := make(chan error, 1)
+	// Subscribed before the route is read, so no change falls between the two.
+	if err := netlink.RouteSubscribeWithOptions(updates, unsubscribe, netlink.RouteSubscribeOptions{Namespace: &ns,
+		ErrorCallback: func(err error) {
+			select {
+			case failed <- err:
+			default:
+			}
+		}}); err != nil {
+		c.t.Fatalf("subscribing to the router's routes: %v", err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		close(unsubscribe)
+		c.t.Fatalf("netlink in the router namespace: %v", err)
+	}
+	routes, err := h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	h.Close()
+	if err != nil {
+		close(unsubscribe)
+		c.t.Fatalf("listing the router's routes: %v", err)
+	}
+	var via []netip.Addr
+	for _, r := range routes {
+		if routeFor(r, pfx) {
+			via = gateways(r)
+		}
+	}
+	w := &nexthopWatch{stopc: make(chan struct{}), done: make(chan struct{}), missing: make([]time.Duration, len(c.nodes))}
 	go func() {
 		defer close(w.done)
-		last := time.Now()
-		for ctx.Err() == nil {
-			rt, ok, err := c.router.Route(pfx)
-			now := time.Now()
-			if err == nil {
-				w.mu.Lock()
-				for i, n := range c.lab.Nodes {
-					if !ok || !rt.Installed || !containsAddr(rt.Nexthops, n.IPv4) {
-						w.missing[i] += now.Sub(last)
-					}
+		defer close(unsubscribe)
+		since := time.Now()
+		account := func(now time.Time) {
+			for i, n := range c.lab.Nodes {
+				if !containsAddr(via, n.IPv4) {
+					w.missing[i] += now.Sub(since)
 				}
-				w.mu.Unlock()
 			}
-			last = now
-			time.Sleep(20 * time.Millisecond)
+			since = now
+		}
+		for {
+			select {
+			case <-w.stopc:
+				account(time.Now())
+				return
+			case err := <-failed:
+				account(time.Now())
+				w.err = fmt.Errorf("following the router's routes: %w", err)
+				return
+			case u, ok := <-updates:
+				if !ok {
+					account(time.Now())
+					w.err = errors.New("following the router's routes: the netlink subscription ended")
+					return
+				}
+				if !routeFor(u.Route, pfx) {
+					continue
+				}
+				account(time.Now())
+				w.changes++
+				if u.Type == unix.RTM_DELROUTE {
+					via = nil
+				} else {
+					via = gateways(u.Route)
+				}
+			}
 		}
 	}()
 	c.t.Cleanup(func() { w.stop() })
 	return w
 }
 
-// stop ends the watch and returns, per node index, how long its path was missing.
+// routeFor reports whether r is the main table's route for pfx.
+func routeFor(r netlink.Route, pfx netip.Prefix) bool {
+	if r.Dst == nil || (r.Table != 0 && r.Table != unix.RT_TABLE_MAIN) {
+		return false
+	}
+	ones, _ := r.Dst.Mask.Size()
+	a, ok := netip.AddrFromSlice(r.Dst.IP)
+	return ok && netip.PrefixFrom(a.Unmap(), ones) == pfx
+}
+
+// gateways returns a route's next hops.
+func gateways(r netlink.Route) []netip.Addr {
+	var out []netip.Addr
+	add := func(ip net.IP) {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			out = append(out, a.Unmap())
+		}
+	}
+	if len(r.MultiPath) == 0 {
+		add(r.Gw)
+	}
+	for _, nh := range r.MultiPath {
+		add(nh.Gw)
+	}
+	return out
+}
+
+// stop ends the watch and returns, per node index, how long the route did not go through
+// it (err says whether the watch lost track).
 func (w *nexthopWatch) stop() []time.Duration {
-	w.cancel()
+	select {
+	case <-w.stopc:
+	default:
+		close(w.stopc)
+	}
 	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	out := make([]time.Duration, len(w.missing))
 	for i, d := range w.missing {
 		out[i] = d.Round(time.Millisecond)
