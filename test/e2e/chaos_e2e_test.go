@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +28,8 @@ import (
 // seen on the nodes' own addresses, are taken out), the longest time two MACs
 // answered one address, and whether, once the faults stop, every ServiceL2Status names the
 // node whose MAC answers. `make chaos` runs it (CHAOS_FAULTS, default 100; CHAOS_SEED, default
-// the clock, printed so a run can be replayed in its draws).
+// the clock, printed so a run can be replayed in its draws; CHAOS_FASTPATH=1 runs the speakers'
+// fast path, and adds blocking one node's fast-path traffic to the faults).
 
 const (
 	chaosNodes    = 6
@@ -134,7 +136,14 @@ func BenchmarkE2EChaos(b *testing.B) {
 	b.Logf("chaos: seed %d (CHAOS_SEED=%d replays the draws), %d faults", seed, seed, faults)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	c := newCluster(b, clusterOptions{nodes: chaosNodes, defaultHeartbeat: true})
+	fast := os.Getenv("CHAOS_FASTPATH") == "1"
+	faultKinds := chaosFaults
+	if fast {
+		faultKinds = append(slices.Clone(chaosFaults), chaosFault{"fastpath-blocked", func(c *cluster, i int) func() {
+			return blockFastPath(c.t, c.lab.Nodes[i])
+		}})
+	}
+	c := newCluster(b, clusterOptions{nodes: chaosNodes, defaultHeartbeat: true, fastPath: fast})
 	c.createBatchPool()
 	names := make([]string, chaosServices)
 	ips := make([]netip.Addr, chaosServices)
@@ -157,7 +166,7 @@ func BenchmarkE2EChaos(b *testing.B) {
 
 	var results []chaosResult
 	for n := range faults {
-		f := chaosFaults[rng.IntN(len(chaosFaults))]
+		f := faultKinds[rng.IntN(len(faultKinds))]
 		i := rng.IntN(chaosNodes)
 		held := time.Duration(1000+rng.IntN(5000)) * time.Millisecond
 		start := time.Now()

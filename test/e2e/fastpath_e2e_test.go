@@ -78,7 +78,7 @@ func TestE2EFastPathBlocked(t *testing.T) {
 
 // blockFastPath drops the fast path's traffic (UDP and TCP port 7946) into and out of h, and
 // returns what lifts the block.
-func blockFastPath(t *testing.T, h *lab.Host) func() {
+func blockFastPath(t testing.TB, h *lab.Host) func() {
 	t.Helper()
 	var rules [][]string
 	for _, proto := range []string{"udp", "tcp"} {
