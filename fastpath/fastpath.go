@@ -49,6 +49,9 @@ type Config struct {
 	OnChange func()
 	// Logger receives memberlist's own log lines at verbosity 4.
 	Logger klog.Logger
+	// ID names this process (a random value per start), sent with every probe answer: the
+	// others tell a restarted speaker from the one whose heartbeat they last saw by it.
+	ID string
 }
 
 // Defaults of Config.
@@ -66,6 +69,8 @@ type Detector struct {
 	advertise string
 	onChange  func()
 	logger    klog.Logger
+
+	id string
 
 	mu    sync.Mutex
 	reach map[string]liveness.Reach
@@ -94,10 +99,11 @@ func New(c Config) (*Detector, error) {
 	if err != nil || adHost == "0.0.0.0" || adHost == "::" || adHost == "" {
 		return nil, fmt.Errorf("fast path: advertise address %q: must name the address other nodes reach this one at", advertise)
 	}
-	d := &Detector{self: c.Name, advertise: net.JoinHostPort(adHost, strconv.Itoa(adPort)), onChange: c.OnChange, logger: c.Logger,
+	d := &Detector{self: c.Name, advertise: net.JoinHostPort(adHost, strconv.Itoa(adPort)), onChange: c.OnChange, logger: c.Logger, id: c.ID,
 		reach: map[string]liveness.Reach{}, addrs: map[string]string{}}
 	mc := memberlistConfig(c, host, port, adHost, adPort)
 	mc.Events = d
+	mc.Delegate = meta{id: []byte(c.ID)}
 	d.list, err = memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("fast path: %w", err)
@@ -211,9 +217,10 @@ func (d *Detector) set(n *memberlist.Node, reachable bool) {
 	}
 	d.mu.Lock()
 	prev, known := d.reach[n.Name]
-	changed := !known || prev.Reachable != reachable
+	id := string(n.Meta)
+	changed := !known || prev.Reachable != reachable || reachable && prev.ID != id
 	if changed {
-		d.reach[n.Name] = liveness.Reach{Reachable: reachable, Since: time.Now()}
+		d.reach[n.Name] = liveness.Reach{Reachable: reachable, Since: time.Now(), ID: id}
 	}
 	d.addrs[n.Name] = n.Address()
 	d.mu.Unlock()
@@ -229,6 +236,20 @@ func (d *Detector) set(n *memberlist.Node, reachable bool) {
 		d.onChange()
 	}
 }
+
+// meta is the memberlist delegate that only publishes the process's ID as its node meta.
+type meta struct{ id []byte }
+
+func (m meta) NodeMeta(limit int) []byte {
+	if len(m.id) > limit {
+		return m.id[:limit]
+	}
+	return m.id
+}
+func (meta) NotifyMsg([]byte)                           {}
+func (meta) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (meta) LocalState(join bool) []byte                { return nil }
+func (meta) MergeRemoteState(buf []byte, join bool)     {}
 
 // logWriter sends memberlist's log lines to a klog logger at verbosity 4: they are about
 // probes, and a dead node is reported by the speaker already.

@@ -65,8 +65,13 @@ type SpeakerInfo struct {
 	// from then on (see Expiry); UnreachableWhy says why, for explanations.
 	Unreachable    time.Time
 	UnreachableWhy string
-	// FastPath is the address the speaker's fast path listens at; empty: it runs none.
-	FastPath string
+	// Held is set when the reader's fast path holds the speaker alive past its lapsed
+	// heartbeat (it lost the API server, not the segment): it keeps the units it announces
+	// (Unit.AnnouncingNodes) and takes no other.
+	Held bool
+	// FastPath is the address the speaker's fast path listens at, FastPathID the process
+	// that runs it; empty: it runs none.
+	FastPath, FastPathID string
 	// Draining is set by a speaker that is shutting down and hands its IPs over.
 	Draining bool
 	// Interfaces are the node's usable interfaces.

@@ -52,6 +52,9 @@ const (
 	// AnnotationFastPath is the host:port the node's fast path (package fastpath) listens
 	// at, which the other speakers join; absent when it runs none.
 	AnnotationFastPath = "herald.dev/fast-path"
+	// AnnotationFastPathID names the speaker process that runs that fast path (random per
+	// start), so the others can tell it from a restarted one.
+	AnnotationFastPathID = "herald.dev/fast-path-id"
 )
 
 // maxReason bounds a reason in AnnotationAnnouncers, so a long error message cannot bloat
@@ -72,8 +75,9 @@ type Heartbeat struct {
 	Interfaces    []framework.Interface
 	// Announcers are the node's announcer kinds and their health; nil reports nothing.
 	Announcers map[framework.AnnouncerKind]framework.AnnouncerHealth
-	// FastPath is the fast path's address (AnnotationFastPath); empty: none.
-	FastPath string
+	// FastPath is the fast path's address (AnnotationFastPath), FastPathID its process
+	// (AnnotationFastPathID); empty: none.
+	FastPath, FastPathID string
 }
 
 // wireAnnouncer is one announcer kind as encoded in AnnotationAnnouncers.
@@ -149,11 +153,8 @@ func EncodeInto(l *coordinationv1.Lease, hb Heartbeat) error {
 	} else {
 		delete(l.Annotations, AnnotationDraining)
 	}
-	if hb.FastPath == "" {
-		delete(l.Annotations, AnnotationFastPath)
-	} else {
-		l.Annotations[AnnotationFastPath] = hb.FastPath
-	}
+	setOrDelete(l.Annotations, AnnotationFastPath, hb.FastPath)
+	setOrDelete(l.Annotations, AnnotationFastPathID, truncate(hb.FastPathID, maxReason))
 	holder := hb.Holder
 	if holder == "" {
 		holder = hb.NodeName
@@ -165,6 +166,14 @@ func EncodeInto(l *coordinationv1.Lease, hb Heartbeat) error {
 	l.Spec.LeaseDurationSeconds = &secs
 	l.Spec.RenewTime = &renew
 	return nil
+}
+
+func setOrDelete(m map[string]string, key, value string) {
+	if value == "" {
+		delete(m, key)
+	} else {
+		m[key] = value
+	}
 }
 
 // encodeInterfaces renders the interfaces sorted by name, so an unchanged set gives an
@@ -284,6 +293,7 @@ func Decode(l *coordinationv1.Lease) (*Heartbeat, error) {
 			hb.FastPath = v
 		}
 	}
+	hb.FastPathID = truncate(l.Annotations[AnnotationFastPathID], maxReason)
 	var annErrs []error
 	hb.Interfaces, annErrs = decodeInterfaces(l.Annotations[AnnotationInterfaces], meta.Child("annotations").Key(AnnotationInterfaces))
 	errs = append(errs, annErrs...)
@@ -371,5 +381,6 @@ func (hb *Heartbeat) SpeakerInfo() *framework.SpeakerInfo {
 		Interfaces:    hb.Interfaces,
 		Announcers:    hb.Announcers,
 		FastPath:      hb.FastPath,
+		FastPathID:    hb.FastPathID,
 	}
 }

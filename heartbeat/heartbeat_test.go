@@ -16,7 +16,7 @@ func TestRoundTrip(t *testing.T) {
 	renew := time.Date(2026, 11, 22, 12, 0, 0, 123456000, time.UTC)
 	hb := Heartbeat{
 		NodeName: "node-1", Holder: "speaker-abcde", RenewTime: renew, LeaseDuration: 15 * time.Second, Draining: true,
-		FastPath: "192.0.2.5:7946",
+		FastPath: "192.0.2.5:7946", FastPathID: "3f2a9c",
 		Interfaces: []framework.Interface{
 			{Name: "eth1", Up: false, Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8::5/64")}},
 			{Name: "eth0", Up: true, MAC: "02:00:00:00:00:01", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.5/24")}},

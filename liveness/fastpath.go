@@ -14,18 +14,29 @@ import (
 type Reach struct {
 	Reachable bool
 	Since     time.Time
+	// ID is the process the fast path reaches (its fastpath ID); a reachable node is held
+	// alive past its heartbeat only while it is the process that wrote that heartbeat
+	// (framework.SpeakerInfo.FastPathID).
+	ID string
 }
 
-// FastPath is the view a node decides from once its fast path has spoken: the nodes it finds
-// gone count as lapsed from when it found them so (framework.SpeakerInfo.Unreachable), well
-// before their heartbeats lapse. Nodes are not modified; changed ones are copies.
+// FastPath is the view a node decides from once its fast path has spoken. Nodes are not
+// modified; changed ones are copies.
+//   - A node the fast path finds gone counts as lapsed from when it found it so
+//     (framework.SpeakerInfo.Unreachable), well before its heartbeat lapses: sub-second
+//     failover after a crash, without frequent heartbeat writes.
+//   - A node whose heartbeat lapsed while the fast path still reaches the same process
+//     (Reach.ID is the heartbeat's framework.SpeakerInfo.FastPathID) is held alive for the
+//     units it announces (framework.SpeakerInfo.Held): it lost the API server, not the
+//     segment, and keeps answering them, frozen, so nobody takes them; it takes no other,
+//     since a frozen node claims nothing. A slow heartbeat write moves nothing either. A
+//     restarted process has a new ID that its heartbeat does not show yet, and is not held.
 //
 // The fast path and the heartbeats can disagree, and each node has its own fast path, so the
 // rule is built so that they cannot disagree for long:
-//   - Only nodes whose heartbeat is alive, and which the fast path has heard of, count
-//     (members). A heartbeat that lapses excludes a node whatever the fast path says; a node
-//     the fast path never heard of (starting, or without a fast path) is judged by its
-//     heartbeat alone.
+//   - Members are the nodes the fast path has heard of whose heartbeat is alive or which it
+//     reaches, and this node; a node it never heard of (starting, or without a fast path) is
+//     judged by its heartbeat alone.
 //   - This node acts on the fast path only from the larger side: when it reaches, itself
 //     included, more than half of the members, or exactly half with the member whose name
 //     sorts first. Every node reachable from it reaches, by the same count, the same side
@@ -48,38 +59,47 @@ func FastPath(nodes []*framework.NodeInfo, self string, reach map[string]Reach, 
 	var side []string
 	var lost time.Time
 	for _, n := range nodes {
-		if !n.Speaker.AliveAt(now) {
+		if n.Speaker == nil {
 			continue
 		}
 		r, known := reach[n.Name]
 		switch {
-		case n.Name == self:
-		case !known:
-			continue
-		case !r.Reachable:
-			members[n.Name] = true
+		case n.Name == self, known && r.Reachable:
+			side = append(side, n.Name)
+		case known && n.Speaker.AliveAt(now):
 			lost = later(lost, r.Since)
+		default:
 			continue
 		}
 		members[n.Name] = true
-		side = append(side, n.Name)
-	}
-	if len(side) == len(members) {
-		return nodes
 	}
 	larger := 2*len(side) > len(members) ||
 		2*len(side) == len(members) && slices.Contains(side, slices.Min(slices.Collect(maps.Keys(members))))
-	out := slices.Clone(nodes)
+	var out []*framework.NodeInfo
+	set := func(i int, n *framework.NodeInfo) {
+		if out == nil {
+			out = slices.Clone(nodes)
+		}
+		out[i] = n
+	}
 	for i, n := range nodes {
 		r := reach[n.Name]
 		switch {
 		case !members[n.Name]:
-		case larger && n.Name != self && !r.Reachable:
-			out[i] = unreachable(n, r.Since, "its speaker failed the fast path's probes from this node and the nodes it asked")
-		case !larger && n.Name == self:
-			out[i] = unreachable(n, lost, fmt.Sprintf("this node reaches only %d of the %d live speakers on the fast path: "+
-				"it is on the smaller side of a cut, which the others take for gone", len(side), len(members)))
+		case !larger:
+			if n.Name == self {
+				set(i, unreachable(n, lost, fmt.Sprintf("this node reaches only %d of the %d live speakers on the fast path: "+
+					"it is on the smaller side of a cut, which the others take for gone", len(side), len(members))))
+			}
+		case n.Name == self:
+		case !r.Reachable:
+			set(i, unreachable(n, r.Since, "its speaker failed the fast path's probes from this node and the nodes it asked"))
+		case !n.Speaker.AliveAt(now) && r.ID != "" && r.ID == n.Speaker.FastPathID:
+			set(i, held(n, now))
 		}
+	}
+	if out == nil {
+		return nodes
 	}
 	return out
 }
@@ -87,6 +107,15 @@ func FastPath(nodes []*framework.NodeInfo, self string, reach map[string]Reach, 
 func unreachable(n *framework.NodeInfo, since time.Time, why string) *framework.NodeInfo {
 	c, si := *n, *n.Speaker
 	si.Unreachable, si.UnreachableWhy = since, why
+	c.Speaker = &si
+	return &c
+}
+
+// held is n alive at now for its lease duration, its heartbeat's content as last seen, for
+// the units it announces only (framework.SpeakerInfo.Held).
+func held(n *framework.NodeInfo, now time.Time) *framework.NodeInfo {
+	c, si := *n, *n.Speaker
+	si.ObservedAt, si.Held = now, true
 	c.Speaker = &si
 	return &c
 }

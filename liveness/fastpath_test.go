@@ -16,6 +16,10 @@ func TestFastPath(t *testing.T) {
 	now := t0.Add(time.Second)
 	lost := t0.Add(500 * time.Millisecond)
 	up, down := Reach{Reachable: true, Since: t0.Add(-time.Minute)}, Reach{Since: lost}
+	lapsed := func(name string) *framework.NodeInfo {
+		return heartbeatNode(name, t0.Add(-time.Minute), 10*time.Second)
+	}
+	withID := func(n *framework.NodeInfo, id string) *framework.NodeInfo { n.Speaker.FastPathID = id; return n }
 	alive := func(names ...string) []*framework.NodeInfo {
 		var out []*framework.NodeInfo
 		for _, n := range names {
@@ -52,6 +56,14 @@ func TestFastPath(t *testing.T) {
 			nodes: append(alive("a"), heartbeatNode("b", t0.Add(-time.Minute), 10*time.Second), heartbeatNode("c", t0.Add(-time.Minute), 10*time.Second)),
 			self:  "a", reach: map[string]Reach{"b": down, "c": down}, gone: []string{"b", "c"}},
 		{name: "reachable again", nodes: alive("a", "b", "c"), self: "a", reach: map[string]Reach{"b": up, "c": {Reachable: true, Since: now}}},
+		{name: "lapsed but reached, the same process: held alive", nodes: append(alive("a", "b"), withID(lapsed("c"), "p1")), self: "a",
+			reach: map[string]Reach{"b": up, "c": {Reachable: true, Since: t0, ID: "p1"}}},
+		{name: "lapsed and reached, a restarted process: not held", nodes: append(alive("a", "b"), withID(lapsed("c"), "p1")), self: "a",
+			reach: map[string]Reach{"b": up, "c": {Reachable: true, Since: t0, ID: "p2"}}, gone: []string{"c"}},
+		{name: "lapsed, reached, no ID published: not held", nodes: append(alive("a", "b"), lapsed("c")), self: "a",
+			reach: map[string]Reach{"b": up, "c": {Reachable: true, Since: t0}}, gone: []string{"c"}},
+		{name: "the smaller side holds nobody", nodes: append(alive("a", "b", "d", "e"), withID(lapsed("c"), "p1")), self: "a",
+			reach: map[string]Reach{"b": down, "c": {Reachable: true, Since: t0, ID: "p1"}, "d": down, "e": down}, gone: []string{"a", "c"}, why: "reaches only 2 of the 5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,9 +75,9 @@ func TestFastPath(t *testing.T) {
 			for _, n := range got {
 				wantGone := contains(tt.gone, n.Name)
 				if n.Speaker.AliveAt(now) == wantGone {
-					t.Errorf("%s alive = %v, want %v (unreachable %s: %q)", n.Name, !wantGone, !wantGone, n.Speaker.Unreachable, n.Speaker.UnreachableWhy)
+					t.Errorf("%s alive = %v, want %v (unreachable %s: %q)", n.Name, wantGone, !wantGone, n.Speaker.Unreachable, n.Speaker.UnreachableWhy)
 				}
-				if wantGone && n.Speaker.Unreachable.IsZero() && n.Speaker.AliveAt(t0) {
+				if wantGone && n.Speaker.Unreachable.IsZero() && n.Speaker.AliveAt(t0) && n.Speaker.RenewTime.Equal(t0) {
 					t.Errorf("%s gone without a fast-path verdict", n.Name)
 				}
 				if !n.Speaker.Unreachable.IsZero() && !strings.Contains(n.Speaker.UnreachableWhy, tt.why) {

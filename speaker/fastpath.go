@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
 	"net"
@@ -35,6 +36,8 @@ type fastView struct {
 	mu sync.Mutex
 	// cut is why this node counts itself gone (see liveness.FastPath); "" when it does not.
 	cut string
+	// held are the nodes the last claim view held alive past their heartbeats.
+	held map[string]bool
 }
 
 // startFastPath starts the fast path when the configuration asks for one; its address goes
@@ -54,8 +57,9 @@ func (s *Speaker) startFastPath(ctx context.Context) error {
 		return fmt.Errorf("fastPath.bindAddress: %w", err)
 	}
 	key := sha256.Sum256(secret)
+	id := rand.Text()[:16]
 	d, err := fastpath.New(fastpath.Config{
-		Name: s.o.NodeName, BindAddr: c.BindAddress, AdvertiseAddr: advertise, SecretKey: key[:],
+		Name: s.o.NodeName, BindAddr: c.BindAddress, AdvertiseAddr: advertise, SecretKey: key[:], ID: id,
 		ProbeInterval: c.ProbeInterval.Duration, Logger: klog.FromContext(ctx),
 		OnChange: func() {
 			select {
@@ -69,7 +73,7 @@ func (s *Speaker) startFastPath(ctx context.Context) error {
 		return err
 	}
 	s.fast.d = d
-	s.hb.setFastPath(d.Address())
+	s.hb.setFastPath(d.Address(), id)
 	klog.FromContext(ctx).Info("Fast path listening", "address", d.Address(), "probeInterval", c.ProbeInterval.Duration)
 	return nil
 }
@@ -140,34 +144,58 @@ func (s *Speaker) joinFastPath(ctx context.Context) {
 	}
 }
 
-// fastClaimView applies the fast path's verdicts to view (see liveness.FastPath); view is
-// returned as it is when no fast path runs or it has nothing to say.
+// fastClaimView applies the fast path's verdicts to view (see fastNodes) and logs when this
+// node starts or stops counting itself cut off.
 func (s *Speaker) fastClaimView(ctx context.Context, view *framework.Snapshot) *framework.Snapshot {
+	out := s.fastNodes(view)
+	if s.fast.d != nil {
+		s.noteCut(ctx, out.Nodes(), out.Time)
+	}
+	return out
+}
+
+// fastNodes is view with the fast path's verdicts (see liveness.FastPath); view itself when no
+// fast path runs or it has nothing to say.
+func (s *Speaker) fastNodes(view *framework.Snapshot) *framework.Snapshot {
 	if s.fast.d == nil {
 		return view
 	}
 	nodes := liveness.FastPath(view.Nodes(), s.o.NodeName, s.fast.d.View(), view.Time)
-	s.noteCut(ctx, nodes, view.Time)
 	if slices.Equal(nodes, view.Nodes()) {
 		return view
 	}
 	return framework.NewSnapshot(view.Time, nodes)
 }
 
-// noteCut logs when this node starts or stops counting itself gone by the fast path: it then
-// withdraws everything, a decision an operator must be able to find.
+// noteCut logs when this node starts or stops counting itself gone by the fast path (it then
+// withdraws everything) and when it starts or stops holding another alive: decisions an
+// operator must be able to find.
 func (s *Speaker) noteCut(ctx context.Context, nodes []*framework.NodeInfo, now time.Time) {
 	var cut string
+	held := map[string]bool{}
 	for _, n := range nodes {
 		if n.Name == s.o.NodeName && n.Speaker != nil && !n.Speaker.Unreachable.IsZero() && !now.Before(n.Speaker.Unreachable) {
 			cut = n.Speaker.UnreachableWhy
 		}
+		if n.Speaker != nil && n.Speaker.Held {
+			held[n.Name] = true
+		}
 	}
 	s.fast.mu.Lock()
-	prev := s.fast.cut
-	s.fast.cut = cut
+	prev, prevHeld := s.fast.cut, s.fast.held
+	s.fast.cut, s.fast.held = cut, held
 	s.fast.mu.Unlock()
 	logger := klog.FromContext(ctx)
+	for name := range held {
+		if !prevHeld[name] {
+			logger.Info("Holding a speaker whose heartbeat lapsed: the fast path still reaches it, so it keeps what it announces and takes nothing new", "peer", name)
+		}
+	}
+	for name := range prevHeld {
+		if !held[name] {
+			logger.Info("No longer holding a speaker: its heartbeat is back, or the fast path lost it", "peer", name)
+		}
+	}
 	switch {
 	case cut != "" && prev == "":
 		logger.Info("Cut off on the fast path: withdrawing every IP, which the others take over", "reason", cut)

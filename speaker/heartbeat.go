@@ -42,9 +42,10 @@ type heartbeater struct {
 	// owner, when set, is added to the Lease's owners (see package owner).
 	owner    *metav1.OwnerReference
 	draining bool
-	// fastPath is the fast path's address, published for the others to join (empty: none).
-	fastPath string
-	lease    *coordinationv1.Lease
+	// fastPath is the fast path's address, published for the others to join, and fastPathID
+	// this process's ID on it (empty: none).
+	fastPath, fastPathID string
+	lease                *coordinationv1.Lease
 	// renewals is how the renewals went (see liveness.Renewals); its Duration and Interval
 	// are duration and interval.
 	renewals liveness.Renewals
@@ -157,7 +158,7 @@ func (h *heartbeater) renew(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	hb := heartbeat.Heartbeat{NodeName: h.node, Holder: h.holder, RenewTime: h.now(), LeaseDuration: h.duration, Draining: h.draining,
-		Interfaces: itfs, Announcers: anns, FastPath: h.fastPath}
+		Interfaces: itfs, Announcers: anns, FastPath: h.fastPath, FastPathID: h.fastPathID}
 	prev, own := h.lease, h.owner
 	h.mu.Unlock()
 	leases := h.client.Leases(h.namespace)
@@ -211,11 +212,12 @@ func (h *heartbeater) renew(ctx context.Context) error {
 	return nil
 }
 
-// setFastPath publishes addr as the fast path's address from the next renewal on.
-func (h *heartbeater) setFastPath(addr string) {
+// setFastPath publishes the fast path's address and this process's ID on it from the next
+// renewal on.
+func (h *heartbeater) setFastPath(addr, id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.fastPath = addr
+	h.fastPath, h.fastPathID = addr, id
 }
 
 // setOwner makes ref an owner of the Lease from the next renewal on.

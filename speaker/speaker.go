@@ -155,7 +155,9 @@ func (s *Speaker) Run(ctx context.Context) error {
 	}
 	s.recorder = s.newRecorder(ctx)
 	s.stale = &staleSweeper{self: s.o.NodeName, client: s.metallb.MetallbV1beta1(),
-		l2: statusLister, bgp: bgpStatusLister, snapshot: s.builder.Snapshot,
+		// The fast path's view: a speaker it holds alive keeps its status objects, one it
+		// found gone loses them without waiting for its heartbeat.
+		l2: statusLister, bgp: bgpStatusLister, snapshot: func(t time.Time) *framework.Snapshot { return s.fastNodes(s.builder.Snapshot(t)) },
 		mayAct: changeGate{s}.MayWithdraw, trigger: make(chan struct{}, 1)}
 	nsMetallb := metallbinformers.NewSharedInformerFactoryWithOptions(s.informMetallb, s.o.Resync, metallbinformers.WithTransform(stripUnread),
 		metallbinformers.WithNamespace(s.configNamespace()))

@@ -97,13 +97,13 @@ func RunPlan(cfg Config, plan Plan) (*Result, error) {
 		return nil, fmt.Errorf("a simulation has 1 node or more and 250 IPs at most, not %d nodes and %d IPs", cfg.Nodes, cfg.IPs)
 	}
 	w := &world{cfg: cfg, plan: plan, epoch: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC),
-		api: &apiServer{leases: map[string]*coordinationv1.Lease{}}}
+		api: &apiServer{leases: map[string]*coordinationv1.Lease{}, statuses: map[netip.Addr]string{}}}
 	w.nodes, w.services, w.slices = staticObjects(cfg)
 	// A cluster that has been running: every node renewed once just before the start, so
 	// every speaker's informer lists every heartbeat (a cold start of every speaker at once
 	// is another scenario).
 	for i := range cfg.Nodes {
-		s := &speaker{w: w, idx: i, name: nodeName(i), offset: plan.Skew[i], delay: plan.Delay[i], warm: true}
+		s := &speaker{w: w, idx: i, name: nodeName(i), offset: plan.Skew[i], delay: plan.Delay[i], warm: true, procID: processID(nodeName(i), 0)}
 		w.speakers = append(w.speakers, s)
 		if _, err := w.api.write(0, s.heartbeat(), namespace); err != nil {
 			return nil, err
@@ -199,7 +199,7 @@ func (w *world) startFastPath() {
 		for j, o := range w.speakers {
 			if i != j {
 				w.fast[i][j].up = true
-				s.fast[o.name] = liveness.Reach{Reachable: true, Since: s.now()}
+				s.fast[o.name] = liveness.Reach{Reachable: true, Since: s.now(), ID: o.procID}
 			}
 		}
 	}
@@ -235,7 +235,7 @@ func (w *world) stepFastPath() {
 			}
 			l.pending = false
 			if _, known := s.fast[o.name]; known || l.up {
-				s.fast[o.name] = liveness.Reach{Reachable: l.up, Since: s.now()}
+				s.fast[o.name] = liveness.Reach{Reachable: l.up, Since: s.now(), ID: o.procID}
 				s.dirty = true
 			}
 		}

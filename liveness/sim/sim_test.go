@@ -15,6 +15,7 @@ var (
 	stall = flag.Bool("sim.stall", false, "with -sim.seed: replay a seed of the stall set")
 	outg  = flag.Bool("sim.outage", false, "with -sim.seed: replay a seed of the outage set")
 	fast  = flag.Bool("sim.fastpath", false, "with -sim.seed: replay a seed of the fast-path set")
+	hold  = flag.Bool("sim.hold", false, "with -sim.seed: replay a seed of the fast path's hold set")
 )
 
 // skewConfig is DefaultConfig with every node's clock up to a minute off.
@@ -102,6 +103,11 @@ func TestSimulationFastPath(t *testing.T) {
 	runSeeds(t, "fastpath", FastPathConfig(), 1, n, " -sim.fastpath")
 }
 
+// TestSimulationHold runs seeds where, with the fast path on, one node at a time loses the
+// API server or writes its Lease slowly (up to 5 s): the fast path holds it alive, and no IP
+// may move.
+func TestSimulationHold(t *testing.T) { runStillSet(t, "hold", HoldConfig(), *hold) }
+
 // TestSimulationStall runs seeds where one node's Lease watch stalls for 30 to 60 s while its
 // writes succeed: no IP may move.
 func TestSimulationStall(t *testing.T) { runStillSet(t, "stall", StallConfig(), *stall) }
@@ -151,7 +157,7 @@ func BenchmarkSimulation(b *testing.B) {
 	for _, set := range []struct {
 		name string
 		cfg  Config
-	}{{"faults", DefaultConfig()}, {"skew", skewConfig()}, {"stall", StallConfig()}, {"outage", OutageConfig()}, {"fastpath", FastPathConfig()}} {
+	}{{"faults", DefaultConfig()}, {"skew", skewConfig()}, {"stall", StallConfig()}, {"outage", OutageConfig()}, {"fastpath", FastPathConfig()}, {"hold", HoldConfig()}} {
 		b.Run(set.name, func(b *testing.B) {
 			for range b.N {
 				results, err := RunSeeds(set.cfg, 1, *bench)

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -60,8 +61,12 @@ type speaker struct {
 	announced map[netip.Addr]bool
 	winner    map[netip.Addr]string
 	why       string
-	// fast is what its fast path reports (world.stepFastPath); nil without one.
-	fast map[string]liveness.Reach
+	// statused are the IPs whose status object names it, as far as its writes went.
+	statused map[netip.Addr]bool
+	// fast is what its fast path reports (world.stepFastPath); nil without one. procID is
+	// the process's fast-path ID, new on every start.
+	fast   map[string]liveness.Reach
+	procID string
 }
 
 // renewal is a Lease write on its way: it completes (or fails) at done.
@@ -78,6 +83,7 @@ func (s *speaker) now() time.Time { return s.w.epoch.Add(s.w.t + s.offset) }
 func (s *speaker) start() error {
 	s.up, s.cursor, s.inflight, s.dirty, s.frozen = true, 0, nil, false, false
 	s.warm, s.syncedAt = false, s.now()
+	s.procID = processID(s.name, s.w.t)
 	s.recheck, s.checked, s.expAt = 0, time.Time{}, time.Time{}
 	s.renewals = liveness.Renewals{Duration: s.w.cfg.LeaseDuration, Interval: s.w.cfg.RenewInterval}
 	s.announced, s.winner = map[netip.Addr]bool{}, map[netip.Addr]string{}
@@ -104,9 +110,22 @@ func (s *speaker) start() error {
 		return err
 	}
 	s.fw = fw
-	// Its informer lists the Leases as they are now and watches from there.
+	// Its informers list the Leases and status objects as they are now and watch from there;
+	// it takes the status objects naming it as its own, and deletes those of the IPs it does
+	// not announce (syncStatus).
 	for _, l := range s.w.api.leases {
 		s.builder.SetLease(l)
+	}
+	s.statused = map[netip.Addr]bool{}
+	for ip, node := range s.w.api.statuses {
+		st := &metallbv1beta1.ServiceL2Status{}
+		i := int(ip.As4()[3]) - 1
+		st.Namespace, st.Name = namespace, fmt.Sprintf("l2-svc-%03d", i)
+		st.Status.ServiceNamespace, st.Status.ServiceName, st.Status.Node = "default", fmt.Sprintf("svc-%03d", i), node
+		s.builder.SetL2Status(st)
+		if node == s.name {
+			s.statused[ip] = true
+		}
 	}
 	s.cursor = len(s.w.api.log)
 	s.nextRenew = s.w.t // a starting speaker renews at once
@@ -132,7 +151,33 @@ func (s *speaker) step() error {
 	if err := s.renew(); err != nil {
 		return err
 	}
-	return s.maybePass()
+	if err := s.maybePass(); err != nil {
+		return err
+	}
+	s.syncStatus()
+	return nil
+}
+
+// syncStatus writes the status objects of what it announces and deletes those of what it
+// does not, while it reaches the API server (AsyncStatus; a write takes no time here). Its
+// status objects are what the others' Sticky and NodeReady (a held node) read.
+func (s *speaker) syncStatus() {
+	if s.w.partitioned(s.idx) {
+		return
+	}
+	for i := range s.w.cfg.IPs {
+		ip := serviceIP(i)
+		switch {
+		case s.announced[ip] && !s.statused[ip]:
+			s.w.api.writeStatus(s.w.t, ip, s.name)
+			s.statused[ip] = true
+		case !s.announced[ip] && s.statused[ip]:
+			if s.w.api.statuses[ip] == s.name {
+				s.w.api.writeStatus(s.w.t, ip, "")
+			}
+			delete(s.statused, ip)
+		}
+	}
 }
 
 // deliver feeds the builder every logged write its watch has delivered by now.
@@ -145,7 +190,14 @@ func (s *speaker) deliver() {
 		if e.at+s.delay > s.w.t {
 			return
 		}
-		s.builder.SetLease(e.lease)
+		switch {
+		case e.lease != nil:
+			s.builder.SetLease(e.lease)
+		case e.status.Status.Node == "":
+			s.builder.DeleteL2Status(e.status.Namespace, e.status.Name)
+		default:
+			s.builder.SetL2Status(e.status)
+		}
 		s.cursor++
 	}
 }
@@ -196,8 +248,12 @@ func (s *speaker) heartbeat() heartbeat.Heartbeat {
 	}
 	return heartbeat.Heartbeat{NodeName: s.name, RenewTime: s.now(), LeaseDuration: s.w.cfg.LeaseDuration,
 		Interfaces: []framework.Interface{{Name: "eth0", Up: true, Prefixes: nodePrefixes}},
-		Announcers: map[framework.AnnouncerKind]framework.AnnouncerHealth{framework.AnnouncerKindL2v4: {State: state}}}
+		Announcers: map[framework.AnnouncerKind]framework.AnnouncerHealth{framework.AnnouncerKindL2v4: {State: state}},
+		FastPathID: s.procID}
 }
+
+// processID is the fast-path ID of the node's process started at t.
+func processID(name string, t time.Duration) string { return fmt.Sprintf("%s@%s", name, t) }
 
 // maybePass runs a full pass when the speaker would: a change (or a renewal while frozen)
 // was seen, its expiry timer found a lapsed heartbeat, or a frozen speaker's recheck is due.

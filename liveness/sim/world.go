@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	metallbv1beta1 "github.com/herald-lb/herald/config/metallb/v1beta1"
 	"github.com/herald-lb/herald/heartbeat"
 )
 
@@ -108,6 +109,19 @@ func FastPathConfig() Config {
 	cfg := DefaultConfig()
 	cfg.FastDetect, cfg.FastJoin = 900*time.Millisecond, 1500*time.Millisecond
 	cfg.Kinds = []Kind{Crash, Partition, Latency, Cut}
+	return cfg
+}
+
+// HoldConfig is the fast path's set that must move nothing: one node at a time loses the API
+// server (a partition of up to 20 s) or writes its Lease slowly (up to 5 s a write), its
+// segment untouched; the fast path holds it alive, and it keeps its IPs.
+func HoldConfig() Config {
+	cfg := FastPathConfig()
+	cfg.FaultTime, cfg.Settle = 40*time.Second, 12*time.Second
+	cfg.Faults, cfg.Kinds = 3, []Kind{Partition, Latency}
+	cfg.MinFault, cfg.MaxFault = time.Second, 20*time.Second
+	cfg.MaxLatency = 5 * time.Second
+	cfg.Still = true
 	return cfg
 }
 
@@ -243,12 +257,30 @@ type apiServer struct {
 	rv     int64
 	log    []written
 	leases map[string]*coordinationv1.Lease
+	// statuses are the ServiceL2Status objects: the node each names, by the IP of its Service.
+	statuses map[netip.Addr]string
 }
 
-// written is one committed Lease write.
+// written is one committed write: a Lease, or a ServiceL2Status (status, deleted when its
+// node is "").
 type written struct {
-	at    time.Duration
-	lease *coordinationv1.Lease
+	at     time.Duration
+	lease  *coordinationv1.Lease
+	status *metallbv1beta1.ServiceL2Status
+}
+
+// writeStatus commits the status object of ip's Service naming node ("": deletes it).
+func (a *apiServer) writeStatus(at time.Duration, ip netip.Addr, node string) {
+	if node == "" {
+		delete(a.statuses, ip)
+	} else {
+		a.statuses[ip] = node
+	}
+	i := int(ip.As4()[3]) - 1
+	st := &metallbv1beta1.ServiceL2Status{}
+	st.Namespace, st.Name = namespace, fmt.Sprintf("l2-svc-%03d", i)
+	st.Status.ServiceNamespace, st.Status.ServiceName, st.Status.Node = "default", fmt.Sprintf("svc-%03d", i), node
+	a.log = append(a.log, written{at: at, status: st})
 }
 
 // write commits a heartbeat at virtual time at and returns the Lease as stored.

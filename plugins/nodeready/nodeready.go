@@ -21,6 +21,7 @@ package nodeready
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -38,6 +39,7 @@ const (
 	ReasonNetworkUnavailable = "node(s) network unavailable"
 	ReasonNoHeartbeat        = "node(s) have no speaker heartbeat"
 	ReasonUnreachable        = "node(s) speaker unreachable"
+	ReasonHeld               = "node(s) speaker cut off from the API server"
 	ReasonDraining           = "node(s) speaker draining"
 	ReasonWarming            = "node(s) speaker warming up"
 	ReasonAnnouncer          = "node(s) announcer unavailable"
@@ -113,6 +115,8 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, unit *fr
 	case !s.AliveAt(at):
 		note(ReasonNoHeartbeat, fmt.Sprintf("speaker heartbeat expired at %s (renewed %s, valid %s)",
 			s.Expiry().UTC().Format("15:04:05"), s.RenewTime.UTC().Format("15:04:05"), s.LeaseDuration))
+	case s.Held && !slices.Contains(unit.AnnouncingNodes, node.Name):
+		note(ReasonHeld, "heartbeat lapsed but the fast path reaches the speaker: it keeps what it announces and takes nothing new")
 	case s.Draining:
 		note(ReasonDraining, "speaker draining")
 	default:

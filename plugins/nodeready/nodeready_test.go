@@ -59,6 +59,12 @@ func TestFilter(t *testing.T) {
 		{name: "unreachable later than the snapshot: still a candidate", mutate: func(n *framework.NodeInfo) {
 			n.Speaker = &framework.SpeakerInfo{RenewTime: now, LeaseDuration: 15 * time.Second, Unreachable: now.Add(time.Second)}
 		}},
+		{name: "held by the fast path: not for a unit it does not announce", mutate: func(n *framework.NodeInfo) {
+			n.Speaker = &framework.SpeakerInfo{RenewTime: now, LeaseDuration: 15 * time.Second, Held: true}
+		}, wantReason: ReasonHeld, wantDetail: "keeps what it announces and takes nothing new"},
+		{name: "held by the fast path: a unit it announces", unit: &framework.Unit{IP: netip.MustParseAddr("192.0.2.10"), Mode: framework.ModeL2, AnnouncingNodes: []string{"n"}}, mutate: func(n *framework.NodeInfo) {
+			n.Speaker = &framework.SpeakerInfo{RenewTime: now, LeaseDuration: 15 * time.Second, Held: true}
+		}},
 		{name: "draining", mutate: func(n *framework.NodeInfo) { n.Speaker = draining }, wantReason: ReasonDraining},
 		{name: "cordoned excluded by default", mutate: func(n *framework.NodeInfo) { n.Unschedulable = true }, wantReason: ReasonCordoned},
 		{name: "cordoned allowed by args", args: &NodeReadyArgs{ExcludeCordoned: boolPtr(false)}, mutate: func(n *framework.NodeInfo) { n.Unschedulable = true }},

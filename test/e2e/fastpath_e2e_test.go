@@ -5,6 +5,7 @@ package e2e
 import (
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,6 +75,58 @@ func TestE2EFastPathBlocked(t *testing.T) {
 	unblock()
 	c.waitLog(owner, "Back on the fast path", "", 0, fastPathBound)
 	c.waitOneMACEach(p, ips, fastPathBound, "after "+owner+"'s fast path was unblocked")
+}
+
+// A node cut off from the API server only keeps its IPs: its heartbeat lapses, but the fast
+// path still reaches the same speaker process, so the others hold it alive for what it
+// announces, and nobody else answers, for four lease durations.
+func TestE2EFastPathHoldsAPIPartition(t *testing.T) {
+	const lease = 2 * time.Second
+	c := newCluster(t, clusterOptions{nodes: 3, leaseDuration: lease, fastPath: true})
+	c.createService(serviceOptions{name: "held"})
+	ip := c.waitIP("held")
+	owner := c.waitAnnouncer("held", firstOwner)
+	c.waitARPOwner(ip, owner, 10*time.Second)
+	c.waitFastPathJoined(fastPathBound)
+	ips := []netip.Addr{ip}
+	p := c.startReplyProbe(t, ips, 4*lease+3*fastPathBound)
+	defer p.stop()
+
+	h := c.lab.Nodes[c.nodeIndex(owner)]
+	rule := []string{"OUTPUT", "-p", "tcp", "-d", c.lab.Gateway.String(), "--dport", strconv.Itoa(c.env.Port), "-j", "DROP"}
+	h.Run(t, "iptables", append([]string{"-w", "-A"}, rule...)...)
+	start := time.Now()
+	for _, n := range c.nodes {
+		if n != owner {
+			c.waitLog(n, "Holding a speaker whose heartbeat lapsed", owner, 0, 2*lease+fastPathBound)
+		}
+	}
+	time.Sleep(time.Until(start.Add(4 * lease))) // bounded: the partition lasts four lease durations
+	h.Run(t, "iptables", append([]string{"-w", "-D"}, rule...)...)
+	end := time.Now()
+	if macs := p.macsWithin(ip, start, end); len(macs) != 1 || c.macOwner(macs[0]) != owner {
+		t.Fatalf("%s answered by %v while %s was cut off from the API server for %s, want %s's MAC alone",
+			ip, macs, owner, end.Sub(start).Round(time.Millisecond), owner)
+	}
+	c.waitOneMACEach(p, ips, fastPathBound, "after "+owner+"'s API partition")
+	if macs := p.recentMACs(ip, 300*time.Millisecond); c.macOwner(macs[0]) != owner {
+		t.Fatalf("%s moved to %s after %s's API partition ended", ip, c.macOwner(macs[0]), owner)
+	}
+	t.Logf("%s cut off from the API server for %s: %s answered by %s alone throughout", owner, end.Sub(start).Round(time.Millisecond), ip, owner)
+}
+
+// macsWithin lists the MACs that answered ip in [from, to].
+func (p *replyProbe) macsWithin(ip netip.Addr, from, to time.Time) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, r := range p.replies[ip] {
+		if !r.at.Before(from) && !r.at.After(to) {
+			out = append(out, r.mac)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // blockFastPath drops the fast path's traffic (UDP and TCP port 7946) into and out of h, and
