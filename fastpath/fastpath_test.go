@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/klog/v2"
+	"github.com/go-logr/logr"
 )
 
 var key = []byte("0123456789abcdef0123456789abcdef")
@@ -36,7 +36,7 @@ func freePort(t testing.TB) int {
 
 func start(t testing.TB, name string, secret []byte) *Detector {
 	t.Helper()
-	d, err := New(Config{Name: name, BindAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), SecretKey: secret, Logger: klog.Background()})
+	d, err := New(Config{Name: name, BindAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), SecretKey: secret, Logger: logr.Discard()})
 	if err != nil {
 		t.Fatalf("New(%s): %v", name, err)
 	}
@@ -110,7 +110,7 @@ func TestDetectsCrashAndReturn(t *testing.T) {
 		t.Errorf("a lost b too: %+v", r)
 	}
 
-	c2, err := New(Config{Name: "c", BindAddr: c.Address(), SecretKey: key, Logger: klog.Background()})
+	c2, err := New(Config{Name: "c", BindAddr: c.Address(), SecretKey: key, Logger: logr.Discard()})
 	if err != nil {
 		t.Fatalf("restart c: %v", err)
 	}
