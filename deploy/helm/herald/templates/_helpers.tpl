@@ -64,8 +64,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.speaker.enabled .Values.speaker.fastPath.enabled }}true{{ end -}}
 {{- end -}}
 
-{{- /* Where the speaker mounts the fast path's Secret: outside /etc/herald, the ConfigMap's
-read-only volume, where the runtime could not create a mount point. */ -}}
+{{- /* Where the speaker mounts the fast path's Secret: a directory of its own, not inside
+/etc/herald (the ConfigMap's volume), so that no volume is mounted inside another. */ -}}
 {{- define "herald.fastPath.dir" -}}
 /etc/herald-fast-path
 {{- end -}}
