@@ -125,6 +125,14 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			_ = srv.Shutdown(shutdownCtx)
 		}()
 	}
+	if opts.FastPathSecret != "" {
+		// Independent of everything below: the speakers need the Secret whether or not the
+		// CRDs are served or this replica leads.
+		secretCtx, stopSecret := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { keepFastPathSecret(secretCtx, client, opts.Namespace, opts.FastPathSecret) })
+		defer func() { stopSecret(); wg.Wait() }()
+	}
 	// Without the CRDs the informers would wait in cache sync forever, silently.
 	if err := metallb.CheckServed(ctx, client.Discovery(), "herald controller", informerResources); err != nil {
 		return err

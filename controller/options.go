@@ -53,6 +53,10 @@ type Options struct {
 	// MetricsBindAddress is the host:port serving /metrics, /healthz and /readyz; empty
 	// disables them.
 	MetricsBindAddress string
+	// FastPathSecret names the Secret in Namespace that holds the speakers' shared fast-path
+	// secret (key FastPathSecretKey): the controller creates it with random content when it
+	// is missing and never changes an existing one. Empty leaves Secrets alone.
+	FastPathSecret string
 
 	// listener, set by tests, replaces MetricsBindAddress with an open socket.
 	listener net.Listener
@@ -94,6 +98,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "requests per second to the API server")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "burst of requests to the API server")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "host:port serving /metrics, /healthz and /readyz; empty disables them")
+	fs.StringVar(&o.FastPathSecret, "fast-path-secret", o.FastPathSecret, "Secret in --namespace holding the speakers' fast-path secret (key \""+FastPathSecretKey+"\"), created with random content when missing and never overwritten; empty disables")
 }
 
 // configNamespace is where the IPAddressPools are read.
@@ -134,6 +139,11 @@ func (o *Options) Validate() error {
 	if o.MetricsBindAddress != "" {
 		if _, _, err := net.SplitHostPort(o.MetricsBindAddress); err != nil {
 			errs = append(errs, fmt.Errorf("--metrics-bind-address %q: want host:port: %w", o.MetricsBindAddress, err))
+		}
+	}
+	if o.FastPathSecret != "" {
+		for _, msg := range validation.IsDNS1123Subdomain(o.FastPathSecret) {
+			errs = append(errs, fmt.Errorf("--fast-path-secret %q: %s", o.FastPathSecret, msg))
 		}
 	}
 	return errors.Join(errs...)

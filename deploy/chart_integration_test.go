@@ -6,18 +6,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
 	"github.com/herald-lb/herald/config"
@@ -95,15 +100,24 @@ func TestIntegrationChartAppliesToTheAPIServer(t *testing.T) {
 		// secrets: the speaker may list Secrets in the configuration namespace (BGP passwords).
 		secrets bool
 		objects []string // kinds that must be rendered besides the defaults
+		// fastPath: the fast path's port, or 0 when it is off.
+		fastPath int32
 	}{
-		{name: "defaults", release: "herald", caps: []corev1.Capability{"NET_RAW"}, speakerV: "--v=0", controllerV: "--v=0", secrets: true},
+		{name: "defaults", release: "herald", caps: []corev1.Capability{"NET_RAW"}, speakerV: "--v=0", controllerV: "--v=0", secrets: true,
+			fastPath: 7946},
+		{name: "fast path off", release: "nofp", values: "speaker:\n  fastPath:\n    enabled: false\n", caps: []corev1.Capability{"NET_RAW"},
+			speakerV: "--v=0", controllerV: "--v=0", secrets: true},
+		{name: "fast path with a NetworkPolicy", release: "fp",
+			values:   "speaker:\n  fastPath:\n    port: 7950\n    secretName: fp-key\n    networkPolicy:\n      enabled: true\n",
+			caps:     []corev1.Capability{"NET_RAW"},
+			speakerV: "--v=0", controllerV: "--v=0", secrets: true, fastPath: 7950, objects: []string{"NetworkPolicy"}},
 		{name: "l2 only", release: "l2", values: "speaker:\n  announcers: [arp, ndp]\n", caps: []corev1.Capability{"NET_RAW"},
-			speakerV: "--v=0", controllerV: "--v=0"},
+			speakerV: "--v=0", controllerV: "--v=0", fastPath: 7946},
 		{name: "seed guide", release: "lb", values: seedGuideValues, ignoreExcludeLB: true,
-			caps: []corev1.Capability{"NET_RAW"}, tolerations: true, speakerV: "--v=4", controllerV: "--v=2", secrets: true},
+			caps: []corev1.Capability{"NET_RAW"}, tolerations: true, speakerV: "--v=4", controllerV: "--v=2", secrets: true, fastPath: 7946},
 		{name: "bgp only with a ServiceMonitor", release: "bgp",
 			values:   "speaker:\n  announcers: [bgp]\nmetrics:\n  serviceMonitor:\n    enabled: true\n",
-			speakerV: "--v=0", controllerV: "--v=0", secrets: true, objects: []string{"ServiceMonitor"}},
+			speakerV: "--v=0", controllerV: "--v=0", secrets: true, objects: []string{"ServiceMonitor"}, fastPath: 7946},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,6 +169,10 @@ func TestIntegrationChartAppliesToTheAPIServer(t *testing.T) {
 			}
 			if len(c.Profiles) != 2 || c.Profiles[1].LoadBalancerClass != "herald.dev/herald" {
 				t.Errorf("profiles %+v: want the default one and one for class herald.dev/herald", c.Profiles)
+			}
+			checkFastPath(t, objs, served, ctrl, c, tt.fastPath)
+			if np := find(objs, "NetworkPolicy"); len(np) == 1 {
+				checkFastPathPolicy(t, typed[networkingv1.NetworkPolicy](t, np[0]), served, tt.fastPath)
 			}
 		})
 	}
@@ -242,6 +260,106 @@ func grantsSecrets(t *testing.T, objs []*unstructured.Unstructured) bool {
 		}
 	}
 	return found
+}
+
+// checkFastPath checks the fast path as served (port > 0) or its absence (port 0): the
+// configuration file, the speaker's ports (UDP and TCP, the host's port too) and its `get` on
+// Nodes, and the controller's argument and its rules on Secrets. The controller may create
+// Secrets in the release namespace and get the fast path's one by name; it may do nothing else
+// with Secrets, anywhere.
+func checkFastPath(t *testing.T, objs []*unstructured.Unstructured, ds *appsv1.DaemonSet, dep *appsv1.Deployment, c *config.SpeakerConfiguration, port int32) {
+	t.Helper()
+	wantBind := fmt.Sprintf(":%d", port)
+	if port == 0 {
+		if c.FastPath.Enabled() {
+			t.Errorf("fastPath %+v in the configuration, want it off", c.FastPath)
+		}
+	} else if !c.FastPath.Enabled() || c.FastPath.BindAddress != wantBind || c.FastPath.ProbeInterval.Duration != 100*time.Millisecond {
+		t.Errorf("fastPath %+v, want a secret key file, bindAddress %s, probeInterval 100ms", c.FastPath, wantBind)
+	}
+	var got []string
+	for _, p := range ds.Spec.Template.Spec.Containers[0].Ports {
+		if strings.HasPrefix(p.Name, "fastpath") {
+			got = append(got, fmt.Sprintf("%s %d/%s host %d", p.Name, p.ContainerPort, p.Protocol, p.HostPort))
+		}
+	}
+	var want []string
+	if port != 0 {
+		want = []string{fmt.Sprintf("fastpath-udp %d/UDP host %d", port, port), fmt.Sprintf("fastpath-tcp %d/TCP host %d", port, port)}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the speaker's fast-path ports %v, want %v", got, want)
+	}
+	getsNodes := false
+	for _, g := range grantsFor(t, objs, ds.Namespace, ds.Spec.Template.Spec.ServiceAccountName) {
+		if slices.Contains(g.rule.Resources, "nodes") && slices.Contains(g.rule.Verbs, "get") {
+			getsNodes = true
+		}
+	}
+	if getsNodes != (port != 0) {
+		t.Errorf("the speaker may get Nodes: %v, want %v (only for the fast path's address)", getsNodes, port != 0)
+	}
+
+	var secret string
+	for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
+		if v, ok := strings.CutPrefix(a, "--fast-path-secret="); ok {
+			secret = v
+		}
+	}
+	if (secret != "") != (port != 0) {
+		t.Fatalf("the controller's --fast-path-secret is %q with the fast path on = %v", secret, port != 0)
+	}
+	var mounted bool
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		mounted = mounted || v.Secret != nil && v.Secret.SecretName == secret
+	}
+	if mounted != (port != 0) {
+		t.Errorf("the speaker mounts Secret %q: %v, want %v", secret, mounted, port != 0)
+	}
+	var create, get bool
+	for _, g := range grantsFor(t, objs, dep.Namespace, dep.Spec.Template.Spec.ServiceAccountName) {
+		if !slices.Contains(g.rule.Resources, "secrets") && !slices.Contains(g.rule.Resources, "*") {
+			continue
+		}
+		switch {
+		case g.namespace != dep.Namespace:
+			t.Errorf("%s grants the controller %v on Secrets in %q, want only the release namespace", g.role, g.rule.Verbs, g.namespace)
+		case slices.Equal(g.rule.Verbs, []string{"create"}) && len(g.rule.ResourceNames) == 0:
+			create = true
+		case slices.Equal(g.rule.Verbs, []string{"get"}) && slices.Equal(g.rule.ResourceNames, []string{secret}):
+			get = true
+		default:
+			t.Errorf("%s grants the controller %v on Secrets %v, want only create, and get on %q", g.role, g.rule.Verbs, g.rule.ResourceNames, secret)
+		}
+	}
+	if create != (port != 0) || get != (port != 0) {
+		t.Errorf("the controller may create Secrets: %v, get %q: %v; want both %v", create, secret, get, port != 0)
+	}
+}
+
+// checkFastPathPolicy checks the optional NetworkPolicy: it selects the speaker pods and admits
+// only the fast path's port, UDP and TCP, from them.
+func checkFastPathPolicy(t *testing.T, np *networkingv1.NetworkPolicy, ds *appsv1.DaemonSet, port int32) {
+	t.Helper()
+	speakers := ds.Spec.Template.Labels
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || !sel.Matches(labels.Set(speakers)) || np.Namespace != ds.Namespace {
+		t.Errorf("NetworkPolicy %s/%s selects %v, not the speakers (%v)", np.Namespace, np.Name, np.Spec.PodSelector, speakers)
+	}
+	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].From) != 1 || np.Spec.Ingress[0].From[0].PodSelector == nil {
+		t.Fatalf("NetworkPolicy ingress %+v, want one rule from the speaker pods", np.Spec.Ingress)
+	}
+	from, err := metav1.LabelSelectorAsSelector(np.Spec.Ingress[0].From[0].PodSelector)
+	if err != nil || !from.Matches(labels.Set(speakers)) || np.Spec.Ingress[0].From[0].NamespaceSelector != nil {
+		t.Errorf("NetworkPolicy admits %+v, want the speaker pods", np.Spec.Ingress[0].From[0])
+	}
+	var got []string
+	for _, p := range np.Spec.Ingress[0].Ports {
+		got = append(got, fmt.Sprintf("%s/%s", p.Port, *p.Protocol))
+	}
+	if want := []string{fmt.Sprintf("%d/UDP", port), fmt.Sprintf("%d/TCP", port)}; !slices.Equal(got, want) {
+		t.Errorf("NetworkPolicy ports %v, want %v", got, want)
+	}
 }
 
 // loadConfig loads a configuration file as `herald speaker --config` does.
@@ -368,5 +486,7 @@ func TestIntegrationHelmLintStrict(t *testing.T) {
 	run(t, helm, "lint", "--strict", "helm/herald")
 	run(t, helm, "lint", "--strict", "helm/herald", "--set", "metrics.serviceMonitor.enabled=true",
 		"--set", "metrics.dashboard.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
-		"--set", "speaker.announcers={arp,ndp,bgp}", "--set", "speaker.ignoreExcludeLB=true")
+		"--set", "speaker.announcers={arp,ndp,bgp}", "--set", "speaker.ignoreExcludeLB=true",
+		"--set", "speaker.fastPath.networkPolicy.enabled=true")
+	run(t, helm, "lint", "--strict", "helm/herald", "--set", "speaker.fastPath.enabled=false")
 }

@@ -276,6 +276,8 @@ func startRoles(t *testing.T, values string, setup func(*roles)) *roles {
 	// The speaker's token is bound to a pod on its node, as the kubelet's is: the chart's
 	// lease policy lets it write only that node's heartbeat.
 	createReadyNode(t, h.admin, h.node)
+	// The fast path advertises the node's InternalIP, read from the speaker's own Node.
+	setInternalIP(t, h.admin, h.node, "127.0.0.1")
 	ctrlCfg := h.ctrlRec.wrap(env.ServiceAccountConfig(t, ns, h.ctrlSA))
 	spkCfg := h.spkRec.wrap(env.ServiceAccountConfigOnNode(t, ns, h.spkSA, h.node))
 	waitAuthorized(t, ctrlCfg, ns)
@@ -284,6 +286,9 @@ func startRoles(t *testing.T, values string, setup func(*roles)) *roles {
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
+	// A failed check below must not leave the roles running for later tests; h.stop, set
+	// further down, also waits for them.
+	t.Cleanup(cancel)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	ctrlOpts := controllerOptions(t, dep.Spec.Template.Spec.Containers[0].Args)
@@ -293,6 +298,14 @@ func startRoles(t *testing.T, values string, setup func(*roles)) *roles {
 	spkChartAddr := loadConfig(t, typedOne[corev1.ConfigMap](t, h.objs, "ConfigMap").Data["config.yaml"]).MetricsBindAddress
 	spkOpts := speakerOptions(t, h.objs, ds.Spec.Template.Spec.Containers[0].Args, h.node, spkCfg, spkLive)
 	wg.Go(func() { errs <- roleErr("controller", controller.Run(runCtx, ctrlCfg, ctrlOpts)) })
+	if fp := &spkOpts.Config.FastPath; fp.Enabled() {
+		// The speaker listens on a free port here, on every address as in the chart (so it
+		// reads its Node for the address to advertise), and reads the Secret the controller
+		// created from a file, as the kubelet would mount it.
+		fp.SecretKeyFile = h.fastPathFile(ds, ctrlOpts.FastPathSecret, fp.SecretKeyFile)
+		_, port, _ := net.SplitHostPort(freeAddr(t))
+		fp.BindAddress = ":" + port
+	}
 	spkCtx := klog.NewContext(runCtx, testr.NewWithOptions(t, testr.Options{Verbosity: 4}))
 	wg.Go(func() { errs <- roleErr("speaker", speaker.Run(spkCtx, spkOpts)) })
 	// Wait until the speaker's heartbeat is written, and give its own informers a moment to
@@ -336,6 +349,74 @@ func startRoles(t *testing.T, values string, setup func(*roles)) *roles {
 		h.cleanup()
 	})
 	return h
+}
+
+// fastPathFile checks that the chart hands the controller's fast-path Secret to the speaker:
+// the controller's --fast-path-secret names the Secret the DaemonSet mounts, read-only, so
+// that the Secret's key is the speaker's fastPath.secretKeyFile. It waits until the
+// controller, running as its ServiceAccount, has created that Secret, checks that the
+// ServiceAccount owns it (so it goes with `helm uninstall`), and writes the key's content
+// to a file, as the kubelet would, for the speaker running here.
+func (h *roles) fastPathFile(ds *appsDaemonSet, secret, keyFile string) string {
+	t := h.t
+	t.Helper()
+	if secret == "" {
+		t.Fatal("the speaker runs the fast path, but the controller has no --fast-path-secret to create its Secret")
+	}
+	spec := ds.Spec.Template.Spec
+	var key string
+	for _, v := range spec.Volumes {
+		if v.Secret == nil || v.Secret.SecretName != secret {
+			continue
+		}
+		for _, m := range spec.Containers[0].VolumeMounts {
+			if m.Name != v.Name {
+				continue
+			}
+			if !m.ReadOnly {
+				t.Errorf("the fast path's Secret is mounted writable at %s", m.MountPath)
+			}
+			for _, it := range v.Secret.Items {
+				if filepath.Join(m.MountPath, it.Path) == keyFile {
+					key = it.Key
+				}
+			}
+		}
+		if v.Secret.Optional != nil && *v.Secret.Optional {
+			t.Error("the fast path's Secret is optional: a speaker would start without it and fail")
+		}
+	}
+	if key != controller.FastPathSecretKey {
+		t.Fatalf("fastPath.secretKeyFile %s is not key %q of Secret %s mounted in the speaker (found key %q)", keyFile, controller.FastPathSecretKey, secret, key)
+	}
+	var s *corev1.Secret
+	waitFor(t, "the controller to create the fast path's Secret "+secret, func() (string, bool) {
+		var err error
+		s, err = h.admin.CoreV1().Secrets(h.ns).Get(context.Background(), secret, metav1.GetOptions{})
+		return fmt.Sprint(err), err == nil
+	})
+	if len(s.OwnerReferences) != 1 || s.OwnerReferences[0].Kind != "ServiceAccount" || s.OwnerReferences[0].Name != h.ctrlSA {
+		t.Errorf("the fast path's Secret is owned by %+v, want the controller's ServiceAccount %s", s.OwnerReferences, h.ctrlSA)
+	}
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, s.Data[key], 0o400); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// setInternalIP gives the node an InternalIP address.
+func setInternalIP(t *testing.T, client kubernetes.Interface, name, ip string) {
+	t.Helper()
+	ctx := context.Background()
+	n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}
+	if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // cleanup deletes what the test created, so that later tests on the same API server (the
@@ -730,10 +811,12 @@ func typedOne[T any](t *testing.T, objs []*unstructured.Unstructured, kind strin
 }
 
 // TestIntegrationSpeakerAccountIsRefused checks what the speaker's ServiceAccount must not
-// do, with and without the bgp announcer: get a Secret anywhere or list Secrets outside its
-// namespace (and, without bgp, inside it too), or change a Service (spec, metadata or
-// status) or a Node. The controller's account may not read Secrets, replace a Service or
-// touch another Lease.
+// do, with and without the bgp announcer: get a Secret anywhere (the fast path's included:
+// the kubelet mounts it) or list Secrets outside its namespace (and, without bgp, inside it
+// too), create or change a Secret, or change a Service (spec, metadata or status) or a Node.
+// The controller's account may create Secrets in its namespace and read the fast path's one
+// by name, and nothing more: no other Secret, no list, update or delete, nothing elsewhere;
+// nor may it replace a Service or touch another Lease.
 func TestIntegrationSpeakerAccountIsRefused(t *testing.T) {
 	t.Run("l2", func(t *testing.T) { checkRefusals(t, "refuse", "speaker:\n  announcers: [arp, ndp]\n", false) })
 	// With the bgp announcer (the default) the speaker may list Secrets, in its own namespace only.
@@ -761,7 +844,17 @@ func checkRefusals(t *testing.T, release, values string, bgp bool) {
 	// Later tests run a controller, which would give this Service an address.
 	t.Cleanup(func() { _ = admin.CoreV1().Services(other).Delete(context.Background(), "web", metav1.DeleteOptions{}) })
 	spkSA := typedOne[appsDaemonSet](t, objs, "DaemonSet").Spec.Template.Spec.ServiceAccountName
-	ctrlSA := typedOne[appsDeployment](t, objs, "Deployment").Spec.Template.Spec.ServiceAccountName
+	dep := typedOne[appsDeployment](t, objs, "Deployment")
+	ctrlSA := dep.Spec.Template.Spec.ServiceAccountName
+	fastPath := controllerOptions(t, dep.Spec.Template.Spec.Containers[0].Args).FastPathSecret
+	if fastPath == "" {
+		t.Fatal("the chart's defaults give the controller no --fast-path-secret")
+	}
+	fpSecret, err := admin.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fastPath},
+		StringData: map[string]string{controller.FastPathSecretKey: "0123456789abcdef0123456789abcdef"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	speakerClient := kubernetes.NewForConfigOrDie(env.ServiceAccountConfig(t, ns, spkSA))
 	speakerMetalLB := metallbclient.NewForConfigOrDie(env.ServiceAccountConfig(t, ns, spkSA))
 	ctrlClient := kubernetes.NewForConfigOrDie(env.ServiceAccountConfig(t, ns, ctrlSA))
@@ -781,6 +874,18 @@ func checkRefusals(t *testing.T, release, values string, bgp bool) {
 	}{
 		{"speaker gets a Secret in its namespace", func() error {
 			_, err := speakerClient.CoreV1().Secrets(ns).Get(ctx, "bgp-password", metav1.GetOptions{})
+			return err
+		}},
+		{"speaker gets the fast path's Secret", func() error {
+			_, err := speakerClient.CoreV1().Secrets(ns).Get(ctx, fastPath, metav1.GetOptions{})
+			return err
+		}},
+		{"speaker creates a Secret", func() error {
+			_, err := speakerClient.CoreV1().Secrets(ns).Create(ctx, newSecret("from-the-speaker"), metav1.CreateOptions{})
+			return err
+		}},
+		{"speaker updates the fast path's Secret", func() error {
+			_, err := speakerClient.CoreV1().Secrets(ns).Update(ctx, fpSecret, metav1.UpdateOptions{})
 			return err
 		}},
 		{"speaker gets a Secret in another namespace", func() error {
@@ -826,6 +931,36 @@ func checkRefusals(t *testing.T, release, values string, bgp bool) {
 			_, err := ctrlClient.CoreV1().Secrets(ns).Get(ctx, "bgp-password", metav1.GetOptions{})
 			return err
 		}},
+		{"controller lists Secrets in its namespace", func() error {
+			_, err := ctrlClient.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{"controller watches the fast path's Secret", func() error {
+			w, err := ctrlClient.CoreV1().Secrets(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + fastPath})
+			if err == nil {
+				w.Stop()
+			}
+			return err
+		}},
+		{"controller updates the fast path's Secret", func() error {
+			_, err := ctrlClient.CoreV1().Secrets(ns).Update(ctx, fpSecret, metav1.UpdateOptions{})
+			return err
+		}},
+		{"controller deletes the fast path's Secret", func() error {
+			return ctrlClient.CoreV1().Secrets(ns).Delete(ctx, fastPath, metav1.DeleteOptions{})
+		}},
+		{"controller gets a Secret in another namespace", func() error {
+			_, err := ctrlClient.CoreV1().Secrets(other).Get(ctx, "bgp-password", metav1.GetOptions{})
+			return err
+		}},
+		{"controller gets the fast path's Secret's name in another namespace", func() error {
+			_, err := ctrlClient.CoreV1().Secrets(other).Get(ctx, fastPath, metav1.GetOptions{})
+			return err
+		}},
+		{"controller creates a Secret in another namespace", func() error {
+			_, err := ctrlClient.CoreV1().Secrets(other).Create(ctx, newSecret("from-the-controller"), metav1.CreateOptions{})
+			return err
+		}},
 		{"controller updates a Service (not only its status)", func() error {
 			_, err := ctrlClient.CoreV1().Services(other).Update(ctx, changed, metav1.UpdateOptions{})
 			return err
@@ -847,6 +982,13 @@ func checkRefusals(t *testing.T, release, values string, bgp bool) {
 	if !bgp && !apierrors.IsForbidden(err) {
 		t.Errorf("speaker without the bgp announcer lists Secrets in its namespace: got %v, want Forbidden", err)
 	}
+	// What the controller needs: create the fast path's Secret, and read it by name.
+	if _, err := ctrlClient.CoreV1().Secrets(ns).Get(ctx, fastPath, metav1.GetOptions{}); err != nil {
+		t.Errorf("controller gets the fast path's Secret: %v", err)
+	}
+	if _, err := ctrlClient.CoreV1().Secrets(ns).Create(ctx, newSecret(fastPath+"-new"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("controller creates a Secret in its namespace: %v", err)
+	}
 	// And the speaker may read what it needs, there.
 	if _, err := speakerClient.DiscoveryV1().EndpointSlices(other).List(ctx, metav1.ListOptions{}); err != nil {
 		t.Errorf("speaker lists EndpointSlices: %v", err)
@@ -854,6 +996,10 @@ func checkRefusals(t *testing.T, release, values string, bgp bool) {
 	if slices.Contains([]string{spkSA}, ctrlSA) {
 		t.Error("the controller and the speaker share a ServiceAccount")
 	}
+}
+
+func newSecret(name string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: map[string]string{"secret": "x"}}
 }
 
 // explain runs `herald explain` in process and returns its output, for failure messages.

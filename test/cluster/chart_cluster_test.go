@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-lb/herald/heartbeat"
 )
 
 // capNetRaw is CAP_NET_RAW's bit: the one capability the chart grants the speaker.
@@ -25,13 +29,15 @@ const capNetRaw = 1 << 13
 // TestClusterHelmChart installs the chart on a real two-node cluster with the locally built
 // image and checks what only kubelets can show: the pods start and become Ready, a
 // LoadBalancer Service gets an address that answers ARP from the node its ServiceL2Status
-// names, curl reaches a pod through kube-proxy, and the speaker runs with nothing but the
-// capabilities the chart grants.
+// names, curl reaches a pod through kube-proxy, the speakers run the fast path (on by default:
+// the controller created its Secret, the kubelets mounted it), and the speaker runs with
+// nothing but the capabilities the chart grants.
 func TestClusterHelmChart(t *testing.T) {
 	e := newEnv(t, 2)
 	began := time.Now()
 	e.helmInstall()
 	t.Logf("helm install --wait: %s", time.Since(began).Round(100*time.Millisecond))
+	e.checkFastPath()
 	e.createPool("default", "192.0.2.100-192.0.2.110")
 	ip := e.deployEcho("demo", "echo", 2)
 	t.Logf("Service demo/echo got %s", ip)
@@ -59,6 +65,42 @@ func TestClusterHelmChart(t *testing.T) {
 	e.checkDiagMissingSpeaker()
 	e.helmUninstall()
 	e.kustomizeInstall(ip)
+}
+
+// checkFastPath: every speaker publishes in its heartbeat the fast path it listens on, at its
+// node's InternalIP and the chart's port: it read the controller's Secret from the volume the
+// kubelet mounted and its own Node's address.
+func (e *env) checkFastPath() {
+	e.t.Helper()
+	ctx := context.Background()
+	e.eventually(time.Minute, "every speaker's heartbeat to advertise its fast path", func() (bool, string) {
+		var got []string
+		ok := true
+		for _, n := range e.c.Nodes {
+			node, err := e.c.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			var want string
+			for _, a := range node.Status.Addresses {
+				if a.Type == corev1.NodeInternalIP {
+					want = net.JoinHostPort(a.Address, "7946")
+				}
+			}
+			l, err := e.c.Client.CoordinationV1().Leases(heraldNS).Get(ctx, heartbeat.LeaseName(n.Name), metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			addr := l.Annotations[heartbeat.AnnotationFastPath]
+			ok = ok && want != "" && addr == want
+			got = append(got, fmt.Sprintf("%s: %q (InternalIP:port %q)", n.Name, addr, want))
+		}
+		return ok, strings.Join(got, ", ")
+	})
+	if _, err := e.c.Client.CoreV1().Secrets(heraldNS).Get(ctx, "herald-fast-path", metav1.GetOptions{}); err != nil {
+		e.t.Errorf("the fast path's Secret: %v", err)
+	}
+	e.t.Logf("every speaker advertises its fast path at its InternalIP:7946")
 }
 
 // kustomizeInstall applies the plain manifests (kubectl apply -k deploy/kustomize) on the
@@ -296,6 +338,10 @@ func (e *env) helmUninstall() {
 			for _, x := range l.Items {
 				left = append(left, "lease/"+x.Name)
 			}
+		}
+		// The fast path's Secret, which the controller created, goes with its ServiceAccount.
+		if _, err := cs.CoreV1().Secrets(heraldNS).Get(ctx, "herald-fast-path", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			left = append(left, fmt.Sprintf("secret/herald-fast-path (%v)", err))
 		}
 		if l, err := e.mlb.MetallbV1beta1().ServiceL2Statuses(heraldNS).List(ctx, metav1.ListOptions{}); err == nil {
 			for _, x := range l.Items {

@@ -79,6 +79,7 @@ func TestE2EMigrationFromMetalLBInItsNamespace(t *testing.T) {
 
 	// Herald as the chart renders it for release namespace metallb-system.
 	ctrlArgs, speakerConfig := renderChart(t, metallbNamespace)
+	speakerConfig = c.labFastPath(t, speakerConfig)
 	if !slices.Contains(ctrlArgs, "--config-namespace="+metallbNamespace) {
 		t.Fatalf("the chart's controller arguments %v do not read the configuration from %s", ctrlArgs, metallbNamespace)
 	}
@@ -332,6 +333,23 @@ func renderChart(t *testing.T, ns string, values ...string) ([]string, string) {
 	return ctrlArgs, speakerConfig
 }
 
+// labFastPath points the chart's fastPath.secretKeyFile (the controller's Secret, which the
+// kubelet would mount) at a file of this test's (fastPathConfig, which also gives the nodes the
+// InternalIPs the speakers advertise their fast path at). The chart runs the fast path by
+// default; its bind address and probe interval stay the chart's.
+func (c *cluster) labFastPath(t *testing.T, speakerConfig string) string {
+	t.Helper()
+	const mounted = "secretKeyFile: /etc/herald-fast-path/secret"
+	if !strings.Contains(speakerConfig, mounted) {
+		t.Fatalf("the chart's speaker configuration has no %q:\n%s", mounted, speakerConfig)
+	}
+	file, ok := strings.CutPrefix(strings.TrimSpace(c.fastPathConfig(t)), "fastPath:\n  secretKeyFile: ")
+	if !ok {
+		t.Fatal("fastPathConfig no longer returns only a secretKeyFile")
+	}
+	return strings.Replace(speakerConfig, mounted, "secretKeyFile: "+file, 1)
+}
+
 // migrationReport mirrors `herald migrate check -o json`.
 type migrationReport struct {
 	Namespace       string        `json:"namespace"`
@@ -424,6 +442,7 @@ func TestE2EMigrationHeraldInItsOwnNamespace(t *testing.T) {
 	}
 
 	ctrlArgs, speakerConfig := renderChart(t, heraldNS)
+	speakerConfig = c.labFastPath(t, speakerConfig)
 	if slices.ContainsFunc(ctrlArgs, func(a string) bool { return strings.Contains(a, metallbNamespace) }) {
 		t.Fatalf("the chart's controller arguments %v for release namespace %s mention %s", ctrlArgs, heraldNS, metallbNamespace)
 	}

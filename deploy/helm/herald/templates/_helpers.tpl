@@ -54,6 +54,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if kindIs "invalid" $role.logLevel -}}{{ .root.Values.logLevel }}{{- else -}}{{ $role.logLevel }}{{- end -}}
 {{- end -}}
 
+{{- /* The Secret holding the speakers' fast-path secret, which the controller creates. */ -}}
+{{- define "herald.fastPath.secretName" -}}
+{{- .Values.speaker.fastPath.secretName | default (printf "%s-fast-path" (include "herald.fullname" .)) -}}
+{{- end -}}
+
+{{- /* Whether the speakers run the fast path. */ -}}
+{{- define "herald.fastPath.enabled" -}}
+{{- if and .Values.speaker.enabled .Values.speaker.fastPath.enabled }}true{{ end -}}
+{{- end -}}
+
+{{- /* Where the speaker mounts the fast path's Secret: a directory of its own, not inside
+/etc/herald (the ConfigMap's volume), so that no volume is mounted inside another. */ -}}
+{{- define "herald.fastPath.dir" -}}
+/etc/herald-fast-path
+{{- end -}}
+
 {{- /* The one namespace Herald reads its metallb.io configuration from. */ -}}
 {{- define "herald.configNamespace" -}}
 {{- .Values.configNamespace | default .Release.Namespace -}}
