@@ -30,8 +30,11 @@ with an Event and the herald.dev/AddressAllocated status condition. It serves /m
 			if err != nil {
 				return err
 			}
-			tuneMemory(klog.Background().WithName("controller"), 0)
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			// Every line of the role names it, as the speaker's do (kube's idiom: the logger
+			// travels in the context, klog.FromContext reads it).
+			logger := klog.LoggerWithName(klog.Background(), "controller")
+			tuneMemory(logger, 0)
+			ctx, stop := signal.NotifyContext(klog.NewContext(cmd.Context(), logger), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return controller.Run(ctx, cfg, opts)
 		},
