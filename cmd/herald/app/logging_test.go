@@ -111,9 +111,10 @@ func TestLoggingFormatJSON(t *testing.T) {
 		Msg     string  `json:"msg"`
 		V       float64 `json:"v"`
 		Address string  `json:"address"`
+		Logger  string  `json:"logger"`
 	}
 	_ = json.Unmarshal([]byte(lines[len(lines)-1]), &last)
-	if last.Msg != "Serving metrics and health" || !strings.HasPrefix(last.Address, "127.0.0.1:") || last.V != 0 {
+	if last.Msg != "Serving metrics and health" || !strings.HasPrefix(last.Address, "127.0.0.1:") || last.V != 0 || last.Logger != "controller" {
 		t.Errorf("line = %s; want the metrics address as a structured field", lines[len(lines)-1])
 	}
 	// -v 2 took effect: client-go's verbosity-1 start-up lines are there.
@@ -133,8 +134,8 @@ func TestLoggingFormatTextIsDefault(t *testing.T) {
 			t.Errorf("default format line = %q, want klog text", l)
 		}
 	}
-	if l := lines[len(lines)-1]; !strings.Contains(l, `"Serving metrics and health" address="127.0.0.1:`) {
-		t.Errorf("line = %q, want the message quoted and the address as key=value", l)
+	if l := lines[len(lines)-1]; !strings.Contains(l, `"Serving metrics and health" logger="controller" address="127.0.0.1:`) {
+		t.Errorf("line = %q, want the message quoted, the role's logger named and the address as key=value", l)
 	}
 	// At the default verbosity client-go's verbosity-1 start-up lines are not logged.
 	if len(lines) != 1 {
