@@ -172,12 +172,15 @@ func (s *Speaker) fastNodes(view *framework.Snapshot) *framework.Snapshot {
 // operator must be able to find.
 func (s *Speaker) noteCut(ctx context.Context, nodes []*framework.NodeInfo, now time.Time) {
 	var cut string
-	held := map[string]bool{}
+	var held map[string]bool // nil, as it nearly always is, allocates nothing per pass
 	for _, n := range nodes {
 		if n.Name == s.o.NodeName && n.Speaker != nil && !n.Speaker.Unreachable.IsZero() && !now.Before(n.Speaker.Unreachable) {
 			cut = n.Speaker.UnreachableWhy
 		}
 		if n.Speaker != nil && n.Speaker.Held {
+			if held == nil {
+				held = map[string]bool{}
+			}
 			held[n.Name] = true
 		}
 	}
