@@ -108,21 +108,29 @@ func (x *index) kubeVIP(w workload) (Finding, bool) {
 // metalLB reports a MetalLB controller or speaker: it reads the same metallb.io resources
 // and would allocate and announce the same addresses.
 func (x *index) metalLB(w workload) (Finding, bool) {
-	what := ""
+	what, speaker := "", false
 	if w.labels["app.kubernetes.io/name"] == "metallb" || w.labels["app"] == "metallb" {
 		what = "labels " + fmt.Sprint(w.labels)
+		speaker = w.labels["app.kubernetes.io/component"] == "speaker" || w.labels["component"] == "speaker"
 	}
 	for _, c := range w.spec.Containers {
 		if strings.Contains(c.Image, "metallb/controller") || strings.Contains(c.Image, "metallb/speaker") {
 			what = "image " + c.Image
+			speaker = speaker || strings.Contains(c.Image, "metallb/speaker")
 		}
 	}
 	if what == "" {
 		return Finding{}, false
 	}
+	// MetalLB's speakers hold memberlist's port on every node, the default of Herald's fast
+	// path: side by side, one of the two cannot bind it.
+	port := ""
+	if speaker {
+		port = "; its speakers hold port 7946 (memberlist) on every node, Herald's fast-path default: until MetalLB is gone, run Herald's on another (chart: speaker.fastPath.port=7947, docs/migration.md)"
+	}
 	return finding("conflict.metallb", Critical, w.ref,
 		"uninstall MetalLB (helm uninstall metallb -n metallb-system) once Herald serves the Services; keep the metallb.io CRDs and resources, Herald reads them",
-		"%s is MetalLB (%s): it allocates and announces from the same metallb.io pools as Herald, so both claim the same Services and IPs", w.ref, what), true
+		"%s is MetalLB (%s): it allocates and announces from the same metallb.io pools as Herald, so both claim the same Services and IPs%s", w.ref, what, port), true
 }
 
 // foreignIPs reports Services Herald does not own whose addresses lie in Herald's pools:

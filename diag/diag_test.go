@@ -453,6 +453,15 @@ func TestChecks(t *testing.T) {
 			want: []string{"critical conflict.metallb Deployment/metallb-system/controller"},
 		},
 		{
+			name: "MetalLB speakers still installed: the fast path's port is taken",
+			mutate: func(c *Cluster) {
+				c.DaemonSets = []appsv1.DaemonSet{daemonSet("metallb-system", "speaker", corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{Name: "speaker", Image: "quay.io/metallb/speaker:v0.14.9"}}}})}
+			},
+			want:      []string{"critical conflict.metallb DaemonSet/metallb-system/speaker"},
+			inMessage: "port 7946",
+		},
+		{
 			name: "Service of another class holds an address of our pool",
 			mutate: func(c *Cluster) {
 				s := service("other", "192.0.2.11")
