@@ -70,8 +70,6 @@ type Detector struct {
 	onChange  func()
 	logger    klog.Logger
 
-	id string
-
 	mu    sync.Mutex
 	reach map[string]liveness.Reach
 	// addrs is each known node's fast-path address, to avoid rejoining reachable nodes.
@@ -99,7 +97,7 @@ func New(c Config) (*Detector, error) {
 	if err != nil || adHost == "0.0.0.0" || adHost == "::" || adHost == "" {
 		return nil, fmt.Errorf("fast path: advertise address %q: must name the address other nodes reach this one at", advertise)
 	}
-	d := &Detector{self: c.Name, advertise: net.JoinHostPort(adHost, strconv.Itoa(adPort)), onChange: c.OnChange, logger: c.Logger, id: c.ID,
+	d := &Detector{self: c.Name, advertise: net.JoinHostPort(adHost, strconv.Itoa(adPort)), onChange: c.OnChange, logger: c.Logger,
 		reach: map[string]liveness.Reach{}, addrs: map[string]string{}}
 	mc := memberlistConfig(c, host, port, adHost, adPort)
 	mc.Events = d
@@ -165,9 +163,13 @@ func (d *Detector) Address() string { return d.advertise }
 
 // Join joins the nodes at addrs (node name to fast-path address) that are not reachable on the
 // fast path already, as after a partition healed or a speaker restarted: memberlist forgets
-// dead nodes and never looks for them again by itself. It returns the first error, if any.
+// dead nodes and never looks for them again by itself. A node this one has never reached and
+// cannot join counts as unreachable from then on: a speaker that starts while another is cut
+// off must not take that one for alive while every other speaker has lost it (sim: the fast
+// path's set with clock skew, seed 99: a restarted node left an IP unanswered 2.9 s). Each
+// address is tried on its own, side by side; it returns the errors joined.
 func (d *Detector) Join(addrs map[string]string) error {
-	var want []string
+	want := map[string]string{}
 	d.mu.Lock()
 	for name, addr := range addrs {
 		if name == d.self || addr == "" {
@@ -176,14 +178,40 @@ func (d *Detector) Join(addrs map[string]string) error {
 		if r, ok := d.reach[name]; ok && r.Reachable && d.addrs[name] == addr {
 			continue
 		}
-		want = append(want, addr)
+		want[name] = addr
 	}
 	d.mu.Unlock()
-	if len(want) == 0 {
-		return nil
+	errs := make([]error, 0, len(want))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, addr := range want {
+		wg.Go(func() {
+			if _, err := d.list.Join([]string{addr}); err != nil {
+				d.joinFailed(name)
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s at %s: %w", name, addr, err))
+				mu.Unlock()
+			}
+		})
 	}
-	_, err := d.list.Join(want)
-	return err
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// joinFailed records a node this one could not join: unreachable, if it never reached it.
+func (d *Detector) joinFailed(name string) {
+	d.mu.Lock()
+	_, known := d.reach[name]
+	if !known {
+		d.reach[name] = liveness.Reach{Since: time.Now()}
+	}
+	d.mu.Unlock()
+	if !known {
+		d.logger.Info("Speaker unreachable on the fast path: joining it failed", "peer", name)
+		if d.onChange != nil {
+			d.onChange()
+		}
+	}
 }
 
 // View returns what the fast path knows of the other nodes: whether each is reachable, and

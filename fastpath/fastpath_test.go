@@ -213,3 +213,25 @@ func BenchmarkDetection(b *testing.B) {
 	b.ReportMetric(float64(took[(len(took)*99)/100].Milliseconds()), "p99-ms")
 	b.ReportMetric(float64(took[len(took)-1].Milliseconds()), "max-ms")
 }
+
+// A node this one cannot join, and never reached, counts as unreachable; once it runs and
+// joins it is reachable.
+func TestJoinFailureMarksUnreachable(t *testing.T) {
+	a := start(t, "a", key)
+	ghost := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	if err := a.Join(map[string]string{"ghost": ghost}); err == nil || !strings.Contains(err.Error(), "ghost") {
+		t.Fatalf("Join of a node that is not there = %v, want an error naming it", err)
+	}
+	if r, known := a.View()["ghost"]; !known || r.Reachable {
+		t.Fatalf("view of ghost = %+v (known %v), want unreachable", r, known)
+	}
+	g, err := New(Config{Name: "ghost", BindAddr: ghost, SecretKey: key, Logger: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Stop() })
+	if err := a.Join(map[string]string{"ghost": ghost}); err != nil {
+		t.Fatalf("Join once it runs: %v", err)
+	}
+	waitView(t, a, "ghost reachable", reaches("ghost"))
+}

@@ -237,6 +237,23 @@ func (w *world) stepFastPath() {
 				s.dirty = true
 			}
 		}
+		w.joinFailed(i, s)
+	}
+}
+
+// joinFailed marks, when a restarted speaker's first joins have had their time (FastJoin),
+// the nodes it could not join as unreachable (fastpath.Detector.Join).
+func (w *world) joinFailed(i int, s *speaker) {
+	if s.joinDue == 0 || w.t < s.joinDue {
+		return
+	}
+	s.joinDue = 0
+	for j, o := range w.speakers {
+		if _, known := s.fast[o.name]; i == j || known || w.fast[i][j].up {
+			continue
+		}
+		s.fast[o.name] = liveness.Reach{Since: s.now()}
+		s.dirty = true
 	}
 }
 

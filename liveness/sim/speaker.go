@@ -67,6 +67,8 @@ type speaker struct {
 	// the process's fast-path ID, new on every start.
 	fast   map[string]liveness.Reach
 	procID string
+	// joinDue is when a restarted speaker's joins have all answered or failed (0: done).
+	joinDue time.Duration
 }
 
 // renewal is a Lease write on its way: it completes (or fails) at done.
@@ -84,6 +86,9 @@ func (s *speaker) start() error {
 	s.up, s.cursor, s.inflight, s.dirty, s.frozen = true, 0, nil, false, false
 	s.warm, s.syncedAt = false, s.now()
 	s.procID = processID(s.name, s.w.t)
+	if s.fast != nil && s.w.t > 0 {
+		s.joinDue = s.w.t + s.w.cfg.FastJoin
+	}
 	s.recheck, s.checked, s.expAt = 0, time.Time{}, time.Time{}
 	s.renewals = liveness.Renewals{Duration: s.w.cfg.LeaseDuration, Interval: s.w.cfg.RenewInterval}
 	s.announced, s.winner = map[netip.Addr]bool{}, map[netip.Addr]string{}
