@@ -39,28 +39,9 @@ func (l *logLines) all() []string {
 
 // startLogged runs a controller like fixture.start, logging into the returned lines.
 func (f *fixture) startLogged(identity string, mutate func(*Options)) (*logLines, func()) {
-	o := f.options(identity)
-	mutate(&o)
 	logs := &logLines{}
-	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), funcr.New(logs.add, funcr.Options{Verbosity: 2})))
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, f.env.AdminConfig(), o) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					f.t.Errorf("controller %s: Run: %v", identity, err)
-				}
-			case <-time.After(30 * time.Second):
-				f.t.Errorf("controller %s did not stop", identity)
-			}
-		})
-	}
-	f.t.Cleanup(stop)
-	return logs, stop
+	ctx := klog.NewContext(context.Background(), funcr.New(logs.add, funcr.Options{Verbosity: 2}))
+	return logs, f.run(ctx, identity, nil, mutate)
 }
 
 // quickFastPathSecretRetries shortens the controller's re-check and retry intervals for one test.

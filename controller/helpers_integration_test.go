@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,6 +66,11 @@ func (f *fixture) options(identity string) Options {
 
 // start runs a controller in-process; the returned stop cancels it and waits for Run to return.
 func (f *fixture) start(identity string, cfg *rest.Config, mutate ...func(*Options)) (stop func()) {
+	return f.run(context.Background(), identity, cfg, mutate...)
+}
+
+// run is start with ctx (its logger) as the parent of the controller's context.
+func (f *fixture) run(parent context.Context, identity string, cfg *rest.Config, mutate ...func(*Options)) (stop func()) {
 	o := f.options(identity)
 	for _, m := range mutate {
 		m(&o)
@@ -72,24 +78,22 @@ func (f *fixture) start(identity string, cfg *rest.Config, mutate ...func(*Optio
 	if cfg == nil {
 		cfg = f.env.AdminConfig()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, o) }()
-	stopped := false
+	var once sync.Once
 	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				f.t.Errorf("controller %s: Run: %v", identity, err)
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					f.t.Errorf("controller %s: Run: %v", identity, err)
+				}
+			case <-time.After(30 * time.Second):
+				f.t.Errorf("controller %s did not stop", identity)
 			}
-		case <-time.After(30 * time.Second):
-			f.t.Errorf("controller %s did not stop", identity)
-		}
+		})
 	}
 	f.t.Cleanup(stop)
 	return stop

@@ -28,12 +28,7 @@ const (
 // A crashed speaker's IP moves by the fast path, long before its heartbeat lapses; when it
 // comes back it joins the fast path again and is a candidate once more.
 func TestE2EFastPathFailover(t *testing.T) {
-	c := newCluster(t, clusterOptions{nodes: 3, leaseDuration: fastPathLease, fastPath: true})
-	c.createService(serviceOptions{name: "fast"})
-	ip := c.waitIP("fast")
-	owner := c.waitAnnouncer("fast", firstOwner)
-	c.waitARPOwner(ip, owner, 10*time.Second)
-	c.waitFastPathJoined(fastPathBound)
+	c, ip, owner := fastPathCluster(t, fastPathLease, "fast")
 
 	c.speaker(owner).Kill()
 	next, took := c.waitMoved(ip, owner, fastPathBound)
@@ -50,12 +45,7 @@ func TestE2EFastPathFailover(t *testing.T) {
 // for gone by the others, who take its IPs; it counts itself on the smaller side and
 // withdraws, so exactly one MAC answers. When the block is lifted it comes back.
 func TestE2EFastPathBlocked(t *testing.T) {
-	c := newCluster(t, clusterOptions{nodes: 3, leaseDuration: fastPathLease, fastPath: true})
-	c.createService(serviceOptions{name: "cut"})
-	ip := c.waitIP("cut")
-	owner := c.waitAnnouncer("cut", firstOwner)
-	c.waitARPOwner(ip, owner, 10*time.Second)
-	c.waitFastPathJoined(fastPathBound)
+	c, ip, owner := fastPathCluster(t, fastPathLease, "cut")
 	ips := []netip.Addr{ip}
 	p := c.startReplyProbe(t, ips, 3*fastPathBound+10*time.Second)
 	defer p.stop()
@@ -82,12 +72,7 @@ func TestE2EFastPathBlocked(t *testing.T) {
 // announces, and nobody else answers, for four lease durations.
 func TestE2EFastPathHoldsAPIPartition(t *testing.T) {
 	const lease = 2 * time.Second
-	c := newCluster(t, clusterOptions{nodes: 3, leaseDuration: lease, fastPath: true})
-	c.createService(serviceOptions{name: "held"})
-	ip := c.waitIP("held")
-	owner := c.waitAnnouncer("held", firstOwner)
-	c.waitARPOwner(ip, owner, 10*time.Second)
-	c.waitFastPathJoined(fastPathBound)
+	c, ip, owner := fastPathCluster(t, lease, "held")
 	ips := []netip.Addr{ip}
 	p := c.startReplyProbe(t, ips, 4*lease+3*fastPathBound)
 	defer p.stop()
@@ -127,6 +112,19 @@ func (p *replyProbe) macsWithin(ip netip.Addr, from, to time.Time) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// fastPathCluster runs three speakers with the fast path and the given heartbeat lease, and a
+// Service whose IP one of them answers once every speaker reaches the others.
+func fastPathCluster(t *testing.T, lease time.Duration, svc string) (*cluster, netip.Addr, string) {
+	t.Helper()
+	c := newCluster(t, clusterOptions{nodes: 3, leaseDuration: lease, fastPath: true})
+	c.createService(serviceOptions{name: svc})
+	ip := c.waitIP(svc)
+	owner := c.waitAnnouncer(svc, firstOwner)
+	c.waitARPOwner(ip, owner, 10*time.Second)
+	c.waitFastPathJoined(fastPathBound)
+	return c, ip, owner
 }
 
 // blockFastPath drops the fast path's traffic (UDP and TCP port 7946) into and out of h, and
